@@ -1,0 +1,5 @@
+import sys
+
+from onnxparity.cli import main
+
+sys.exit(main())

@@ -1,0 +1,55 @@
+"""The ``onnxparity`` command line: a thin layer that parses arguments and calls the API.
+
+Each command is one module here with ``add_arguments(parser)`` and ``run(args) -> int``; its
+docstring's first line is its help. Errors the user can act on print one line and exit 2
+(1 when parity fails); frameworks are imported only by the command that needs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from onnxparity import __version__
+from onnxparity.errors import OnnxParityError
+
+# command name -> module (one line per command).
+COMMANDS = {
+    "train": "onnxparity.cli.train",
+    "evaluate": "onnxparity.cli.evaluate",
+    "predict": "onnxparity.cli.predict",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="onnxparity", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"onnxparity {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what each step does")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        doc = (module.__doc__ or "").strip()
+        p = sub.add_parser(name, help=doc.splitlines()[0] if doc else None, description=doc)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="onnxparity: %(levelname)s: %(message)s")
+    try:
+        return int(args._run(args) or 0)
+    except OnnxParityError as exc:
+        print(f"onnxparity: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("onnxparity: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

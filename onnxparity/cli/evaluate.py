@@ -1,0 +1,28 @@
+"""Loss and accuracy of a model (Keras file, PyTorch checkpoint or ONNX file) on a dataset's test split."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="checkpoint folder, .keras/.h5, model.pth (beside spec.json) or .onnx")
+    p.add_argument("--data", help="dataset (default: the bundled held-out digits)")
+    p.add_argument("--n", type=int, help="only the first N digits")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def run(args: argparse.Namespace) -> int:
+    from onnxparity.data import load_digits
+    from onnxparity.evaluation import evaluate
+    from onnxparity.runners import open_runner
+
+    digits = load_digits(args.data, "test").head(args.n)
+    result = evaluate(open_runner(args.model), digits)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{args.model}: accuracy {result['accuracy']:.4f} ({result['correct']}/{result['n']}), "
+              f"loss {result['loss']:.4f} on {digits.source}")
+    return 0

@@ -1,0 +1,66 @@
+"""Real image files (PNG, JPEG, any size) to MNIST-style 28x28 digits.
+
+MNIST digits are white on black, fit into a 20x20 box and centred by their centre of mass in a
+28x28 frame; a photo or a drawing is brought to the same form so that the models see what they
+were trained on.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from onnxparity.errors import InputError
+
+
+def load_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file and return a (28, 28) uint8 MNIST-style digit."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            gray = np.asarray(im.convert("L"), dtype=np.float32)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise InputError(f"{path}: not a readable image ({exc.__class__.__name__})") from None
+    return to_mnist(gray)
+
+
+def to_mnist(gray: np.ndarray) -> np.ndarray:
+    """Grayscale array (H, W), any range of 0..255 -> (28, 28) uint8, white digit on black."""
+    from PIL import Image
+
+    gray = np.asarray(gray, dtype=np.float32)
+    # A light background (most photos and scans) is inverted to MNIST's white-on-black.
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    if np.median(border) > 127:
+        gray, border = 255.0 - gray, 255.0 - border
+    gray = np.clip(gray - np.median(border), 0, 255)
+    ys, xs = np.nonzero(gray > 0.1 * gray.max()) if gray.max() > 0 else (np.array([]), np.array([]))
+    if len(ys) == 0:
+        return np.zeros((28, 28), dtype=np.uint8)
+    crop = gray[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+    h, w = crop.shape
+    scale = 20.0 / max(h, w)
+    new = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small = np.asarray(Image.fromarray(crop).resize(new, Image.Resampling.LANCZOS), dtype=np.float32)
+    small = np.clip(small, 0, None)
+    if small.max() > 0:
+        small *= 255.0 / small.max()
+    frame = np.zeros((28, 28), dtype=np.float32)
+    top, left = (28 - small.shape[0]) // 2, (28 - small.shape[1]) // 2
+    frame[top : top + small.shape[0], left : left + small.shape[1]] = small
+    # Shift so the centre of mass sits at the centre, as MNIST's preparation did.
+    total = frame.sum()
+    cy = (frame.sum(axis=1) * np.arange(28)).sum() / total
+    cx = (frame.sum(axis=0) * np.arange(28)).sum() / total
+    dy, dx = int(round(13.5 - cy)), int(round(13.5 - cx))
+    box_top, box_left = top + dy, left + dx
+    dy -= min(0, box_top) + max(0, box_top + small.shape[0] - 28)
+    dx -= min(0, box_left) + max(0, box_left + small.shape[1] - 28)
+    frame = np.roll(frame, (dy, dx), axis=(0, 1))
+    return np.clip(np.rint(frame), 0, 255).astype(np.uint8)

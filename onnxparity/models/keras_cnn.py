@@ -1,0 +1,139 @@
+"""The article's Keras CNN, trained natively with ``compile`` + ``fit``.
+
+Checkpoint folder: ``model.keras`` (weights and optimizer state, so training can resume),
+optionally the article's ``model.h5``, ``spec.json`` and ``history.json`` (epochs done, metrics).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from onnxparity._io import atomic_path, write_text
+from onnxparity.data import Digits, load_digits
+from onnxparity.errors import InputError
+from onnxparity.models.config import TrainConfig, preset
+from onnxparity.spec import ModelSpec
+
+# TensorFlow's C++ start-up chatter is noise to users; warnings and errors still show.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+MODEL_FILE = "model.keras"
+H5_FILE = "model.h5"
+HISTORY_FILE = "history.json"
+
+SPEC = ModelSpec(name="keras_cnn", framework="keras", input_shape=(28, 28, 1), layout="NHWC",
+                 scale=1.0 / 255.0, output="probabilities")
+
+
+def build():
+    """Conv2D(32,3,relu), Conv2D(64,3,relu), MaxPooling2D(2), Dropout(0.25), Flatten,
+    Dense(128,relu), Dropout(0.5), Dense(10,softmax): the article's model, layer for layer."""
+    import keras
+    from keras import layers
+
+    model = keras.Sequential(
+        [
+            keras.Input(shape=SPEC.input_shape, name="input"),
+            layers.Conv2D(32, kernel_size=(3, 3), activation="relu"),
+            layers.Conv2D(64, (3, 3), activation="relu"),
+            layers.MaxPooling2D(pool_size=(2, 2)),
+            layers.Dropout(0.25),
+            layers.Flatten(),
+            layers.Dense(128, activation="relu"),
+            layers.Dropout(0.5),
+            layers.Dense(10, activation="softmax"),
+        ],
+        name=SPEC.name,
+    )
+    return model
+
+
+def compile_model(model, config: TrainConfig) -> None:
+    import keras
+
+    model.compile(
+        loss="categorical_crossentropy",
+        optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
+        metrics=["accuracy"],
+    )
+
+
+def keras_view(digits: Digits) -> tuple[np.ndarray, np.ndarray]:
+    """The article's Keras inputs: NHWC float32 x/255 and one-hot labels."""
+    import keras
+
+    x = SPEC.preprocess(digits.images)
+    y = keras.utils.to_categorical(digits.labels, 10)
+    return x, y
+
+
+def load(path: str | Path):
+    """Load a ``.keras`` / ``.h5`` file (or a checkpoint folder) with Keras' safe mode on."""
+    import keras
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / MODEL_FILE
+    if not path.is_file():
+        raise InputError(f"{path}: no such Keras model file")
+    try:
+        return keras.models.load_model(path, safe_mode=True)
+    except Exception as exc:  # Keras raises many types for a bad file
+        raise InputError(f"{path}: cannot load as a Keras model ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+
+
+def train(out_dir: str | Path, data: str | None = None, epochs: int | None = None, preset_name: str = "default",
+          resume: bool = False, save_h5: bool = False, n_train: int | None = None, verbose: str | int = "auto") -> dict:
+    """Train (or resume) the Keras CNN into ``out_dir``; returns a summary with test accuracy."""
+    import keras
+
+    out = Path(out_dir)
+    config = preset("keras", preset_name).with_overrides(epochs=epochs)
+    train_digits = load_digits(data, "train").head(n_train)
+    test_digits = load_digits(data, "test")
+    x_train, y_train = keras_view(train_digits)
+    x_test, y_test = keras_view(test_digits)
+
+    keras.utils.set_random_seed(config.seed)
+    done = 0
+    if resume:
+        if not (out / MODEL_FILE).is_file():
+            raise InputError(f"{out}: nothing to resume (no {MODEL_FILE})")
+        model = load(out / MODEL_FILE)
+        done = int(json.loads((out / HISTORY_FILE).read_text()).get("epochs_done", 0))
+    else:
+        model = build()
+        compile_model(model, config)
+
+    started = time.perf_counter()
+    model.fit(x_train, y_train, batch_size=config.batch_size, epochs=done + config.epochs, initial_epoch=done,
+              verbose=verbose, validation_data=(x_test, y_test))
+    seconds = time.perf_counter() - started
+    loss, accuracy = model.evaluate(x_test, y_test, batch_size=config.test_batch_size, verbose=0)
+
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / MODEL_FILE) as tmp:
+        model.save(tmp)
+    if save_h5:
+        with atomic_path(out / H5_FILE) as tmp:
+            model.save(tmp)
+    SPEC.save(out)
+    summary = {
+        "framework": "keras", "checkpoint": str(out / MODEL_FILE), "epochs_done": done + config.epochs,
+        "train_digits": len(train_digits), "test_digits": len(test_digits), "test_loss": float(loss),
+        "test_accuracy": float(accuracy), "train_seconds": round(seconds, 2), "config": config.__dict__,
+    }
+    write_text(out / HISTORY_FILE, json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def predict(path: str | Path, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+    """The article's ``model.predict``: raw uint8 digits -> class probabilities (N, 10)."""
+    model = load(path)
+    return np.asarray(model.predict(SPEC.preprocess(images), batch_size=batch_size, verbose=0))
+

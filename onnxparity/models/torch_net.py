@@ -1,0 +1,181 @@
+"""The article's PyTorch Net, trained natively with its ``train()`` / ``test()`` loop.
+
+Checkpoint folder: the article's ``model.pth`` and ``optimizer.pth`` state dicts, ``spec.json``
+and ``history.json`` (epochs done, metrics). Resuming rebuilds Net and SGD and loads both state
+dicts, as the article's ``continued_network`` does, so momentum carries over.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from onnxparity._io import atomic_path, write_text
+from onnxparity.data import Digits, load_digits
+from onnxparity.errors import InputError
+from onnxparity.models.config import TrainConfig, preset
+from onnxparity.spec import ModelSpec
+
+MODEL_FILE = "model.pth"
+OPTIMIZER_FILE = "optimizer.pth"
+HISTORY_FILE = "history.json"
+MEAN, STD = 0.1307, 0.3081
+
+SPEC = ModelSpec(name="torch_net", framework="torch", input_shape=(1, 28, 28), layout="NCHW",
+                 scale=1.0 / 255.0, mean=MEAN, std=STD, output="log_probabilities",
+                 architecture="onnxparity.models.torch_net:Net")
+
+
+class Net(nn.Module):
+    """The article's network, layer for layer (``log_softmax(dim=1)`` is the one modern fix)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 10, kernel_size=5)
+        self.conv2 = nn.Conv2d(10, 20, kernel_size=5)
+        self.conv2_drop = nn.Dropout2d()
+        self.fc1 = nn.Linear(320, 50)
+        self.fc2 = nn.Linear(50, 10)
+
+    def forward(self, x):
+        x = F.relu(F.max_pool2d(self.conv1(x), 2))
+        x = F.relu(F.max_pool2d(self.conv2_drop(self.conv2(x)), 2))
+        x = x.view(-1, 320)
+        x = F.relu(self.fc1(x))
+        x = F.dropout(x, training=self.training)
+        x = self.fc2(x)
+        return F.log_softmax(x, dim=1)
+
+
+class DigitsDataset(torch.utils.data.Dataset):
+    """Raw digits seen through the article's torchvision transforms."""
+
+    def __init__(self, digits: Digits):
+        import torchvision
+
+        self.digits = digits
+        self.transform = torchvision.transforms.Compose(
+            [torchvision.transforms.ToTensor(), torchvision.transforms.Normalize((MEAN,), (STD,))]
+        )
+
+    def __len__(self) -> int:
+        return len(self.digits)
+
+    def __getitem__(self, i: int):
+        return self.transform(self.digits.images[i]), int(self.digits.labels[i])
+
+
+def loader(digits: Digits, batch_size: int, shuffle: bool, seed: int = 1) -> torch.utils.data.DataLoader:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.utils.data.DataLoader(DigitsDataset(digits), batch_size=batch_size, shuffle=shuffle,
+                                       generator=generator)
+
+
+def train_epoch(network, optimizer, train_loader, epoch: int, log_interval: int) -> None:
+    """The article's ``train(epoch)``."""
+    network.train()
+    n = len(train_loader.dataset)
+    for batch_idx, (data, target) in enumerate(train_loader):
+        optimizer.zero_grad()
+        output = network(data)
+        loss = F.nll_loss(output, target)
+        loss.backward()
+        optimizer.step()
+        if log_interval and batch_idx % log_interval == 0:
+            seen = batch_idx * len(data)
+            print(f"Train Epoch: {epoch} [{seen}/{n} ({100.0 * batch_idx / len(train_loader):.0f}%)]"
+                  f"\tLoss: {loss.item():.6f}", flush=True)
+
+
+def test(network, test_loader) -> tuple[float, float]:
+    """The article's ``test()``: average loss (summed NLL / n) and accuracy."""
+    network.eval()
+    test_loss, correct = 0.0, 0
+    with torch.no_grad():
+        for data, target in test_loader:
+            output = network(data)
+            test_loss += F.nll_loss(output, target, reduction="sum").item()
+            correct += int(output.argmax(dim=1).eq(target).sum())
+    n = len(test_loader.dataset)
+    test_loss /= n
+    print(f"\nTest set: Avg. loss: {test_loss:.4f}, Accuracy: {correct}/{n} ({100.0 * correct / n:.0f}%)\n",
+          flush=True)
+    return test_loss, correct / n
+
+
+def _load_state(path: Path) -> dict:
+    """Load a state dict without running pickled code (``weights_only=True``)."""
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError...
+        raise InputError(f"{path}: not a loadable PyTorch state dict ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+    if not isinstance(state, dict):
+        raise InputError(f"{path}: holds a {type(state).__name__}, not a state dict")
+    return state
+
+
+def load(path: str | Path) -> Net:
+    """Net with weights from ``model.pth`` (or a checkpoint folder), in eval mode."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / MODEL_FILE
+    network = Net()
+    try:
+        network.load_state_dict(_load_state(path))
+    except RuntimeError as exc:
+        raise InputError(f"{path}: weights do not fit the article's Net ({str(exc).splitlines()[0][:200]})") from None
+    return network.eval()
+
+
+def train(out_dir: str | Path, data: str | None = None, epochs: int | None = None, preset_name: str = "default",
+          resume: bool = False, n_train: int | None = None, log_interval: int | None = None) -> dict:
+    """Train (or resume) the article's Net into ``out_dir``; returns a summary with test accuracy."""
+    out = Path(out_dir)
+    config = preset("torch", preset_name).with_overrides(epochs=epochs, log_interval=log_interval)
+    torch.manual_seed(config.seed)
+    train_loader = loader(load_digits(data, "train").head(n_train), config.batch_size, shuffle=True, seed=config.seed)
+    test_loader = loader(load_digits(data, "test"), config.test_batch_size, shuffle=False)
+
+    network = Net()
+    optimizer = torch.optim.SGD(network.parameters(), lr=config.learning_rate, momentum=config.momentum)
+    done = 0
+    if resume:
+        network.load_state_dict(_load_state(out / MODEL_FILE))
+        optimizer.load_state_dict(_load_state(out / OPTIMIZER_FILE))
+        done = int(json.loads((out / HISTORY_FILE).read_text()).get("epochs_done", 0))
+
+    started = time.perf_counter()
+    for epoch in range(done + 1, done + config.epochs + 1):
+        train_epoch(network, optimizer, train_loader, epoch, config.log_interval)
+        loss, accuracy = test(network, test_loader)
+    seconds = time.perf_counter() - started
+
+    out.mkdir(parents=True, exist_ok=True)
+    for obj, name in ((network, MODEL_FILE), (optimizer, OPTIMIZER_FILE)):
+        with atomic_path(out / name) as tmp:
+            torch.save(obj.state_dict(), tmp)
+    SPEC.save(out)
+    summary = {
+        "framework": "torch", "checkpoint": str(out / MODEL_FILE), "epochs_done": done + config.epochs,
+        "train_digits": len(train_loader.dataset), "test_digits": len(test_loader.dataset),
+        "test_loss": loss, "test_accuracy": accuracy, "train_seconds": round(seconds, 2),
+        "config": config.__dict__,
+    }
+    write_text(out / HISTORY_FILE, json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def predict(path: str | Path, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+    """Raw uint8 digits -> the Net's log-probabilities (N, 10), eager, under inference_mode."""
+    network = load(path)
+    x = torch.from_numpy(SPEC.preprocess(images))
+    with torch.inference_mode():
+        return torch.cat([network(chunk) for chunk in x.split(batch_size)]).numpy()
