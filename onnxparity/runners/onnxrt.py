@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from onnxparity.errors import InputError
@@ -9,14 +11,19 @@ from onnxparity.models import ModelRef
 from onnxparity.spec import ModelSpec
 
 
+def make_session(path: str | os.PathLike, providers: list[str] | None = None):
+    """The one place where the toolkit creates ONNX Runtime sessions (parity, serving, bench)."""
+    import onnxruntime as ort
+
+    try:
+        return ort.InferenceSession(str(path), providers=providers or ["CPUExecutionProvider"])
+    except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types
+        raise InputError(f"{path}: ONNX Runtime cannot load it ({str(exc).splitlines()[0][:200]})") from None
+
+
 class OnnxRuntimeRunner:
     def __init__(self, ref: ModelRef, providers: list[str] | None = None):
-        import onnxruntime as ort
-
-        try:
-            self.session = ort.InferenceSession(str(ref.path), providers=providers or ["CPUExecutionProvider"])
-        except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types
-            raise InputError(f"{ref.path}: ONNX Runtime cannot load it ({str(exc).splitlines()[0][:200]})") from None
+        self.session = make_session(ref.path, providers)
         self.spec = ModelSpec.from_metadata(self.session.get_modelmeta().custom_metadata_map)
         self.input_name = self.session.get_inputs()[0].name
         self.name = "onnxruntime"

@@ -1,0 +1,46 @@
+"""Shared fixtures: real reference models, trained briefly once per session.
+
+Import order: with TensorFlow 2.21 and the CUDA build of torch in one environment, importing
+torchvision (it loads triton) *after* TensorFlow crashes the process; the other order works.
+The toolkit keeps frameworks in separate processes, but this test process loads both, so they
+are imported here first, in the safe order, whatever order pytest collects test files in.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import torch  # noqa: F401  (first: see the module docstring)
+import torchvision  # noqa: F401
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from onnxparity import _process  # noqa: E402
+from onnxparity.data import load_digits  # noqa: E402
+
+SHARED_T10K = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist-t10k"
+
+
+@pytest.fixture(scope="session")
+def test_digits():
+    """The bundled held-out digits (500 real MNIST digits, 50 per class)."""
+    return load_digits(None, "test")
+
+
+@pytest.fixture(scope="session")
+def keras_checkpoint(tmp_path_factory) -> Path:
+    """The article's Keras CNN, trained natively for 2 short epochs (in a worker process)."""
+    out = tmp_path_factory.mktemp("keras") / "keras"
+    _process.call("onnxparity.models:train", "keras", out, epochs=2, n_train=2000, verbose=0)
+    return out
+
+
+@pytest.fixture(scope="session")
+def torch_checkpoint(tmp_path_factory) -> Path:
+    """The article's PyTorch Net, trained natively for 3 epochs (in a worker process)."""
+    out = tmp_path_factory.mktemp("torch") / "torch"
+    _process.call("onnxparity.models:train", "torch", out, epochs=3, log_interval=0)
+    return out
