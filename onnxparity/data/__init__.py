@@ -92,8 +92,9 @@ def _bundled(split: str) -> Digits:
     held_out = _stratified_held_out(labels)
     mask = np.zeros(len(labels), dtype=bool)
     mask[held_out] = True
-    keep = mask if split == "test" else ~mask
-    return Digits(images[keep], labels[keep], f"bundled MNIST sample ({split}, {int(keep.sum())} digits)")
+    # The source file is sorted by class; a fixed shuffle makes any head (--n) a fair sample.
+    keep = np.random.default_rng(SPLIT_SEED).permutation(np.flatnonzero(mask if split == "test" else ~mask))
+    return Digits(images[keep], labels[keep], f"bundled MNIST sample ({split}, {len(keep)} digits)")
 
 
 def _stratified_held_out(labels: np.ndarray) -> np.ndarray:

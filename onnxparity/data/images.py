@@ -58,7 +58,7 @@ def to_mnist(gray: np.ndarray) -> np.ndarray:
     total = frame.sum()
     cy = (frame.sum(axis=1) * np.arange(28)).sum() / total
     cx = (frame.sum(axis=0) * np.arange(28)).sum() / total
-    dy, dx = int(round(13.5 - cy)), int(round(13.5 - cx))
+    dy, dx = int(round(14.0 - cy)), int(round(14.0 - cx))
     box_top, box_left = top + dy, left + dx
     dy -= min(0, box_top) + max(0, box_top + small.shape[0] - 28)
     dx -= min(0, box_left) + max(0, box_left + small.shape[1] - 28)

@@ -1,0 +1,9 @@
+"""Small functions the tests run inside worker processes (so no framework leaks into pytest's)."""
+
+from __future__ import annotations
+
+
+def keras_optimizer_iterations(path) -> int:
+    from onnxparity.models.keras_cnn import load
+
+    return int(load(path).optimizer.iterations.numpy())
