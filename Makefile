@@ -22,5 +22,8 @@ run: install
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+bench: install
+	$(VENV)/bin/onnxparity bench $(OUT)
+
 clean:
 	rm -rf runs .pytest_cache

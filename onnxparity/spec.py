@@ -23,6 +23,7 @@ SPEC_FILE = "spec.json"
 METADATA_PREFIX = "onnxparity."
 OUTPUT_KINDS = ("probabilities", "log_probabilities", "logits")
 LAYOUTS = ("NHWC", "NCHW")
+INPUT_DTYPES = ("float32", "uint8")
 DIGITS = tuple(str(d) for d in range(10))
 
 
@@ -42,19 +43,32 @@ class ModelSpec:
     # "package.module:Class" that rebuilds a PyTorch model from its state dict.
     architecture: str | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
+    # "float32": the model takes preprocessed floats. "uint8": it takes raw pixels (N, H, W) and
+    # applies scale/mean/std and layout itself (``onnxparity convert --embed-preprocessing``);
+    # scale, mean, std and layout then say what the graph does inside.
+    input_dtype: str = "float32"
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
             raise InputError(f"model spec: layout must be one of {LAYOUTS}, not {self.layout!r}")
         if self.output not in OUTPUT_KINDS:
             raise InputError(f"model spec: output must be one of {OUTPUT_KINDS}, not {self.output!r}")
+        if self.input_dtype not in INPUT_DTYPES:
+            raise InputError(f"model spec: input_dtype must be one of {INPUT_DTYPES}, not {self.input_dtype!r}")
         object.__setattr__(self, "input_shape", tuple(int(d) for d in self.input_shape))
         object.__setattr__(self, "labels", tuple(str(x) for x in self.labels))
         object.__setattr__(self, "extra", dict(self.extra))
 
     # -- inputs -----------------------------------------------------------------------------
     def preprocess(self, images: np.ndarray) -> np.ndarray:
-        """Raw images (N, H, W) uint8 -> float32 batch in this model's layout and scaling."""
+        """Raw images (N, H, W) uint8 -> float32 batch in this model's layout and scaling.
+
+        A model that preprocesses inside its graph (``input_dtype == "uint8"``) gets the raw
+        pixels, only reshaped to its input shape.
+        """
+        if self.input_dtype == "uint8":
+            raw = np.asarray(images, dtype=np.uint8)
+            return np.ascontiguousarray(raw.reshape((len(raw), *self.input_shape)))
         x = (np.asarray(images, dtype=np.float32) * np.float32(self.scale) - np.float32(self.mean)) / np.float32(
             self.std
         )
@@ -126,7 +140,7 @@ class ModelSpec:
                 d[name] = value
         if not d:
             raise InputError("the ONNX file carries no onnxparity metadata; convert it with `onnxparity convert`")
-        for name in ("name", "framework", "layout", "output", "architecture"):
+        for name in ("name", "framework", "layout", "output", "architecture", "input_dtype"):
             if name in d and d[name] is not None:
                 d[name] = str(d[name])
         return cls.from_dict(d)

@@ -20,6 +20,13 @@ COMMANDS = {
     "train": "onnxparity.cli.train",
     "evaluate": "onnxparity.cli.evaluate",
     "predict": "onnxparity.cli.predict",
+    "check": "onnxparity.cli.check",
+    "run": "onnxparity.cli.run",
+    "compare": "onnxparity.cli.compare",
+    "convert": "onnxparity.cli.convert",
+    "serve": "onnxparity.cli.serve",
+    "export-triton": "onnxparity.cli.export_triton",
+    "bench": "onnxparity.cli.bench",
 }
 
 

@@ -14,16 +14,33 @@ from typing import Protocol
 
 import numpy as np
 
-from onnxparity.errors import InputError
+from onnxparity.errors import InputError, OnnxParityError
 from onnxparity.models import resolve
 from onnxparity.spec import ModelSpec
 
 # backend name -> "module:class"; the default backend of each framework comes first.
 BACKENDS = {
     "keras": "onnxparity.runners.keras:KerasRunner",
+    # the same .keras file under Keras 3's torch backend (must be the first Keras import in its process)
+    "keras-torch": "onnxparity.runners.keras:KerasTorchRunner",
     "torch": "onnxparity.runners.torch:TorchRunner",
     "onnxruntime": "onnxparity.runners.onnxrt:OnnxRuntimeRunner",
 }
+
+
+class BackendUnavailable(OnnxParityError):
+    """This backend cannot run on this machine (no GPU, a provider missing from the build...)."""
+
+
+def cuda_unavailable_reason() -> str | None:
+    """Why PyTorch cannot use CUDA here, in a few words; None when it can."""
+    import torch
+
+    if torch.version.cuda is None:
+        return f"torch {torch.__version__} is a CPU-only build"
+    if not torch.cuda.is_available():
+        return f"no CUDA device visible (torch {torch.__version__} built for CUDA {torch.version.cuda}; no NVIDIA driver or GPU)"
+    return None
 DEFAULT_BACKEND = {"keras": "keras", "torch": "torch", "onnx": "onnxruntime"}
 
 
@@ -35,9 +52,18 @@ class Runner(Protocol):
         """Preprocessed float32 batch -> raw model output (N, classes)."""
 
 
-def open_runner(path: str | os.PathLike, backend: str | None = None, **options) -> Runner:
-    """Build the runner for ``path``: its framework's own by default, or the named ``backend``."""
+def open_runner(path: str | os.PathLike, backend: str | None = None, spec: ModelSpec | None = None,
+                **options) -> Runner:
+    """Build the runner for ``path``: its framework's own by default, or the named ``backend``.
+
+    ``spec`` stands in where the file has none beside it (a bare ``.keras`` checked against its
+    ONNX file, whose metadata carries the spec).
+    """
     ref = resolve(path)
+    if ref.spec is None and spec is not None and ref.framework != "onnx":
+        from onnxparity.models import ModelRef
+
+        ref = ModelRef(ref.framework, ref.path, spec)
     name = backend or DEFAULT_BACKEND[ref.framework]
     if name not in BACKENDS:
         raise InputError(f"unknown backend {name!r} (known: {', '.join(BACKENDS)})")

@@ -1,22 +1,108 @@
-"""Keras models on TensorFlow (the reference), from ``.keras`` / ``.h5`` files."""
+"""Keras models from ``.keras`` / ``.h5`` files, on TensorFlow (the reference) or Keras 3's torch backend.
+
+Keras picks its backend once, when it is first imported, from ``KERAS_BACKEND``. So
+:class:`KerasTorchRunner` must be the first to import Keras in its process: it sets the variable
+itself when Keras is not loaded yet and refuses, with a one-line error, when Keras already runs on
+another backend. The parity matrix runs it in a worker process of its own for that reason.
+"""
 
 from __future__ import annotations
+
+import os
+import sys
 
 import numpy as np
 
 from onnxparity.errors import InputError
 from onnxparity.models import ModelRef
+from onnxparity.runners import BackendUnavailable, cuda_unavailable_reason
 
 
 class KerasRunner:
-    def __init__(self, ref: ModelRef):
-        from onnxparity.models.keras_cnn import load
+    """The saved Keras model on whatever backend Keras runs on in this process (TensorFlow by default)."""
 
+    engine: str | None = None  # the Keras backend this runner insists on; None takes what is configured
+
+    def __init__(self, ref: ModelRef, device: str = "cpu"):
         if ref.spec is None:
             raise InputError(f"{ref.path}: no spec.json beside it; say how to feed it (onnxparity convert) first")
+        if device not in ("cpu", "cuda"):
+            raise InputError(f"Keras runner: device must be 'cpu' or 'cuda', not {device!r}")
+        self._select_engine(device)
+        import keras
+
+        from onnxparity.models.keras_cnn import load
+
+        self.engine_name = keras.backend.backend()
+        self.device = device
+        self._check_device()
+        # TensorFlow: a device scope around inference. Torch backend: the device Keras was imported
+        # with (KERAS_TORCH_DEVICE, set in _select_engine); a scope around loading breaks Dropout's
+        # seed state there (Keras 3.15), so none is used.
+        self._scope = ("gpu:0" if device == "cuda" else "cpu:0") if self.engine_name == "tensorflow" else None
         self.spec = ref.spec
         self.model = load(ref.path)
-        self.name = "keras"
+        self._keras = keras
+        self.name = f"keras-{self.engine_name}" + ("" if device == "cpu" else f"-{device}")
+
+    def _select_engine(self, device: str) -> None:
+        loaded = sys.modules.get("keras")
+        if loaded is not None:
+            current = loaded.backend.backend()
+            if self.engine is not None and current != self.engine:
+                raise InputError(
+                    f"Keras is already loaded with the {current} backend in this process; the {self.engine} "
+                    f"backend needs a fresh process with KERAS_BACKEND={self.engine}"
+                )
+            if current == "torch" and os.environ.get("KERAS_TORCH_DEVICE", device) != device:
+                raise InputError(f"Keras on torch was loaded for {os.environ['KERAS_TORCH_DEVICE']}, not {device}; "
+                                 "use a fresh process")
+            return
+        engine = self.engine or os.environ.get("KERAS_BACKEND", "tensorflow")
+        if importlib_find(engine) is None:
+            raise BackendUnavailable(f"Keras' {engine} backend needs {engine}, which is not installed")
+        os.environ["KERAS_BACKEND"] = engine
+        if engine == "torch":
+            os.environ["KERAS_TORCH_DEVICE"] = device
+
+    def _check_device(self) -> None:
+        if self.device == "cpu":
+            return
+        if self.engine_name == "torch":
+            reason = cuda_unavailable_reason()
+            if reason:
+                raise BackendUnavailable(f"Keras on the torch backend: {reason}")
+        elif self.engine_name == "tensorflow":
+            import tensorflow as tf
+
+            if not tf.config.list_physical_devices("GPU"):
+                built = "built with CUDA" if tf.test.is_built_with_cuda() else "a CPU-only build"
+                raise BackendUnavailable(f"TensorFlow {tf.__version__} ({built}) sees no GPU")
+        else:
+            raise BackendUnavailable(f"Keras on {self.engine_name}: GPU runs are not supported by this runner")
 
     def infer(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(self.model.predict_on_batch(x))
+        x = np.ascontiguousarray(x)
+        if self._scope is None:
+            out = self.model.predict_on_batch(x)
+        else:
+            with self._keras.device(self._scope):
+                out = self.model.predict_on_batch(x)
+        return np.asarray(self._keras.ops.convert_to_numpy(out))
+
+    def details(self) -> dict:
+        import keras
+
+        return {"keras": keras.__version__, "keras_backend": self.engine_name, "device": self.device}
+
+
+class KerasTorchRunner(KerasRunner):
+    """The same ``.keras`` file under Keras 3's torch backend: another engine, no conversion."""
+
+    engine = "torch"
+
+
+def importlib_find(module: str):
+    import importlib.util
+
+    return importlib.util.find_spec(module)

@@ -2,31 +2,213 @@
 
 from __future__ import annotations
 
+import json
 import os
+import tempfile
+from collections import Counter
+from pathlib import Path
 
 import numpy as np
 
 from onnxparity.errors import InputError
 from onnxparity.models import ModelRef
+from onnxparity.runners import BackendUnavailable
 from onnxparity.spec import ModelSpec
 
+# Short names for the execution providers the parity matrix knows; any other full name works too.
+PROVIDER_ALIASES = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+    "trt": "TensorrtExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
+    "dml": "DmlExecutionProvider",
+    "coreml": "CoreMLExecutionProvider",
+    "rocm": "ROCMExecutionProvider",
+    "migraphx": "MIGraphXExecutionProvider",
+}
 
-def make_session(path: str | os.PathLike, providers: list[str] | None = None):
-    """The one place where the toolkit creates ONNX Runtime sessions (parity, serving, bench)."""
+
+# ONNX input element types -> numpy, for files that take raw pixels (uint8) instead of floats.
+_NUMPY_TYPES = {"tensor(float)": np.float32, "tensor(uint8)": np.uint8, "tensor(float16)": np.float16,
+                "tensor(double)": np.float64}
+
+
+def provider_name(name: str) -> str:
+    """``"cuda"`` -> ``"CUDAExecutionProvider"``; full names pass through."""
+    return PROVIDER_ALIASES.get(name.lower(), name)
+
+
+def make_session(path: str | os.PathLike, providers: list[str] | None = None, sess_options=None, *,
+                 profile_prefix: str | None = None, tuned: bool = True):
+    """The one place where the toolkit creates ONNX Runtime sessions (parity, serving, bench).
+
+    ``sess_options``: an ``onnxruntime.SessionOptions`` (threads...); ``profile_prefix`` turns on
+    ORT's profiler, whose trace names the provider each node ran on. With ``tuned`` (the default)
+    whatever the caller left at ORT's defaults gets the toolkit's measured settings
+    (:func:`tune_options`; the numbers are in docs/bench.md); ``tuned=False`` is plain ORT.
+    """
     import onnxruntime as ort
 
+    if tuned:
+        sess_options = tune_options(sess_options)
+    if profile_prefix is not None:
+        sess_options = sess_options or ort.SessionOptions()
+        sess_options.enable_profiling = True
+        sess_options.profile_file_prefix = profile_prefix
     try:
-        return ort.InferenceSession(str(path), providers=providers or ["CPUExecutionProvider"])
+        return ort.InferenceSession(str(path), sess_options=sess_options,
+                                    providers=providers or ["CPUExecutionProvider"])
     except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types
         raise InputError(f"{path}: ONNX Runtime cannot load it ({str(exc).splitlines()[0][:200]})") from None
 
 
+def tune_options(options=None):
+    """The toolkit's session settings, applied only where ``options`` holds ORT's defaults.
+
+    - intra-op threads: one per physical core this process may use, a cgroup CPU quota included
+      (ORT's own default cannot see a container's quota and then oversubscribes it);
+    - graph optimisation stays ``ORT_ENABLE_ALL``: on CPU it rewrites Conv/MaxPool into MLAS's
+      blocked NCHWc kernels and folds a Keras graph's NHWC->NCHW transposes into the reorders
+      (``ORT_ENABLE_EXTENDED`` keeps plain NCHW Conv: 0.77-0.96x on the Keras CNN in 8 of 9 rows);
+    - bounded spinning: idle intra-op threads spin at most 1 ms (backing off) before they sleep.
+      Side by side with ORT's default session it measured 0.87-1.19x, median 1.00 (19 rows,
+      load 1.3-5.2 on 2 cores), where no spinning at all ranged 0.73-3.3x and one thread
+      0.54-3.2x with the neighbours' load: the choice that never swings far.
+    The measurements are in docs/bench.md.
+    """
+    import onnxruntime as ort
+
+    options = options or ort.SessionOptions()
+    if options.intra_op_num_threads == 0:
+        options.intra_op_num_threads = physical_cores()
+    if not _has_entry(options, "session.intra_op.allow_spinning") and \
+            not _has_entry(options, "session.intra_op.spin_duration_us"):
+        for key, value in SPIN_SETTINGS.items():
+            options.add_session_config_entry(key, value)
+    return options
+
+
+# Bounded spinning (ORT 1.26+ reads these; older versions ignore unknown entries).
+SPIN_SETTINGS = {"session.intra_op.spin_duration_us": "1000", "session.intra_op.spin_backoff_max": "8"}
+
+
+def _has_entry(options, key: str) -> bool:
+    try:
+        options.get_session_config_entry(key)
+        return True
+    except Exception:  # noqa: BLE001 - ORT raises when the entry was never set
+        return False
+
+
+def physical_cores() -> int:
+    """Cores this process may run on: its CPU affinity with SMT siblings counted once, capped by
+    a cgroup CPU quota (``docker --cpus``); ``os.cpu_count()`` where Linux's files are missing."""
+    try:
+        allowed = os.sched_getaffinity(0)
+    except AttributeError:
+        return os.cpu_count() or 1
+    cores = set()
+    for cpu in allowed:
+        try:
+            with open(f"/sys/devices/system/cpu/cpu{cpu}/topology/thread_siblings_list") as f:
+                cores.add(f.read().strip())
+        except OSError:
+            cores.add(str(cpu))
+    count = len(cores)
+    try:
+        with open("/sys/fs/cgroup/cpu.max") as f:
+            quota, period = f.read().split()[:2]
+        if quota != "max":
+            count = min(count, -(-int(quota) // int(period)))
+    except (OSError, ValueError):
+        pass
+    return max(1, count)
+
+
+def ort_build() -> str:
+    """Which onnxruntime distribution is installed, e.g. ``"onnxruntime-gpu 1.31.1"``."""
+    from importlib import metadata
+
+    import onnxruntime as ort
+
+    for dist in ("onnxruntime-gpu", "onnxruntime", "onnxruntime-openvino", "onnxruntime-directml"):
+        try:
+            metadata.version(dist)
+            return f"{dist} {ort.__version__}"
+        except metadata.PackageNotFoundError:
+            continue
+    return f"onnxruntime {ort.__version__}"
+
+
+def _options(intra_op_threads: int = 0, spinning: bool = True):
+    """Session options: intra-op threads (0: ORT's choice) and whether idle threads spin.
+
+    Spinning wins latency when a session has the cores to itself and wastes them when it shares
+    (the parity matrix runs several workers at once), so parity turns it off.
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = intra_op_threads
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return options
+
+
 class OnnxRuntimeRunner:
-    def __init__(self, ref: ModelRef, providers: list[str] | None = None):
-        self.session = make_session(ref.path, providers)
+    """An ONNX file in an ORT session whose first provider is the one asked for (CPU fallback kept).
+
+    A provider missing from the installed build, or one that fails to start (ORT then quietly falls
+    back to the next), raises :class:`BackendUnavailable` with the reason instead of running on CPU
+    under a GPU label.
+    """
+
+    def __init__(self, ref: ModelRef, providers: list[str] | None = None, intra_op_threads: int = 0,
+                 spinning: bool = True):
+        import onnxruntime as ort
+
+        wanted = [provider_name(p) for p in (providers or ["CPUExecutionProvider"])]
+        available = ort.get_available_providers()
+        missing = [p for p in wanted if p not in available]
+        if missing:
+            raise BackendUnavailable(
+                f"{ort_build()} has no {', '.join(missing)} (available: {', '.join(available)})"
+            )
+        if wanted[0] == "TensorrtExecutionProvider" and "CUDAExecutionProvider" in available:
+            wanted.insert(1, "CUDAExecutionProvider")  # what TensorRT cannot take runs on CUDA, as ORT advises
+        if "CPUExecutionProvider" not in wanted:
+            wanted.append("CPUExecutionProvider")  # for the nodes the accelerator cannot take
+        self.path = ref.path
+        self.providers = wanted
+        self.session = make_session(ref.path, wanted, _options(intra_op_threads, spinning))
+        started = self.session.get_providers()
+        if started[0] != wanted[0]:
+            raise BackendUnavailable(f"{wanted[0]} is in {ort_build()} but did not start (session fell back to {started[0]})")
         self.spec = ModelSpec.from_metadata(self.session.get_modelmeta().custom_metadata_map)
         self.input_name = self.session.get_inputs()[0].name
-        self.name = "onnxruntime"
+        self.output_name = self.session.get_outputs()[0].name
+        self._input_dtype = _NUMPY_TYPES.get(self.session.get_inputs()[0].type, np.float32)
+        self.name = "onnxruntime" if wanted[0] == "CPUExecutionProvider" else f"onnxruntime-{wanted[0]}"
 
     def infer(self, x: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input_name: x})[0]
+        return self.session.run(None, {self.input_name: x.astype(self._input_dtype, copy=False)})[0]
+
+    def node_placement(self, x: np.ndarray) -> dict[str, int]:
+        """How many graph nodes ran on each provider, from ORT's profiler, for one run of ``x``."""
+        with tempfile.TemporaryDirectory(prefix="onnxparity-profile-") as tmp:
+            session = make_session(self.path, self.providers, _options(1, False), profile_prefix=str(Path(tmp) / "ort"))
+            session.run(None, {self.input_name: x})
+            trace = json.loads(Path(session.end_profiling()).read_text())
+        counts: Counter[str] = Counter()
+        seen = set()
+        for event in trace:
+            args = event.get("args") or {}
+            if event.get("cat") == "Node" and "provider" in args and event["name"] not in seen:
+                seen.add(event["name"])
+                counts[args["provider"]] += 1
+        return dict(counts)
+
+    def details(self) -> dict:
+        return {"onnxruntime": ort_build(), "providers": self.session.get_providers()}

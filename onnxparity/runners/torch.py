@@ -8,6 +8,7 @@ import numpy as np
 
 from onnxparity.errors import InputError
 from onnxparity.models import ModelRef
+from onnxparity.runners import BackendUnavailable, cuda_unavailable_reason
 
 
 def import_class(path: str):
@@ -27,6 +28,10 @@ class TorchRunner:
 
         if ref.spec is None or not ref.spec.architecture:
             raise InputError(f"{ref.path}: no spec.json naming the model class beside it")
+        if device.startswith("cuda"):
+            reason = cuda_unavailable_reason()
+            if reason:
+                raise BackendUnavailable(f"PyTorch: {reason}")
         self.spec = ref.spec
         self.device = device
         self.model = import_class(ref.spec.architecture)()
@@ -40,4 +45,12 @@ class TorchRunner:
 
     def infer(self, x: np.ndarray) -> np.ndarray:
         with self._torch.inference_mode():
-            return self.model(self._torch.from_numpy(x).to(self.device)).cpu().numpy()
+            return self.model(self._torch.from_numpy(np.ascontiguousarray(x)).to(self.device)).cpu().numpy()
+
+    def details(self) -> dict:
+        torch = self._torch
+        d = {"torch": torch.__version__, "device": self.device}
+        if self.device.startswith("cuda"):
+            d["gpu"] = torch.cuda.get_device_name(0)
+            d["cuda"] = torch.version.cuda
+        return d

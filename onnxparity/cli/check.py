@@ -1,0 +1,73 @@
+"""Check that an ONNX file predicts what its original does, on every backend and device here.
+
+The original (Keras on TensorFlow, PyTorch eager; on CPU) is the reference; the candidates are the
+original on GPU, the Keras file under Keras 3's torch backend, and the ONNX file in ONNX Runtime
+on each execution provider and at batch size 1. Exit status 0 when all agree within tolerance,
+1 when parity fails (or a backend crashed), 2 for usage or input errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parity_arguments(p: argparse.ArgumentParser) -> None:
+    """Options shared by ``check`` and ``run``."""
+    p.add_argument("--data", help="digits to compare on: the test split of an IDX folder or mnist.npz "
+                                  "(default: the bundled held-out digits)")
+    p.add_argument("--n", type=int, help="only the first N digits")
+    p.add_argument("--no-synthetic", action="store_true", help="leave out the seeded synthetic edge cases")
+    p.add_argument("--providers", default="all",
+                   help="ONNX Runtime execution providers, comma-separated (cpu,cuda,tensorrt or full names; "
+                        "default: all, those not available listed with the reason)")
+    p.add_argument("--cpu-only", action="store_true", help="no GPU backends")
+    p.add_argument("--atol", type=float, help="absolute tolerance for every comparison (default: per device, see docs)")
+    p.add_argument("--rtol", type=float, help="relative tolerance for every comparison (default: per device)")
+    p.add_argument("--min-agreement", type=float, help="least top-1 agreement, 0..1, near ties excepted (default 1)")
+    p.add_argument("--batch-size", type=int, default=256, help="batch size of the large-batch runs (default 256)")
+    p.add_argument("--batch1-n", type=int, default=1000,
+                   help="inputs run at batch size 1 (default 1000; 0: all)")
+    p.add_argument("--jobs", type=int, help="workers at once (default: all)")
+    p.add_argument("--timeout", type=float, default=600, help="seconds before a backend's worker is stopped")
+    p.add_argument("--save-outputs", metavar="PATH", help="write the raw outputs (.npz) for `onnxparity compare`")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("original", help="the original: checkpoint folder, .keras/.h5, or model.pth beside spec.json")
+    p.add_argument("onnx", help="its ONNX file (written by `onnxparity convert`)")
+    add_parity_arguments(p)
+    p.add_argument("--json", metavar="PATH", help="write the result as JSON (schema in docs/parity.md)")
+    p.add_argument("--html", metavar="PATH", help="write a self-contained HTML report")
+
+
+def parity_options(args: argparse.Namespace) -> dict:
+    from onnxparity.errors import InputError
+
+    if args.batch_size < 1:
+        raise InputError("--batch-size must be at least 1")
+    if args.min_agreement is not None and not 0 <= args.min_agreement <= 1:
+        raise InputError("--min-agreement must lie in 0..1")
+    return dict(data=args.data, n=args.n, synthetic=not args.no_synthetic, providers=args.providers,
+                gpu=not args.cpu_only, atol=args.atol, rtol=args.rtol, min_agreement=args.min_agreement,
+                batch_size=args.batch_size, batch1_limit=args.batch1_n or None, jobs=args.jobs,
+                timeout=args.timeout, save_outputs_path=args.save_outputs)
+
+
+def finish(result) -> int:
+    """Print the table; parity failures end in ParityFailure (exit 1)."""
+    from onnxparity.errors import ParityFailure
+    from onnxparity.parity.report import table
+
+    print(table(result))
+    if not result.passed:
+        failures = result.failed()
+        raise ParityFailure(failures[0] + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else "")
+                            if failures else "parity failed: nothing could be compared")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from onnxparity.parity import check
+
+    result = check(args.original, args.onnx, json_path=args.json, html_path=args.html, **parity_options(args))
+    return finish(result)

@@ -1,0 +1,35 @@
+"""Convert a Keras or PyTorch model to a checked ONNX file that says what it is.
+
+MODEL is a checkpoint folder written by `onnxparity train` (nothing else needed), a .keras/.h5
+file or SavedModel folder, or a PyTorch .pth state dict (with --torch-class and --input-shape, or
+a spec.json beside it), TorchScript .pt or ExportedProgram .pt2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="checkpoint folder, .keras/.h5, SavedModel folder, .pth, .pt or .pt2")
+    p.add_argument("-o", "--out", help="ONNX file to write (default: beside the model, model.onnx)")
+    p.add_argument("--opset", type=int, help="ONNX opset (default 18; refused if ONNX Runtime is older)")
+    p.add_argument("--embed-preprocessing", action="store_true",
+                   help="the graph takes raw uint8 images [batch, 28, 28] and scales/normalizes them itself")
+    p.add_argument("--input-shape", help="one sample's shape without the batch axis, such as 1,28,28")
+    p.add_argument("--torch-class", help="package.module:Class that a .pth state dict belongs to")
+    p.add_argument("--spec", help="spec.json saying how to feed the model (layout, scale, mean, std, output)")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="allow a pickled whole PyTorch model (runs code from the file: only for files you trust)")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+
+
+def run(args: argparse.Namespace) -> int:
+    from onnxparity.convert import convert
+
+    result = convert(args.model, args.out, opset=args.opset, embed_preprocessing=args.embed_preprocessing,
+                     input_shape=args.input_shape, torch_class=args.torch_class, trust_pickle=args.trust_pickle,
+                     spec=args.spec)
+    print(json.dumps(result.to_dict()) if args.json else result.summary())
+    return 0

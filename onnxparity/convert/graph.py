@@ -1,0 +1,214 @@
+"""Framework-free steps on the ONNX graph: pre-flight, naming, batch axis, metadata, checks.
+
+Both exporters hand their ``ModelProto`` here, so every file the toolkit writes gets the same
+guarantees whichever framework it came from: input ``input``, outputs named after what they
+hold, one dynamic axis ``batch``, metadata, a full ``onnx.checker`` pass and an IR version the
+installed ONNX Runtime accepts.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections import Counter
+
+import numpy as np
+
+from onnxparity.errors import InputError
+
+INPUT_NAME = "input"
+BATCH = "batch"
+DEFAULT_OPSET = 18  # the highest both tf2onnx 1.17 and torch's dynamo exporter (torchlib) target
+
+
+class ConversionError(InputError):
+    """The exporter failed or produced a file that does not check (one line, exit 2)."""
+
+
+def _probe_session(opset: int, ir_version: int) -> bool:
+    """Does ONNX Runtime open a one-node model stamped with this opset and IR version?"""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "probe", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = ir_version
+    options = ort.SessionOptions()
+    options.log_severity_level = 4
+    try:
+        ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        return True
+    except Exception:  # noqa: BLE001 - any refusal means "not supported"
+        return False
+
+
+@functools.lru_cache(maxsize=1)
+def runtime_limits() -> tuple[int, int]:
+    """(highest opset, highest IR version) the installed ONNX Runtime loads, found by asking it.
+
+    ORT has no API for this; probing a tiny model is exact for any release, no table to update.
+    """
+    import onnx
+
+    top_opset, top_ir = onnx.defs.onnx_opset_version() + 4, onnx.IR_VERSION + 4
+    ir = next((v for v in range(top_ir, 2, -1) if _probe_session(13, v)), 7)
+    opset = next((v for v in range(top_opset, 6, -1) if _probe_session(v, ir)), 7)
+    return opset, ir
+
+
+def min_ir_version(opset: int) -> int:
+    from onnx import helper
+
+    try:
+        return helper.find_min_ir_version_for([helper.make_opsetid("", opset)])
+    except Exception:  # noqa: BLE001 - opset unknown to this onnx: newer than any table row
+        return 10**6
+
+
+def preflight(opset: int | None) -> int:
+    """The opset to export with; refuses one newer than the installed ONNX or ONNX Runtime support."""
+    import onnx
+    import onnxruntime as ort
+
+    ort_opset, ort_ir = runtime_limits()
+    onnx_opset = onnx.defs.onnx_opset_version()
+    if opset is None:
+        return min(DEFAULT_OPSET, ort_opset, onnx_opset)
+    if opset < 7:
+        raise InputError(f"opset {opset} is too old; use 7 or newer (default {DEFAULT_OPSET})")
+    if opset > ort_opset or min_ir_version(opset) > ort_ir:
+        raise InputError(f"opset {opset} is newer than the installed ONNX Runtime {ort.__version__} supports "
+                         f"(opsets up to {ort_opset}, IR versions up to {ort_ir})")
+    if opset > onnx_opset:
+        raise InputError(f"opset {opset} is newer than the installed onnx {onnx.__version__} knows (up to {onnx_opset})")
+    return opset
+
+
+def check_converter_opset(opset: int, converter_max: int | None, converter: str) -> None:
+    if converter_max is not None and opset > converter_max:
+        raise InputError(f"opset {opset} is newer than {converter} supports (up to {converter_max})")
+
+
+def rename_value(graph, old: str, new: str) -> None:
+    """Rename a value everywhere it appears in ``graph`` (inputs, outputs, nodes, value_info)."""
+    if old == new:
+        return
+    for seq in (graph.input, graph.output, graph.value_info):
+        for v in seq:
+            if v.name == old:
+                v.name = new
+    for node in graph.node:
+        node.input[:] = [new if n == old else n for n in node.input]
+        node.output[:] = [new if n == old else n for n in node.output]
+
+
+def _set_batch_axis(value_info) -> None:
+    dims = value_info.type.tensor_type.shape.dim
+    if len(dims):
+        dims[0].Clear()
+        dims[0].dim_param = BATCH
+
+
+def batch_is_static(model) -> bool:
+    """True when the exporter froze the input's first axis to a number."""
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    return bool(len(dims)) and dims[0].HasField("dim_value")
+
+
+def finish(model, output_names: list[str], metadata: dict[str, str]):
+    """Name input and outputs, make axis 0 ``batch``, stamp metadata, re-infer shapes, check."""
+    import onnx
+
+    graph = model.graph
+    initializers = {t.name for t in graph.initializer}
+    real_inputs = [v for v in graph.input if v.name not in initializers]
+    if len(real_inputs) != 1:
+        raise ConversionError(f"the exported graph has {len(real_inputs)} inputs; only one-input models are supported")
+    if len(graph.output) != len(output_names):
+        raise ConversionError(f"the exported graph has {len(graph.output)} outputs, the model {len(output_names)}")
+    rename_value(graph, real_inputs[0].name, INPUT_NAME)
+    for out, name in zip(list(graph.output), output_names):
+        rename_value(graph, out.name, name)
+    _set_batch_axis(graph.input[0])
+    for out in graph.output:
+        _set_batch_axis(out)
+    del graph.value_info[:]  # stale symbols such as tf2onnx's unk__40; inferred again below
+    del model.metadata_props[:]
+    onnx.helper.set_model_props(model, metadata)
+    _, ort_ir = runtime_limits()
+    model.ir_version = min(model.ir_version, max(ort_ir, min_ir_version(_opset(model))))
+    try:
+        model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
+        onnx.checker.check_model(model, full_check=True)
+    except Exception as exc:  # noqa: BLE001 - checker and inference raise several types
+        raise ConversionError(f"the exported ONNX graph does not check ({first_line(exc)})") from None
+    return model
+
+
+def _opset(model) -> int:
+    return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+
+
+def opset_of(model) -> int:
+    return _opset(model)
+
+
+def node_counts(model) -> dict[str, int]:
+    """Nodes by op type, most frequent first (the CLI's summary)."""
+    return dict(Counter(node.op_type for node in model.graph.node).most_common())
+
+
+def embed_preprocessing(model, spec):
+    """Prepend ``uint8 [batch, H, W] -> (x * scale - mean) / std -> layout`` to ``model``.
+
+    The same float32 operations, in the same order, as :meth:`ModelSpec.preprocess`, so the
+    embedded variant matches a client that preprocesses in NumPy bit for bit.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    height, width = raw_image_shape(spec)
+    pre_nodes = [
+        helper.make_node("Cast", ["raw"], ["pre_float"], to=TensorProto.FLOAT, name="pre_cast"),
+        helper.make_node("Mul", ["pre_float", "pre_scale"], ["pre_scaled"], name="pre_scale"),
+        helper.make_node("Sub", ["pre_scaled", "pre_mean"], ["pre_centered"], name="pre_center"),
+        helper.make_node("Div", ["pre_centered", "pre_std"], ["pre_normalized"], name="pre_normalize"),
+        helper.make_node("Reshape", ["pre_normalized", "pre_shape"], ["pre_out"], name="pre_layout"),
+    ]
+    inits = [
+        numpy_helper.from_array(np.array(spec.scale, dtype=np.float32), "pre_scale"),
+        numpy_helper.from_array(np.array(spec.mean, dtype=np.float32), "pre_mean"),
+        numpy_helper.from_array(np.array(spec.std, dtype=np.float32), "pre_std"),
+        numpy_helper.from_array(np.array([-1, *spec.input_shape], dtype=np.int64), "pre_shape"),
+    ]
+    raw = helper.make_tensor_value_info("raw", TensorProto.UINT8, [BATCH, height, width])
+    out = helper.make_tensor_value_info("pre_out", TensorProto.FLOAT, [BATCH, *spec.input_shape])
+    pre_graph = helper.make_graph(pre_nodes, "preprocess", [raw], [out], initializer=inits)
+    pre = helper.make_model(pre_graph, opset_imports=list(model.opset_import), ir_version=model.ir_version)
+    merged = onnx.compose.merge_models(pre, model, io_map=[("pre_out", INPUT_NAME)], prefix2="model/")
+    for v in list(merged.graph.output):
+        rename_value(merged.graph, v.name, v.name.removeprefix("model/"))
+    rename_value(merged.graph, "raw", INPUT_NAME)
+    merged.producer_name, merged.producer_version = model.producer_name, model.producer_version
+    return merged
+
+
+def raw_image_shape(spec) -> tuple[int, int]:
+    """(H, W) of the raw grayscale image a spec's input holds, or an error when it holds none."""
+    shape = tuple(spec.input_shape)
+    if len(shape) == 3 and spec.layout == "NHWC" and shape[2] == 1:
+        return shape[0], shape[1]
+    if len(shape) == 3 and spec.layout == "NCHW" and shape[0] == 1:
+        return shape[1], shape[2]
+    if len(shape) == 2:
+        return shape[0], shape[1]
+    raise InputError(f"--embed-preprocessing needs a model whose input is one grayscale image; "
+                     f"this one takes {list(shape)} ({spec.layout})")
+
+
+def first_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` (colour codes dropped), for one-line errors."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:200] if text else ''}"

@@ -1,0 +1,58 @@
+"""Comparing two saved runs (``--save-outputs``), e.g. a GPU machine's against a CPU laptop's."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from onnxparity.errors import InputError
+from onnxparity.parity import environment
+from onnxparity.parity.metrics import compare, tolerance_for
+from onnxparity.parity.result import BackendRun, ParityResult, load_outputs
+
+
+def compare_saved(a: str | Path, b: str | Path, *, reference: str | None = None, atol: float | None = None,
+                  rtol: float | None = None, min_agreement: float | None = None) -> ParityResult:
+    """Every backend of run ``b`` against the reference of run ``a`` (per model, matched by name)."""
+    started = time.perf_counter()
+    res_a, out_a, inputs_a = load_outputs(a)
+    res_b, out_b, inputs_b = load_outputs(b)
+    if inputs_a.fingerprint() != inputs_b.fingerprint():
+        raise InputError(f"{a} and {b} were run on different inputs ({inputs_a.source} vs {inputs_b.source}); "
+                         "use the same --data and --n")
+    runs_a = {(r.model, r.label): r for r in res_a.backends}
+    runs_b = {(r.model, r.label): r for r in res_b.backends}
+    models = [m for m in res_a.models if any(k[0] == m["name"] for k in out_b)]
+    if not models:
+        raise InputError(f"{a} and {b} share no model")
+    comparisons, backends, tolerances = [], [], {}
+    for model in models:
+        name = model["name"]
+        ref_label = reference or next(r.label for r in res_a.backends if r.model == name and r.role == "reference")
+        if (name, ref_label) not in out_a:
+            raise InputError(f"{a}: no outputs of {ref_label} for {name}")
+        ref = dict(out_a[name, ref_label], label=f"A:{ref_label}")
+        backends.append(_as_reference(runs_a[name, ref_label], f"A:{ref_label}"))
+        for (m, label), cand in sorted(out_b.items()):
+            if m != name:
+                continue
+            run = runs_b[m, label]
+            tol = tolerance_for(run.device, atol, rtol, min_agreement)
+            tolerances[run.device] = tol.__dict__
+            backends.append(_as_candidate(run, f"B:{label}"))
+            comparisons.append(compare(name, ref, dict(cand, label=f"B:{label}"), tol, run.device))
+    return ParityResult(
+        passed=all(c.passed for c in comparisons), comparisons=comparisons, backends=backends, models=models,
+        inputs={**inputs_a.summary(), "runs": [str(a), str(b)]},
+        environment={"A": res_a.environment, "B": res_b.environment, "here": environment.fingerprint()},
+        tolerances=tolerances, seconds=round(time.perf_counter() - started, 2),
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+
+def _as_reference(run: BackendRun, label: str) -> BackendRun:
+    return BackendRun(**{**run.__dict__, "label": label, "role": "reference"})
+
+
+def _as_candidate(run: BackendRun, label: str) -> BackendRun:
+    return BackendRun(**{**run.__dict__, "label": label, "role": "candidate"})

@@ -1,0 +1,141 @@
+"""The parity run's results as plain data: saved and loaded as JSON (the schema in docs/parity.md).
+
+``ParityResult`` is what every report is a view of. Raw outputs are not in it (they are large);
+``save_outputs`` / ``load_outputs`` keep them in an ``.npz`` beside their own result, so that
+``onnxparity compare`` can compare two machines' runs later.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from onnxparity._io import atomic_path, write_text
+from onnxparity.errors import InputError
+from onnxparity.parity.metrics import HIST_EDGES, Comparison
+
+SCHEMA = "onnxparity.parity/1"
+
+
+@dataclass
+class BackendRun:
+    """One backend on one model: what ran where, how it went, and its accuracy on the labelled digits."""
+
+    model: str
+    label: str  # e.g. "keras-tf:cpu", "onnxruntime:cuda", "onnxruntime:cpu:b1"
+    role: str  # "reference" or "candidate"
+    runner: str  # onnxparity.runners backend name
+    device: str  # "cpu" or "cuda"
+    path: str  # the file it ran
+    batch_size: int
+    status: str  # "ok", "unavailable" (with reason) or "failed" (crashed, timed out, raised)
+    reason: str | None = None
+    error_tail: str | None = None  # end of the worker's error output when it failed
+    n: int = 0  # inputs it ran
+    accuracy: float | None = None
+    correct: int | None = None
+    n_labelled: int | None = None
+    output_name: str | None = None
+    output_shape: list[int] | None = None
+    output_dtype: str | None = None
+    seconds: dict = field(default_factory=dict)  # start (imports + load), infer, wall (as the parent saw it)
+    details: dict = field(default_factory=dict)  # versions, device name, ORT providers in the session
+    placement: dict | None = None  # ORT: graph nodes per execution provider, from ORT's profiler
+
+
+@dataclass
+class ParityResult:
+    passed: bool
+    comparisons: list[Comparison]
+    backends: list[BackendRun]
+    models: list[dict]  # name, framework, original, onnx, spec
+    inputs: dict  # source, n, n_digits, n_synthetic, kinds, fingerprint
+    environment: dict
+    tolerances: dict  # device -> {atol, rtol, min_agreement} as used
+    disagreements: list[dict] = field(default_factory=list)  # inputs where any backend's top-1 differs
+    seconds: float = 0.0  # wall time of the whole parity run (worker start-up included)
+    schema: str = SCHEMA
+    created: str = ""
+
+    # -- views --------------------------------------------------------------------------
+    def failed(self) -> list[str]:
+        """One line per failure: comparisons beyond tolerance, backends that crashed."""
+        lines = [f"{c.model}: {c.candidate} vs {c.reference}: {'; '.join(c.reasons)}"
+                 for c in self.comparisons if not c.passed]
+        lines += [f"{b.model}: {b.label} failed: {b.reason}" for b in self.backends if b.status == "failed"]
+        return lines
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["histogram_edges_log10"] = [e if np.isfinite(e) else None for e in HIST_EDGES]
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
+
+    def save(self, path: str | Path) -> Path:
+        write_text(path, self.to_json())
+        return Path(path)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ParityResult":
+        if d.get("schema") != SCHEMA:
+            raise InputError(f"not an onnxparity parity result (schema {d.get('schema')!r}, expected {SCHEMA!r})")
+        known = {f.name for f in dataclasses.fields(cls)}
+        d = {k: v for k, v in d.items() if k in known}
+        d["comparisons"] = [Comparison(**c) for c in d["comparisons"]]
+        d["backends"] = [BackendRun(**b) for b in d["backends"]]
+        return cls(**d)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ParityResult":
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except FileNotFoundError:
+            raise InputError(f"{path}: no such file") from None
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
+            raise InputError(f"{path}: not a parity result ({exc})") from None
+
+
+# -- raw outputs ------------------------------------------------------------------------------
+def save_outputs(path: str | Path, result: ParityResult, outputs: dict, inputs) -> Path:
+    """Raw outputs of every backend that ran, the inputs and the result, in one ``.npz``.
+
+    ``outputs``: ``(model, label) -> {"outputs": array, "indices": array, "output_name": str}``.
+    """
+    arrays = {"images": np.asarray(inputs.images, np.float32), "labels": inputs.labels,
+              "kinds": np.asarray(inputs.kinds)}
+    index = []
+    for i, ((model, label), run) in enumerate(sorted(outputs.items())):
+        arrays[f"out{i}"] = run["outputs"]
+        arrays[f"idx{i}"] = run["indices"]
+        index.append({"model": model, "label": label, "key": i, "output_name": run["output_name"]})
+    arrays["meta"] = np.asarray(json.dumps({"result": result.to_dict(), "outputs": index, "source": inputs.source}))
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    with atomic_path(path, suffix=".npz") as tmp:
+        tmp.write_bytes(buf.getvalue())
+    return Path(path)
+
+
+def load_outputs(path: str | Path):
+    """-> (ParityResult, outputs as for :func:`save_outputs`, ParityInputs)."""
+    from onnxparity.parity.inputs import ParityInputs
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            outputs = {(o["model"], o["label"]): {"outputs": data[f"out{o['key']}"], "indices": data[f"idx{o['key']}"],
+                                                  "output_name": o["output_name"], "label": o["label"]}
+                       for o in meta["outputs"]}
+            inputs = ParityInputs(data["images"], data["labels"], tuple(str(k) for k in data["kinds"]), meta["source"])
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: not a file written by --save-outputs ({exc})") from None
+    return ParityResult.from_dict(meta["result"]), outputs, inputs

@@ -1,0 +1,382 @@
+"""The HTTP server: the V2 REST routes, the convenience route, the page and ``/metrics`` (aiohttp).
+
+aiohttp because one asyncio event loop holds thousands of open connections cheaply, its C HTTP
+parser keeps per-request cost low on two cores, the dynamic batcher is a few lines of asyncio, and
+it enforces the request-size limit itself. ONNX Runtime runs in worker threads (it releases the
+GIL), so the loop keeps accepting requests while a batch computes. Nothing here imports a
+training framework: the server process holds ONNX Runtime only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import signal
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from importlib import resources
+
+import numpy as np
+
+from onnxparity import __version__
+from onnxparity.serve.batching import Batcher
+from onnxparity.serve.protocol import HEADER_LENGTH, RequestError, encode_infer_response, parse_infer_request
+from onnxparity.serve.repository import ServedModel, warm_up
+
+log = logging.getLogger(__name__)
+EXTENSIONS = ["binary_tensor_data", "model_repository_metadata"]
+
+
+@dataclass
+class ServeConfig:
+    """How to serve: where, on what, and how requests are batched and bounded."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    providers: list[str] | None = None
+    intra_op_threads: int = 1
+    inter_op_threads: int = 1
+    workers: int = 2  # threads that run ONNX Runtime
+    batching: bool = True
+    max_batch_size: int = 64
+    max_queue_delay_us: int = 0
+    instances: int = 1  # concurrent batches per model, all on one session (Triton's instance_group)
+    max_request_bytes: int = 8 * 1024 * 1024
+    extra: dict = field(default_factory=dict)
+
+
+class Metrics:
+    """Prometheus counters and histograms in a registry of the server's own."""
+
+    def __init__(self, max_batch_size: int):
+        from prometheus_client import CollectorRegistry, Counter, Histogram
+
+        self.registry = CollectorRegistry()
+        self.requests = Counter("onnxparity_requests", "HTTP requests by route, model and status",
+                                ["route", "model", "status"], registry=self.registry)
+        self.latency = Histogram("onnxparity_request_duration_seconds", "Time from request to response",
+                                 ["route", "model"], registry=self.registry,
+                                 buckets=(.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5))
+        sizes = sorted({1, 2, 4, 8, 16, 32, 64, 128, 256, 512, max_batch_size})
+        self.batch_size = Histogram("onnxparity_batch_size", "Rows per ONNX Runtime run", ["model"],
+                                    registry=self.registry, buckets=[s for s in sizes if s <= max_batch_size])
+        self.compute = Histogram("onnxparity_inference_duration_seconds", "Time of one ONNX Runtime run",
+                                 ["model"], registry=self.registry,
+                                 buckets=(.0001, .0005, .001, .002, .005, .01, .02, .05, .1, .5, 1))
+
+    def batch(self, model: str, rows: int, seconds: float) -> None:
+        self.batch_size.labels(model).observe(rows)
+        self.compute.labels(model).observe(seconds)
+
+    def render(self) -> bytes:
+        from prometheus_client import generate_latest
+
+        return generate_latest(self.registry)
+
+
+class InferenceServer:
+    """Routes and state of one server: the models, their batchers, the worker threads."""
+
+    def __init__(self, models: dict[str, ServedModel], config: ServeConfig):
+        self.models = models
+        self.config = config
+        self.metrics = Metrics(config.max_batch_size)
+        self.executor = ThreadPoolExecutor(max_workers=max(1, config.workers), thread_name_prefix="onnxruntime")
+        self.batchers: dict[str, Batcher] = {}
+
+    @property
+    def ready(self) -> bool:
+        return all(m.ready for m in self.models.values())
+
+    # -- the application ------------------------------------------------------------------
+    def app(self):
+        from aiohttp import web
+
+        app = web.Application(client_max_size=self.config.max_request_bytes, middlewares=[self._errors])
+        r = app.router
+        r.add_get("/", self.page)
+        r.add_get("/v2", self.server_metadata)
+        r.add_get("/v2/health/live", self.live)
+        r.add_get("/v2/health/ready", self.server_ready)
+        r.add_post("/v2/repository/index", self.repository_index)
+        for prefix in ("/v2/models/{model}", "/v2/models/{model}/versions/{version}"):
+            r.add_get(prefix, self.model_metadata)
+            r.add_get(prefix + "/ready", self.model_ready)
+            r.add_get(prefix + "/config", self.model_config)
+            r.add_post(prefix + "/infer", self.infer)
+        r.add_post("/predict", self.predict)
+        r.add_get("/metrics", self.prometheus)
+        app.on_startup.append(self._start)
+        app.on_cleanup.append(self._stop)
+        return app
+
+    async def _start(self, app) -> None:
+        if self.config.batching:
+            for name, model in self.models.items():
+                if model.batched:
+                    b = Batcher(model, self.executor, self.config.max_batch_size,
+                                self.config.max_queue_delay_us / 1e6, self.config.instances, self.metrics.batch)
+                    b.start()
+                    self.batchers[name] = b
+
+    async def _stop(self, app) -> None:
+        for b in self.batchers.values():
+            await b.stop()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    async def warm_up(self) -> None:
+        """Run every model once at batch 1 and at the largest batch, then report ready."""
+        loop = asyncio.get_running_loop()
+        for model in self.models.values():
+            await loop.run_in_executor(self.executor, warm_up, model, self.config.max_batch_size)
+
+    # -- errors: one JSON line, never a traceback -------------------------------------------
+    def _json(self, obj, status: int = 200):
+        from aiohttp import web
+
+        return web.Response(body=json.dumps(obj, separators=(",", ":")), status=status,
+                            content_type="application/json")
+
+    @property
+    def _errors(self):
+        from aiohttp import web
+
+        @web.middleware
+        async def middleware(request, handler):
+            started = time.perf_counter()
+            route, model = _route_of(request)
+            model = model if model in self.models else ""  # no label per made-up name
+            try:
+                response = await handler(request)
+            except RequestError as exc:
+                response = self._json({"error": str(exc)}, exc.status)
+            except web.HTTPException as exc:
+                if exc.status < 400:
+                    raise
+                message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
+                if exc.status == 405:
+                    message = f"{request.method} is not allowed on {request.path}"
+                elif exc.status == 404:
+                    message = f"no route {request.path}"
+                response = self._json({"error": message}, exc.status)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001  (logged here, never sent to the client)
+                log.exception("internal error on %s %s", request.method, request.path)
+                response = self._json({"error": f"internal server error ({type(exc).__name__})"}, 500)
+            if route is not None:
+                self.metrics.requests.labels(route, model, str(response.status)).inc()
+                if route in ("infer", "predict"):
+                    self.metrics.latency.labels(route, model).observe(time.perf_counter() - started)
+            return response
+
+        return middleware
+
+    def _model(self, request) -> ServedModel:
+        name = request.match_info["model"]
+        model = self.models.get(name)
+        if model is None:
+            raise RequestError(f"unknown model {name!r} (served: {', '.join(self.models)})", 404)
+        version = request.match_info.get("version")
+        if version is not None and version != model.version:
+            raise RequestError(f"model {name!r} has no version {version!r} (it has {model.version})", 404)
+        return model
+
+    # -- health and metadata ------------------------------------------------------------------
+    async def live(self, request):
+        return self._json({"live": True})
+
+    async def server_ready(self, request):
+        if not self.ready:
+            raise RequestError("the server is still warming up its models", 503)
+        return self._json({"ready": True})
+
+    async def model_ready(self, request):
+        model = self._model(request)
+        if not model.ready:
+            raise RequestError(f"model {model.name!r} is still warming up", 503)
+        return self._json({"name": model.name, "ready": True})
+
+    async def server_metadata(self, request):
+        return self._json({"name": "onnxparity", "version": __version__, "extensions": EXTENSIONS})
+
+    async def model_metadata(self, request):
+        return self._json(self._model(request).metadata())
+
+    async def model_config(self, request):
+        config = self._model(request).triton_config(self.config.max_batch_size)
+        if self.config.batching:
+            config["dynamic_batching"] = {"max_queue_delay_microseconds": self.config.max_queue_delay_us}
+        return self._json(config)
+
+    async def repository_index(self, request):
+        return self._json([{"name": m.name, "version": m.version, "state": "READY" if m.ready else "LOADING"}
+                           for m in self.models.values()])
+
+    async def prometheus(self, request):
+        from aiohttp import web
+
+        return web.Response(body=self.metrics.render(), headers={"Content-Type": "text/plain; version=0.0.4"})
+
+    async def page(self, request):
+        from aiohttp import web
+
+        html = resources.files("onnxparity.serve").joinpath("static/index.html").read_bytes()
+        return web.Response(body=html, content_type="text/html", charset="utf-8")
+
+    # -- inference ----------------------------------------------------------------------------
+    async def _run(self, model: ServedModel, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run through the model's batcher, or on its own when batching is off or impossible."""
+        if model.batched:
+            rows = {a.shape[0] for a in feeds.values()}
+            if len(rows) > 1:
+                raise RequestError(f"inputs differ in batch size ({sorted(rows)})")
+            (n,) = rows
+            if n < 1:
+                raise RequestError("the batch is empty (first dimension 0)")
+            if n > self.config.max_batch_size:
+                raise RequestError(f"batch of {n} exceeds the model's max_batch_size {self.config.max_batch_size}")
+        try:
+            batcher = self.batchers.get(model.name)
+            if batcher is not None:
+                return await batcher.infer(feeds)
+            started = time.perf_counter()
+            out = await asyncio.get_running_loop().run_in_executor(self.executor, model.run, feeds)
+            self.metrics.batch(model.name, len(next(iter(feeds.values()))) if model.batched else 1,
+                               time.perf_counter() - started)
+            return out
+        except RequestError:
+            raise
+        except Exception as exc:  # ONNX Runtime's own error types
+            first = (str(exc).splitlines() or [""])[0][:300]
+            status = 400 if type(exc).__name__ in ("InvalidArgument", "NotImplemented") else 500
+            raise RequestError(f"model {model.name!r} could not run the request ({type(exc).__name__}: {first})",
+                               status) from None
+
+    async def infer(self, request):
+        from aiohttp import web
+
+        model = self._model(request)
+        if not model.ready:
+            raise RequestError(f"model {model.name!r} is still warming up", 503)
+        body = await request.read()
+        parsed = parse_infer_request(body, request.headers.get(HEADER_LENGTH), model.inputs, model.outputs)
+        outputs = await self._run(model, parsed.inputs)
+        datatypes = {n: t.datatype for n, t in model.outputs.items()}
+        payload, header_length = encode_infer_response(model.name, model.version, parsed, outputs, datatypes)
+        if header_length is None:
+            return web.Response(body=payload, content_type="application/json")
+        return web.Response(body=payload, headers={HEADER_LENGTH: str(header_length),
+                                                   "Content-Type": "application/octet-stream"})
+
+    async def predict(self, request):
+        """An image file in (raw body or a multipart form's file), each model's digit out."""
+        from onnxparity.data.images import to_mnist
+
+        if not self.ready:
+            raise RequestError("the server is still warming up its models", 503)
+        data = await _image_bytes(request)
+        gray = _decode_image(data)
+        digit = to_mnist(gray)
+        models = [m for m in self.models.values() if m.takes_digits]
+        if not models:
+            raise RequestError("no served model takes 28x28 digits (none carries an onnxparity model spec)", 404)
+        results = await asyncio.gather(*(self._run(m, m.digits_feed(digit[None])) for m in models))
+        answers = []
+        for m, out in zip(models, results):
+            p = m.probabilities(out[m.digit_output])[0]
+            best = int(np.argmax(p))
+            answers.append({"model": m.name, "digit": m.labels[best] if best < len(m.labels) else str(best),
+                            "probability": float(p[best]), "probabilities": [round(float(v), 6) for v in p]})
+        return self._json({"image": digit.tolist(), "predictions": answers})
+
+
+def _route_of(request) -> tuple[str | None, str]:
+    path = request.path
+    if path.endswith("/infer"):
+        return "infer", request.match_info.get("model", "")
+    if path == "/predict":
+        return "predict", ""
+    if path.startswith("/v2"):
+        return "v2", request.match_info.get("model", "")
+    return None, ""
+
+
+async def _image_bytes(request) -> bytes:
+    if request.content_type.startswith("multipart/"):
+        reader = await request.multipart()
+        async for part in reader:
+            if part.filename is not None or part.name in ("image", "file"):
+                return bytes(await part.read(decode=True))
+        raise RequestError("the form holds no image file (send it as field 'image')")
+    data = await request.read()
+    if not data:
+        raise RequestError("the body is empty; POST an image file (PNG, JPEG...)")
+    return data
+
+
+def _decode_image(data: bytes) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            if im.width * im.height > 16_000_000:
+                raise RequestError(f"the image is {im.width}x{im.height}, too large to be a digit")
+            return np.asarray(im.convert("L"), dtype=np.float32)
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise RequestError(f"the body is not a readable image ({type(exc).__name__})") from None
+
+
+async def serve_forever(models: dict[str, ServedModel], config: ServeConfig, announce=print) -> None:
+    """Bind, announce the address, warm up, report ready, and serve until SIGINT or SIGTERM."""
+    from aiohttp import web
+
+    server = InferenceServer(models, config)
+    runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, config.host, config.port, backlog=1024, reuse_address=True)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        from onnxparity.errors import InputError
+
+        raise InputError(f"cannot listen on {config.host}:{config.port} ({exc.strerror or exc})") from None
+    host, port = runner.addresses[0][:2]
+    shown = f"[{host}]" if ":" in host else host
+    announce(f"onnxparity serve: http://{shown}:{port}/ ({len(models)} model{'s' if len(models) != 1 else ''}: "
+             f"{', '.join(models)}; "
+             f"providers {', '.join(config.providers or [])}; batching "
+             f"{'on, max ' + str(config.max_batch_size) if config.batching else 'off'})")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # not the main thread
+            pass
+    try:
+        await server.warm_up()
+        announce("onnxparity serve: ready")
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def serve(models: dict[str, ServedModel], config: ServeConfig) -> None:
+    """Serve until interrupted (blocking)."""
+    def announce(line: str) -> None:
+        print(line, flush=True)
+
+    try:
+        import uvloop  # noqa: F401  (faster loop where installed; not required)
+
+        runner = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    runner(serve_forever(models, config, announce))
+    sys.stdout.flush()

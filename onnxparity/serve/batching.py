@@ -1,0 +1,131 @@
+"""Dynamic batching, as Triton does it: concurrent requests to one model run as one batch.
+
+Requests wait in a queue; when an execution slot is free (``instances`` of them per model, all
+sharing one session), the batcher takes every waiting request that fits into ``max_batch_size``
+rows, waiting at most ``max_queue_delay`` after the oldest one arrived for more to come. Under
+load the queue fills while a batch runs, so batches grow by themselves with no delay set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from onnxparity.serve.repository import ServedModel
+
+
+@dataclass
+class _Item:
+    feeds: dict[str, np.ndarray]
+    rows: int
+    key: tuple  # requests stack only with others of the same non-batch shapes
+    future: asyncio.Future
+    arrived: float = field(default_factory=time.perf_counter)
+
+
+class Batcher:
+    """Combines concurrent requests to one model into batches and runs them off the event loop."""
+
+    def __init__(self, model: ServedModel, executor: Executor, max_batch_size: int, max_queue_delay_s: float,
+                 instances: int = 1, on_batch: Callable[[str, int, float], None] | None = None):
+        self.model = model
+        self.executor = executor
+        self.max_batch_size = max_batch_size
+        self.max_queue_delay_s = max_queue_delay_s
+        self.on_batch = on_batch
+        self._items: collections.deque[_Item] = collections.deque()
+        self._wake = asyncio.Event()
+        self._slots = asyncio.Semaphore(instances)
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name=f"batcher-{self.model.name}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        for item in self._items:
+            if not item.future.done():
+                item.future.set_exception(RuntimeError("the server is shutting down"))
+
+    @property
+    def queued(self) -> int:
+        return len(self._items)
+
+    async def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        rows = len(next(iter(feeds.values())))
+        key = tuple((name, a.shape[1:]) for name, a in sorted(feeds.items()))
+        item = _Item(feeds, rows, key, asyncio.get_running_loop().create_future())
+        self._items.append(item)
+        self._wake.set()
+        return await item.future
+
+    def _rows_ready(self, key: tuple) -> int:
+        return sum(i.rows for i in self._items if i.key == key)
+
+    async def _loop(self) -> None:
+        while True:
+            await self._slots.acquire()
+            while not self._items:
+                self._wake.clear()
+                await self._wake.wait()
+            first = self._items[0]
+            if self.max_queue_delay_s > 0:
+                deadline = first.arrived + self.max_queue_delay_s
+                while self._rows_ready(first.key) < self.max_batch_size:
+                    remaining = deadline - time.perf_counter()
+                    if remaining <= 0:
+                        break
+                    self._wake.clear()
+                    try:
+                        await asyncio.wait_for(self._wake.wait(), remaining)
+                    except asyncio.TimeoutError:
+                        break
+            batch, rows, keep = [], 0, collections.deque()
+            while self._items:
+                item = self._items.popleft()
+                if item.future.done():  # the client went away
+                    continue
+                if item.key == first.key and (rows + item.rows <= self.max_batch_size or not batch):
+                    batch.append(item)
+                    rows += item.rows
+                else:
+                    keep.append(item)
+            self._items.extendleft(reversed(keep))
+            if not batch:
+                self._slots.release()
+                continue
+            asyncio.get_running_loop().create_task(self._run(batch, rows))
+
+    async def _run(self, batch: list[_Item], rows: int) -> None:
+        try:
+            names = list(batch[0].feeds)
+            if len(batch) == 1:
+                feeds = batch[0].feeds
+            else:
+                feeds = {n: np.concatenate([i.feeds[n] for i in batch]) for n in names}
+            started = time.perf_counter()
+            try:
+                outputs = await asyncio.get_running_loop().run_in_executor(self.executor, self.model.run, feeds)
+            except Exception as exc:  # noqa: BLE001  (handed to each waiting request)
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(exc)
+                return
+            if self.on_batch is not None:
+                self.on_batch(self.model.name, rows, time.perf_counter() - started)
+            start = 0
+            for item in batch:
+                part = {n: a[start : start + item.rows] for n, a in outputs.items()}
+                start += item.rows
+                if not item.future.done():
+                    item.future.set_result(part)
+        finally:
+            self._slots.release()

@@ -1,0 +1,209 @@
+"""The KServe Open Inference Protocol (V2) over REST, as Triton speaks it: parsing and encoding.
+
+Pure functions over bytes and numpy arrays, with no HTTP library in sight, so the rules (names,
+shapes, datatypes, the binary tensor data extension) are tested without a server. Every problem
+with a request is a :class:`RequestError` carrying the HTTP status and a one-line message.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# V2 datatype <-> numpy dtype (BYTES and BF16 are not served: no model here takes them).
+DATATYPES = {
+    "BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32, "UINT64": np.uint64,
+    "INT8": np.int8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64,
+    "FP16": np.float16, "FP32": np.float32, "FP64": np.float64,
+}
+# ONNX Runtime's type strings -> V2 datatype.
+ORT_TYPES = {
+    "tensor(bool)": "BOOL", "tensor(uint8)": "UINT8", "tensor(uint16)": "UINT16", "tensor(uint32)": "UINT32",
+    "tensor(uint64)": "UINT64", "tensor(int8)": "INT8", "tensor(int16)": "INT16", "tensor(int32)": "INT32",
+    "tensor(int64)": "INT64", "tensor(float16)": "FP16", "tensor(float)": "FP32", "tensor(double)": "FP64",
+    "tensor(string)": "BYTES", "tensor(bfloat16)": "BF16",
+}
+HEADER_LENGTH = "Inference-Header-Content-Length"
+
+
+class RequestError(Exception):
+    """A request the server refuses: ``status`` is the HTTP status, the message says why."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One model input or output as the protocol describes it (-1 for a free dimension)."""
+
+    name: str
+    datatype: str
+    shape: tuple[int, ...]
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "datatype": self.datatype, "shape": list(self.shape)}
+
+
+@dataclass
+class InferRequest:
+    """A parsed inference request: input arrays by name and what to send back."""
+
+    id: str | None
+    inputs: dict[str, np.ndarray]
+    outputs: list[str] | None  # None: every output
+    binary: dict[str, bool] = field(default_factory=dict)  # output name -> send as binary
+    binary_default: bool = False
+
+
+def _params(obj: dict, where: str) -> dict:
+    params = obj.get("parameters") or {}
+    if not isinstance(params, dict):
+        raise RequestError(f"{where}: 'parameters' must be a JSON object")
+    return params
+
+
+def _shape(value, where: str) -> tuple[int, ...]:
+    if not isinstance(value, list) or not all(isinstance(d, int) and not isinstance(d, bool) for d in value):
+        raise RequestError(f"{where}: 'shape' must be a list of integers")
+    if any(d < 0 for d in value):
+        raise RequestError(f"{where}: shape {value} has a negative dimension")
+    return tuple(value)
+
+
+def parse_infer_request(body: bytes, header_length: str | None, model_inputs: dict[str, TensorInfo],
+                        model_outputs: dict[str, TensorInfo]) -> InferRequest:
+    """Decode a V2 ``infer`` body (JSON, or JSON + binary tensor data) and check it against the model."""
+    if header_length is not None:
+        try:
+            n = int(header_length)
+        except ValueError:
+            raise RequestError(f"{HEADER_LENGTH} must be an integer, not {header_length[:40]!r}") from None
+        if n < 0 or n > len(body):
+            raise RequestError(f"{HEADER_LENGTH} is {n} but the body holds {len(body)} bytes")
+        header, binary = body[:n], memoryview(body)[n:]
+    else:
+        header, binary = body, memoryview(b"")
+    try:
+        request = json.loads(header)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RequestError(f"the request is not valid JSON ({exc})") from None
+    if not isinstance(request, dict):
+        raise RequestError("the request must be a JSON object")
+    request_id = request.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise RequestError("'id' must be a string")
+    params = _params(request, "request")
+    inputs = request.get("inputs")
+    if not isinstance(inputs, list) or not inputs:
+        raise RequestError("the request needs a non-empty 'inputs' list")
+
+    arrays: dict[str, np.ndarray] = {}
+    offset = 0
+    for i, item in enumerate(inputs):
+        if not isinstance(item, dict):
+            raise RequestError(f"inputs[{i}] must be a JSON object")
+        name = item.get("name")
+        if not isinstance(name, str):
+            raise RequestError(f"inputs[{i}] needs a 'name'")
+        where = f"input {name!r}"
+        if name not in model_inputs:
+            raise RequestError(f"{where}: the model has no such input (it takes {', '.join(map(repr, model_inputs))})")
+        if name in arrays:
+            raise RequestError(f"{where}: given twice")
+        info = model_inputs[name]
+        datatype = item.get("datatype")
+        if datatype != info.datatype:
+            raise RequestError(f"{where}: datatype must be {info.datatype}, not {datatype!r}")
+        shape = _shape(item.get("shape"), where)
+        if len(shape) != len(info.shape) or any(m != -1 and m != d for m, d in zip(info.shape, shape)):
+            raise RequestError(f"{where}: shape {list(shape)} does not fit the model's {list(info.shape)}")
+        dtype = np.dtype(DATATYPES[datatype])
+        count = math.prod(shape)
+        size = _params(item, where).get("binary_data_size")
+        if size is not None:
+            if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+                raise RequestError(f"{where}: binary_data_size must be a non-negative integer")
+            if size != count * dtype.itemsize:
+                raise RequestError(f"{where}: binary_data_size is {size} bytes but shape {list(shape)} of "
+                                   f"{datatype} needs {count * dtype.itemsize}")
+            if offset + size > len(binary):
+                raise RequestError(f"{where}: binary_data_size runs past the end of the body "
+                                   f"({len(binary)} bytes of binary data)")
+            array = np.frombuffer(binary[offset : offset + size], dtype=dtype).reshape(shape)
+            if not array.flags.aligned:
+                array = array.copy()
+            offset += size
+        else:
+            if "data" not in item:
+                raise RequestError(f"{where}: needs 'data' or parameters.binary_data_size")
+            array = _from_json(item["data"], dtype, shape, where)
+        if dtype.kind == "f" and not np.isfinite(array).all():
+            raise RequestError(f"{where}: holds NaN or infinity, which the model cannot take")
+        arrays[name] = array
+    if offset != len(binary):
+        raise RequestError(f"the body has {len(binary) - offset} bytes of binary data that no input claims")
+    missing = [n for n in model_inputs if n not in arrays]
+    if missing:
+        raise RequestError(f"missing input {', '.join(map(repr, missing))}")
+
+    wanted, binary_flags = None, {}
+    outputs = request.get("outputs")
+    if outputs is not None:
+        if not isinstance(outputs, list):
+            raise RequestError("'outputs' must be a list")
+        wanted = []
+        for i, item in enumerate(outputs):
+            name = item.get("name") if isinstance(item, dict) else None
+            if not isinstance(name, str):
+                raise RequestError(f"outputs[{i}] needs a 'name'")
+            if name not in model_outputs:
+                raise RequestError(f"output {name!r}: the model has no such output "
+                                   f"(it gives {', '.join(map(repr, model_outputs))})")
+            wanted.append(name)
+            flag = _params(item, f"output {name!r}").get("binary_data")
+            if flag is not None:
+                binary_flags[name] = bool(flag)
+    return InferRequest(request_id, arrays, wanted, binary_flags, bool(params.get("binary_data_output", False)))
+
+
+def _from_json(data, dtype: np.dtype, shape: tuple[int, ...], where: str) -> np.ndarray:
+    """JSON ``data`` (flat or nested, row-major) -> an array of ``shape``."""
+    try:
+        array = np.asarray(data, dtype=dtype)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise RequestError(f"{where}: data is not a rectangular list of {dtype.name} values "
+                           f"({str(exc).splitlines()[0][:120]})") from None
+    if array.size != math.prod(shape):
+        raise RequestError(f"{where}: data holds {array.size} values but shape {list(shape)} needs {math.prod(shape)}")
+    if array.ndim > 1 and array.shape != shape:
+        raise RequestError(f"{where}: nested data has shape {list(array.shape)}, not {list(shape)}")
+    return array.reshape(shape)
+
+
+def encode_infer_response(model: str, version: str, request: InferRequest, outputs: dict[str, np.ndarray],
+                          datatypes: dict[str, str]) -> tuple[bytes, int | None]:
+    """Encode outputs as a V2 response; returns the body and the JSON header's length when binary."""
+    names = request.outputs if request.outputs is not None else list(outputs)
+    items, chunks = [], []
+    for name in names:
+        array = np.ascontiguousarray(outputs[name])
+        item = {"name": name, "datatype": datatypes[name], "shape": list(array.shape)}
+        if request.binary.get(name, request.binary_default):
+            raw = array.tobytes()
+            item["parameters"] = {"binary_data_size": len(raw)}
+            chunks.append(raw)
+        else:
+            item["data"] = array.ravel().tolist()
+        items.append(item)
+    response = {"model_name": model, "model_version": version, "outputs": items}
+    if request.id is not None:
+        response["id"] = request.id
+    header = json.dumps(response, separators=(",", ":")).encode()
+    if not chunks:
+        return header, None
+    return b"".join([header, *chunks]), len(header)

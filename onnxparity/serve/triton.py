@@ -1,0 +1,135 @@
+"""Scale-out: the served models as a Triton model repository and a KServe InferenceService.
+
+``OUT/<model>/1/model.onnx`` and ``OUT/<model>/config.pbtxt`` (platform ``onnxruntime_onnx``,
+inputs and outputs read from the ONNX graph, dynamic batching, an instance group), plus
+``OUT/inferenceservice.yaml`` for KServe (``modelFormat: onnx``, ``protocolVersion: v2``, the
+Triton runtime). Triton reads only the folders, so the manifest can sit beside them. Clients
+written against ``onnxparity serve`` work unchanged against either: same model names, same V2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from onnxparity.errors import InputError
+
+MANIFEST = "inferenceservice.yaml"
+
+
+@dataclass(frozen=True)
+class ExportedModel:
+    name: str
+    config_path: Path
+    model_path: Path
+
+
+def _onnx_tensors(graph_values, initializers: set[str]):
+    """(name, V2 datatype, dims with -1 for free ones) of a graph's inputs or outputs."""
+    from onnx import TensorProto
+
+    from onnxparity.serve.protocol import ORT_TYPES
+
+    out = []
+    for value in graph_values:
+        if value.name in initializers:
+            continue
+        tensor = value.type.tensor_type
+        type_name = TensorProto.DataType.Name(tensor.elem_type).lower()
+        datatype = ORT_TYPES.get(f"tensor({type_name})")  # ONNX's names are ORT's, lowercased
+        if datatype is None:
+            raise InputError(f"{value.name}: element type {type_name} has no Triton datatype")
+        dims = [d.dim_value if d.HasField("dim_value") else -1 for d in tensor.shape.dim]
+        out.append((value.name, datatype, dims))
+    return out
+
+
+def _triton_type(datatype: str) -> str:
+    return "TYPE_STRING" if datatype == "BYTES" else f"TYPE_{datatype}"
+
+
+def _tensor_block(kind: str, tensors, batched: bool) -> str:
+    parts = []
+    for name, datatype, dims in tensors:
+        shown = dims[1:] if batched else dims
+        parts.append(f"  {{\n    name: {json.dumps(name)}\n    data_type: {_triton_type(datatype)}\n"
+                     f"    dims: [ {', '.join(str(d) for d in shown)} ]\n  }}")
+    return f"{kind} [\n" + ",\n".join(parts) + "\n]\n"
+
+
+def model_config(name: str, model_path: str | os.PathLike, max_batch_size: int = 64, max_queue_delay_us: int = 100,
+                 instances: int = 1, gpu: bool = False) -> str:
+    """The ``config.pbtxt`` (Triton's ModelConfig, protobuf text format) for one ONNX file."""
+    import onnx
+
+    try:
+        graph = onnx.load(str(model_path), load_external_data=False).graph
+    except Exception as exc:  # onnx raises DecodeError and others for a bad file
+        raise InputError(f"{model_path}: not a readable ONNX file ({type(exc).__name__})") from None
+    initializers = {i.name for i in graph.initializer}
+    inputs = _onnx_tensors(graph.input, initializers)
+    outputs = _onnx_tensors(graph.output, set())
+    # Batched when every input and output has a free first axis (the 'batch' axis convert writes).
+    batched = all(dims and dims[0] == -1 for _, _, dims in inputs + outputs)
+    text = f"name: {json.dumps(name)}\nplatform: \"onnxruntime_onnx\"\nmax_batch_size: {max_batch_size if batched else 0}\n"
+    text += _tensor_block("input", inputs, batched) + _tensor_block("output", outputs, batched)
+    if batched:
+        text += f"dynamic_batching {{\n  max_queue_delay_microseconds: {max_queue_delay_us}\n}}\n"
+    text += (f"instance_group [\n  {{\n    count: {instances}\n    kind: {'KIND_GPU' if gpu else 'KIND_CPU'}\n"
+             f"  }}\n]\n")
+    return text
+
+
+def inference_service(name: str, storage_uri: str, gpu: bool = False) -> str:
+    """A KServe InferenceService that serves the whole repository with Triton over V2."""
+    lines = [
+        "apiVersion: serving.kserve.io/v1beta1",
+        "kind: InferenceService",
+        "metadata:",
+        f"  name: {name}",
+        "spec:",
+        "  predictor:",
+        "    model:",
+        "      modelFormat:",
+        "        name: onnx",
+        "      protocolVersion: v2",
+        "      runtime: kserve-tritonserver",
+        f"      storageUri: {json.dumps(storage_uri)}",
+    ]
+    if gpu:
+        lines += ["      resources:", "        limits:", '          nvidia.com/gpu: "1"']
+    return "\n".join(lines) + "\n"
+
+
+def export_triton(folder: str | os.PathLike, out: str | os.PathLike, max_batch_size: int = 64,
+                  max_queue_delay_us: int = 100, instances: int = 1, gpu: bool = False,
+                  storage_uri: str = "pvc://onnxparity-models/", service_name: str = "onnxparity",
+                  force: bool = False) -> list[ExportedModel]:
+    """Write the repository for every ONNX file under ``folder`` into ``out``, atomically."""
+    from onnxparity._io import atomic_dir
+    from onnxparity.serve.repository import find_models
+
+    if max_batch_size < 1 or instances < 1 or max_queue_delay_us < 0:
+        raise InputError("max batch size and instances must be at least 1, the queue delay 0 or more")
+    if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", service_name):
+        raise InputError(f"service name {service_name!r} is not a DNS label (lowercase letters, digits, '-')")
+    models = find_models(folder)
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).is_file() and not force)):
+        raise InputError(f"{out}: exists and is not a repository written by export-triton (use --force to replace it)")
+    if out.resolve() in [p.resolve() for p in models.values()] or Path(folder).resolve() == out.resolve():
+        raise InputError(f"{out}: the output must not be the input folder")
+    written = []
+    with atomic_dir(out) as tmp:
+        for name, path in models.items():
+            config = model_config(name, path, max_batch_size, max_queue_delay_us, instances, gpu)
+            (tmp / name / "1").mkdir(parents=True)
+            shutil.copyfile(path, tmp / name / "1" / "model.onnx")
+            (tmp / name / "config.pbtxt").write_text(config)
+            written.append(ExportedModel(name, out / name / "config.pbtxt", out / name / "1" / "model.onnx"))
+        (tmp / MANIFEST).write_text(inference_service(service_name, storage_uri, gpu))
+    return written

@@ -1,0 +1,119 @@
+"""`onnxparity bench` end to end on a tiny configuration, and the long-lived worker it drives.
+
+No test asserts a speed: timings on a shared CI machine say nothing. They check that the command
+runs every backend it claims, writes a JSON that parses and holds one row per (model, backend,
+device, batch size), and explains every backend it could not run.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from onnxparity import _process
+from onnxparity.cli import main
+from onnxparity.errors import InputError, WorkerError
+
+ROW_KEYS = {"model", "backend", "device", "batch_size", "images_per_second", "latency_ms_median", "latency_ms_p90",
+            "first_call_ms", "load_s", "rounds", "calls_per_round"}
+
+
+@pytest.mark.slow
+def test_bench_end_to_end(keras_checkpoint, torch_checkpoint, tmp_path, capsys):
+    # copies, so the bench's on-the-fly conversion runs (nothing is written beside the fixtures)
+    models = [shutil.copytree(c, tmp_path / c.name) for c in (keras_checkpoint, torch_checkpoint)]
+    out = tmp_path / "bench.json"
+    rc = main(["bench", *map(str, models), "--batch-sizes", "1,3", "--devices", "cpu,cuda", "--rounds", "2",
+               "--round-time", "0.02", "--warmup", "0", "--json", str(out),
+               "--backends", "keras.call,keras.tf_function,torch.eager,onnxruntime"])
+    printed = capsys.readouterr().out
+    assert rc == 0
+    report = json.loads(out.read_text())
+
+    rows = report["results"]
+    assert rows and all(ROW_KEYS <= set(r) for r in rows)
+    assert all(r["images_per_second"] > 0 and r["latency_ms_p90"] >= r["latency_ms_median"] > 0 for r in rows)
+    measured = {(r["model"], r["backend"], r["device"]) for r in rows}
+    # every backend the report claims ran has a row at every batch size
+    claimed = {tuple(key.split("/")) for key in report["backends"]}
+    assert claimed == measured
+    for model, backend, device in claimed:
+        assert {r["batch_size"] for r in rows if (r["model"], r["backend"], r["device"]) == (model, backend, device)} == {1, 3}
+    assert {(m, b) for m, b, d in measured if d == "cpu"} == {
+        ("keras_cnn", "keras.call"), ("keras_cnn", "keras.tf_function"), ("keras_cnn", "onnxruntime"),
+        ("torch_net", "torch.eager"), ("torch_net", "onnxruntime")}
+    assert all(r["compile_s"] >= 0 for r in rows if r["backend"] == "keras.tf_function")
+    # ratios ORT/native, side by side, for each native at each batch size
+    ratios = {(q["model"], q["versus"], q["batch_size"]) for q in report["ratios"] if q["device"] == "cpu"}
+    assert ratios == {(m, b, n) for m, b in (("keras_cnn", "keras.call"), ("keras_cnn", "keras.tf_function"),
+                                              ("torch_net", "torch.eager")) for n in (1, 3)}
+    # what could not run is said, with the reason; on a machine without a GPU that is all of cuda
+    skipped = {(s["model"], s["backend"], s["device"]) for s in report["skipped"]}
+    assert all(s["reason"] for s in report["skipped"])
+    if not any(d == "cuda" for _, _, d in measured):
+        assert {(m, b) for m, b, d in skipped if d == "cuda"} == {
+            ("keras_cnn", "keras.call"), ("keras_cnn", "keras.tf_function"), ("keras_cnn", "onnxruntime"),
+            ("torch_net", "torch.eager"), ("torch_net", "onnxruntime")}
+    # the environment fingerprint and the ONNX files' origin
+    env = report["environment"]
+    assert env["cpu"] and env["physical_cores"] >= 1 and "onnxruntime" in env["packages"]
+    assert all("converted" in m["onnx_source"] and m["mflop_per_image"] > 0 for m in report["models"])
+    assert "keras_cnn on cpu" in printed and "ORT/keras.call" in printed
+
+
+def test_bench_rejects_bad_arguments(tmp_path, capsys):
+    assert main(["bench", str(tmp_path / "missing")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert main(["bench", str(tmp_path), "--backends", "nosuch"]) == 2
+    assert "unknown bench backend" in capsys.readouterr().err
+    assert main(["bench", str(tmp_path), "--devices", "tpu"]) == 2
+
+
+# -- the long-lived worker the bench drives ------------------------------------------------------
+def test_service_answers_calls_in_turn_and_keeps_state():
+    with _process.Service("collections:Counter", name="counter", timeout=60) as service:
+        service.call("update", "abca")
+        assert service.call("most_common", 1) == [("a", 2)]
+        with pytest.raises(WorkerError, match="no attribute"):
+            service.call("no_such_method")
+        assert service.call("total") == 4  # a raising method leaves the child running
+
+
+def test_service_reports_a_crash_and_stays_closed():
+    with _process.Service("collections:Counter", name="crasher", timeout=60) as service:
+        with pytest.raises(WorkerError, match="crashed"):
+            service.call("update", _Crash())  # unpickling it in the child kills the process
+        with pytest.raises(WorkerError, match="no longer running"):
+            service.call("total")
+
+
+def test_service_times_out_and_stops_the_child():
+    with _process.Service("collections:Counter", name="sleeper", timeout=60) as service:
+        with pytest.raises(WorkerError, match="timed out"):
+            service.call("__reduce_ex__", _Sleep(), timeout=0.5)
+        assert not service._proc.is_alive()
+
+
+def test_service_start_failure_is_an_input_error():
+    with pytest.raises(InputError, match="boom"):
+        _process.Service("tests.test_bench:_raise_input_error", name="bad", timeout=60)
+
+
+def _raise_input_error():
+    raise InputError("boom")
+
+
+class _Crash:
+    def __reduce__(self):
+        import os
+
+        return (os._exit, (3,))
+
+
+class _Sleep:
+    def __reduce__(self):
+        import time
+
+        return (time.sleep, (30,))

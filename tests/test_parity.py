@@ -1,0 +1,245 @@
+"""Parity: the originals and ONNX Runtime compared on real digits, each backend in its own worker.
+
+One `onnxparity run` (reusing the session's briefly trained checkpoints) gives the full CPU matrix
+for both reference models; a perturbed ONNX file, a crashing backend, saved-run comparison, input
+errors and the GPU paths are checked against it. Real frameworks, real digits, no mocks.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from onnxparity.parity import Target, load_inputs, run
+from onnxparity.parity.metrics import Tolerance, compare
+from onnxparity.parity.result import ParityResult
+
+N = 100  # real digits per run (plus the 9 synthetic edge cases)
+CPU_BACKENDS = {"keras_cnn": {"keras-tf:cpu", "keras-torch:cpu", "onnxruntime:cpu", "onnxruntime:cpu:b1"},
+                "torch_net": {"torch:cpu", "onnxruntime:cpu", "onnxruntime:cpu:b1"}}
+GPU_BACKENDS = {"keras-tf:gpu", "keras-torch:cuda", "torch:cuda", "onnxruntime:cuda", "onnxruntime:tensorrt"}
+
+
+def onnxparity(*args, timeout=400):
+    return subprocess.run([sys.executable, "-m", "onnxparity", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def has_gpu() -> bool:
+    from onnxparity.parity.environment import nvidia_gpus
+
+    return bool(nvidia_gpus()[0])
+
+
+@pytest.fixture(scope="module")
+def run_dir(keras_checkpoint, torch_checkpoint, tmp_path_factory) -> Path:
+    """`onnxparity run` on copies of the session's checkpoints: reuse, convert both, full matrix."""
+    out = tmp_path_factory.mktemp("run") / "latest"
+    shutil.copytree(keras_checkpoint, out / "keras")
+    shutil.copytree(torch_checkpoint, out / "torch")
+    result = onnxparity("run", "--out", out, "--n", N, "--save-outputs", out / "outputs.npz")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "reusing the checkpoint" in result.stdout
+    (out / "stdout.txt").write_text(result.stdout)
+    return out
+
+
+def test_run_full_cpu_matrix_for_both_models(run_dir):
+    for name in ("keras.onnx", "torch.onnx", "parity.json", "parity.html", "outputs.npz"):
+        assert (run_dir / name).is_file(), name
+    result = ParityResult.load(run_dir / "parity.json")
+    assert result.passed
+    ran = {(b.model, b.label) for b in result.backends if b.status == "ok"}
+    for model, labels in CPU_BACKENDS.items():
+        assert {(model, label) for label in labels} <= ran
+    compared = {(c.model, c.candidate) for c in result.comparisons}
+    assert compared == {(b.model, b.label) for b in result.backends if b.role == "candidate" and b.status == "ok"}
+    assert {("keras_cnn", "keras-torch:cpu"), ("torch_net", "onnxruntime:cpu:b1")} <= compared
+    for c in result.comparisons:
+        assert c.passed and c.max_abs_diff < 1e-4 and c.top1_agreement == 1.0, c
+        assert c.n == N + 9
+    for b in result.backends:
+        if b.status == "ok":
+            assert b.n_labelled == N and b.accuracy > 0.5, b  # real digits, briefly trained models
+        if b.runner == "onnxruntime" and b.status == "ok":
+            assert b.placement == {"CPUExecutionProvider": b.placement["CPUExecutionProvider"]}
+    table = (run_dir / "stdout.txt").read_text()
+    assert "onnxruntime:cpu:b1 (vs torch:cpu)" in table and "keras-torch:cpu (vs keras-tf:cpu)" in table
+    page = (run_dir / "parity.html").read_text()
+    assert page.startswith("<!doctype html>") and "<svg" in page and "keras-torch:cpu" in page
+
+
+def test_json_schema(run_dir):
+    d = json.loads((run_dir / "parity.json").read_text())
+    assert d["schema"] == "onnxparity.parity/1" and isinstance(d["passed"], bool)
+    assert d["comparisons"]
+    for c in d["comparisons"]:
+        assert isinstance(c["reference"], str) and isinstance(c["candidate"], str)
+        assert isinstance(c["max_abs_diff"], float) and 0.0 <= c["top1_agreement"] <= 1.0
+        assert isinstance(c["passed"], bool) and isinstance(c["near_ties"], list)
+        for key in ("max_rel_diff", "mean_abs_diff", "p99_abs_diff", "disagreements", "checks", "nonfinite",
+                    "histogram", "atol", "rtol", "min_agreement", "model", "device"):
+            assert key in c, key
+        assert sum(c["histogram"]) == c["n"] * 10 and len(c["histogram"]) == len(d["histogram_edges_log10"]) - 1
+    env = d["environment"]
+    for key in ("cpu", "gpus", "driver", "packages", "ort_providers", "python"):
+        assert key in env, key
+    assert {"onnxruntime", "torch", "keras"} <= set(env["packages"])
+    assert d["inputs"]["n_digits"] == N and d["inputs"]["kinds"]["noise"] == 4
+    for b in d["backends"]:
+        assert b["status"] in ("ok", "unavailable", "failed")
+        if b["status"] == "unavailable":
+            assert b["reason"]
+
+
+def test_gpu_backends_listed_with_a_reason_or_run(run_dir):
+    result = ParityResult.load(run_dir / "parity.json")
+    gpu = [b for b in result.backends if b.label in GPU_BACKENDS]
+    assert {b.label for b in gpu} == GPU_BACKENDS
+    if not has_gpu():
+        assert all(b.status == "unavailable" and b.reason for b in gpu)
+
+
+def test_gpu_runners(run_dir):
+    """On a machine with CUDA: PyTorch, Keras on torch and ORT CUDA run and agree; here: skipped, with why."""
+    from onnxparity.parity.environment import nvidia_gpus
+
+    gpus, why = nvidia_gpus()
+    if not gpus:
+        pytest.skip(f"no GPU: {why}")
+    result = run([Target(str(run_dir / "torch"), str(run_dir / "torch.onnx")),
+                  Target(str(run_dir / "keras"), str(run_dir / "keras.onnx"))], load_inputs(None, 200))[0]
+    ran = {b.label for b in result.backends if b.status == "ok"}
+    assert {"torch:cuda", "keras-torch:cuda"} <= ran, [(b.label, b.reason) for b in result.backends]
+    assert all(c.passed for c in result.comparisons), result.failed()
+
+
+def _perturbed(src: Path, dst: Path) -> Path:
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(src))
+    init = max(model.graph.initializer, key=lambda t: int(np.prod(t.dims)))  # the largest weight
+    w = numpy_helper.to_array(init).copy()
+    w.flat[: w.size // 10] += 0.05
+    init.CopyFrom(numpy_helper.from_array(w, init.name))
+    onnx.save(model, str(dst))
+    return dst
+
+
+def test_broken_onnx_fails_with_exit_1_at_the_right_comparison(run_dir, tmp_path):
+    broken = _perturbed(run_dir / "torch.onnx", tmp_path / "broken.onnx")
+    report, page = tmp_path / "broken.json", tmp_path / "broken.html"
+    result = onnxparity("check", run_dir / "torch", broken, "--n", 50, "--providers", "cpu", "--json", report,
+                        "--html", page)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr.startswith("onnxparity: error: torch_net: onnxruntime:")
+    assert "vs torch:cpu" in result.stderr and "beyond atol" in result.stderr
+    d = json.loads(report.read_text())
+    assert d["passed"] is False
+    failed = {c["candidate"] for c in d["comparisons"] if not c["passed"]}
+    assert failed == {"onnxruntime:cpu", "onnxruntime:cpu:b1"}
+    assert all(c["max_abs_diff"] > 1e-3 for c in d["comparisons"])
+    if d["disagreements"]:  # the page shows those digits, with every backend's prediction
+        first = d["disagreements"][0]
+        assert set(first["predictions"]) == {"torch:cpu", "onnxruntime:cpu", "onnxruntime:cpu:b1"}
+        html = page.read_text()
+        assert "data:image/png;base64," in html and f"#{first['index']} " in html
+
+
+def test_crashing_backend_is_reported_while_the_others_pass(run_dir):
+    inputs = load_inputs(None, 50)
+    result, _ = run([Target(str(run_dir / "torch"), str(run_dir / "torch.onnx"))], inputs, providers="cpu",
+                    crash={"label": "onnxruntime:cpu:b1", "signal": 11})
+    runs = {b.label: b for b in result.backends}
+    crashed = runs["onnxruntime:cpu:b1"]
+    assert crashed.status == "failed" and "crashed" in crashed.reason and "signal 11" in crashed.reason
+    assert runs["torch:cpu"].status == "ok" and runs["onnxruntime:cpu"].status == "ok"
+    by = {c.candidate: c for c in result.comparisons}
+    assert by["onnxruntime:cpu"].passed
+    assert not by["onnxruntime:cpu:b1"].passed and "failed" in by["onnxruntime:cpu:b1"].reasons[0]
+    assert not result.passed and any("crashed" in line for line in result.failed())
+
+
+def test_compare_saved_runs(run_dir, tmp_path):
+    out = tmp_path / "cmp.json"
+    result = onnxparity("compare", run_dir / "outputs.npz", run_dir / "outputs.npz", "--json", out)
+    assert result.returncode == 0, result.stdout + result.stderr
+    d = json.loads(out.read_text())
+    assert d["passed"] and {c["reference"] for c in d["comparisons"]} == {"A:keras-tf:cpu", "A:torch:cpu"}
+    assert any(c["candidate"] == "B:onnxruntime:cpu" and c["max_abs_diff"] < 1e-4 for c in d["comparisons"])
+
+
+@pytest.mark.parametrize("case", ["missing-onnx", "corrupt-onnx", "corrupt-original", "bad-data", "wrong-framework",
+                                  "bad-n"])
+def test_input_errors_exit_2(case, run_dir, tmp_path):
+    args = [run_dir / "torch", run_dir / "torch.onnx"]
+    if case == "missing-onnx":
+        args[1], needle = tmp_path / "nope.onnx", "no such ONNX file"
+    elif case == "corrupt-onnx":
+        (tmp_path / "bad.onnx").write_bytes(b"\x08\x07garbage" * 50)
+        args[1], needle = tmp_path / "bad.onnx", "not a readable ONNX file"
+    elif case == "corrupt-original":
+        shutil.copytree(run_dir / "torch", tmp_path / "torch")
+        (tmp_path / "torch" / "model.pth").write_bytes(b"not a state dict")
+        args[0], needle = tmp_path / "torch", "not a loadable PyTorch state dict"
+    elif case == "bad-data":
+        args += ["--data", tmp_path / "missing"]
+        needle = "no such file or folder"
+    elif case == "wrong-framework":
+        args[1], needle = run_dir / "keras.onnx", "was converted from a keras model"
+    else:
+        args += ["--n", 0]
+        needle = "--n must be at least 1"
+    result = onnxparity("check", *args, timeout=60)
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("onnxparity: error:") and needle in lines[0], result.stderr
+
+
+# -- the comparison function on its own ---------------------------------------------------------
+def _ran(outputs, label):
+    outputs = np.asarray(outputs, np.float32)
+    return {"outputs": outputs, "indices": np.arange(len(outputs)), "output_name": "logits", "label": label}
+
+
+def test_near_tie_is_reported_apart_from_a_real_disagreement():
+    ref = np.array([[0.5, 0.5 - 1e-7, 0.0], [0.9, 0.1, 0.0], [0.2, 0.7, 0.1]])
+    cand = np.array([[0.5 - 1e-7, 0.5, 0.0], [0.1, 0.9, 0.0], [0.2, 0.7, 0.1]])
+    c = compare("m", _ran(ref, "r"), _ran(cand, "c"), Tolerance(atol=1e-5, rtol=0, min_agreement=1.0))
+    assert c.disagreements == [0, 1] and c.near_ties == [0] and c.real_disagreements == 1
+    assert c.top1_agreement == pytest.approx(1 / 3) and not c.passed
+    only_tie = compare("m", _ran(ref[:1], "r"), _ran(cand[:1], "c"), Tolerance(atol=1e-5, rtol=0))
+    assert only_tie.passed and only_tie.near_ties == [0] and only_tie.top1_agreement == 0.0
+
+
+def test_nan_shape_and_name_are_checked():
+    ref = np.zeros((2, 3))
+    bad = ref.copy()
+    bad[1, 2] = np.nan
+    c = compare("m", _ran(ref, "r"), _ran(bad, "c"), Tolerance(1e-5, 1e-5))
+    assert not c.passed and "NaN/Inf" in c.reasons[0] and c.nonfinite["candidate"]["nan"] == 1
+    c = compare("m", _ran(ref, "r"), dict(_ran(np.zeros((2, 4)), "c"), output_name="x"), Tolerance(1e-5, 1e-5))
+    assert not c.passed and not c.checks["shape"]["ok"] and not c.checks["name"]["ok"]
+
+
+def test_gpu_runners_say_why_they_cannot_run_here(torch_checkpoint, run_dir):
+    """The worker-side checks: each GPU runner raises BackendUnavailable with the reason, never runs on CPU."""
+    import onnxruntime as ort
+    import torch
+
+    from onnxparity.runners import BackendUnavailable, open_runner
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here: the GPU backends run instead (test_gpu_runners)")
+    with pytest.raises(BackendUnavailable, match="CPU-only build|no CUDA device"):
+        open_runner(torch_checkpoint, "torch", device="cuda")
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        with pytest.raises(BackendUnavailable, match="has no CUDAExecutionProvider"):
+            open_runner(run_dir / "torch.onnx", providers=["cuda"])
