@@ -99,19 +99,19 @@ def _receive(conn, proc, name: str, deadline: float | None, tail, timeout: float
     raise WorkerError(f"{name}: worker process crashed ({how})", tail())
 
 
-class Worker:
-    """A running child process; :meth:`result` waits for it and returns or raises."""
+class _Child:
+    """A spawned child running ``child(conn, target, ...)``, its stderr kept in a file for the tail."""
 
-    def __init__(self, target: str, *args: Any, name: str | None = None, env: Mapping[str, str] | None = None,
-                 timeout: float | None = None, **kwargs: Any):
+    def __init__(self, child, target: str, args: tuple, kwargs: dict, name: str | None,
+                 env: Mapping[str, str] | None, timeout: float | None, duplex: bool):
         self.name = name or target
         self.timeout = timeout
         ctx = multiprocessing.get_context("spawn")
         fd, self._stderr = tempfile.mkstemp(prefix="onnxparity-worker-", suffix=".log")
         os.close(fd)
-        self._conn, child_conn = ctx.Pipe(duplex=False)
+        self._conn, child_conn = ctx.Pipe(duplex=duplex)
         self._proc = ctx.Process(
-            target=_child, args=(child_conn, target, args, kwargs, dict(env or {}), self._stderr), daemon=True
+            target=child, args=(child_conn, target, args, kwargs, dict(env or {}), self._stderr), daemon=True
         )
         self._started = time.monotonic()
         self._proc.start()
@@ -123,6 +123,23 @@ class Worker:
         except OSError:
             return ""
 
+    def _reap(self) -> None:
+        """Make sure the child has ended (killing it after a grace period) and clean up."""
+        self._proc.join(timeout=5)
+        if self._proc.is_alive():
+            self._proc.kill()
+            self._proc.join(timeout=5)
+        self._conn.close()
+        Path(self._stderr).unlink(missing_ok=True)
+
+
+class Worker(_Child):
+    """A running child process; :meth:`result` waits for it and returns or raises."""
+
+    def __init__(self, target: str, *args: Any, name: str | None = None, env: Mapping[str, str] | None = None,
+                 timeout: float | None = None, **kwargs: Any):
+        super().__init__(_child, target, args, kwargs, name, env, timeout, duplex=False)
+
     def done(self) -> bool:
         """True once the child has answered, exited or overrun its timeout (:meth:`result` is then quick)."""
         if self._conn.poll(0) or not self._proc.is_alive():
@@ -133,26 +150,20 @@ class Worker:
         """Kill the child now, abandoning its result (a caller that gives up on the others)."""
         if self._proc.is_alive():
             self._proc.kill()
-        self._proc.join(timeout=5)
-        self._conn.close()
-        Path(self._stderr).unlink(missing_ok=True)
+        self._reap()
 
     def result(self) -> Any:
         try:
             return self._wait()
         finally:
-            self._proc.join(timeout=5)
-            if self._proc.is_alive():
-                self._proc.kill()
-            self._conn.close()
-            Path(self._stderr).unlink(missing_ok=True)
+            self._reap()
 
     def _wait(self) -> Any:
         deadline = None if self.timeout is None else self._started + self.timeout
         return _receive(self._conn, self._proc, self.name, deadline, self.tail, self.timeout)
 
 
-class Service:
+class Service(_Child):
     """A long-lived child process holding one object built by ``target(*args, **kwargs)``.
 
     :meth:`call` runs one of the object's methods in the child and returns its (picklable) result,
@@ -165,29 +176,13 @@ class Service:
 
     def __init__(self, target: str, *args: Any, name: str | None = None, env: Mapping[str, str] | None = None,
                  timeout: float | None = None, **kwargs: Any):
-        self.name = name or target
-        self.timeout = timeout
-        ctx = multiprocessing.get_context("spawn")
-        fd, self._stderr = tempfile.mkstemp(prefix="onnxparity-service-", suffix=".log")
-        os.close(fd)
-        self._conn, child_conn = ctx.Pipe(duplex=True)
-        self._proc = ctx.Process(
-            target=_serve, args=(child_conn, target, args, kwargs, dict(env or {}), self._stderr), daemon=True
-        )
-        self._proc.start()
-        child_conn.close()
+        super().__init__(_serve, target, args, kwargs, name, env, timeout, duplex=True)
         self._closed = False
         try:
             self._await(timeout)  # the object is built (or the error is raised) before the first call
         except BaseException:
             self.close()
             raise
-
-    def tail(self) -> str:
-        try:
-            return Path(self._stderr).read_text(errors="replace")[-TAIL_CHARS:].strip()
-        except OSError:
-            return ""
 
     def _await(self, timeout: float | None) -> Any:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -217,12 +212,7 @@ class Service:
                 self._conn.send(None)
             except (OSError, ValueError):
                 pass
-        self._proc.join(timeout=5)
-        if self._proc.is_alive():
-            self._proc.kill()
-            self._proc.join(timeout=5)
-        self._conn.close()
-        Path(self._stderr).unlink(missing_ok=True)
+        self._reap()
 
     def __enter__(self) -> "Service":
         return self
