@@ -52,10 +52,11 @@ def test_predict_real_image_files(tmp_path, torch_checkpoint, test_digits):
     assert (predicted == test_digits.labels[:30]).mean() >= (raw == test_digits.labels[:30]).mean() - 0.15
 
 
-def test_training_on_a_missing_dataset_writes_nothing(tmp_path):
-    result = onnxparity("train", "torch", "--data", tmp_path / "nope", "--out", tmp_path / "ckpt")
+@pytest.mark.parametrize("command", [["train", "torch"], ["train", "keras"], ["run"]])
+def test_a_missing_dataset_writes_nothing(tmp_path, command):
+    result = onnxparity(*command, "--data", tmp_path / "nope", "--out", tmp_path / "out")
     assert_one_line_error(result, "nope", "no such file")
-    assert not (tmp_path / "ckpt").exists()
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("setup, needles", [

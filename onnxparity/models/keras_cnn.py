@@ -90,20 +90,21 @@ def load(path: str | Path):
 def train(out_dir: str | Path, data: str | None = None, epochs: int | None = None, preset_name: str = "default",
           resume: bool = False, save_h5: bool = False, n_train: int | None = None, verbose: str | int = "auto") -> dict:
     """Train (or resume) the Keras CNN into ``out_dir``; returns a summary with test accuracy."""
-    import keras
-
     out = Path(out_dir)
+    # Arguments and data are checked before TensorFlow loads, so a bad one costs no start-up.
     config = preset("keras", preset_name).with_overrides(epochs=epochs)
     train_digits = load_digits(data, "train").head(n_train)
     test_digits = load_digits(data, "test")
+    if resume and not (out / MODEL_FILE).is_file():
+        raise InputError(f"{out}: nothing to resume (no {MODEL_FILE})")
+    import keras
+
     x_train, y_train = keras_view(train_digits)
     x_test, y_test = keras_view(test_digits)
 
     keras.utils.set_random_seed(config.seed)
     done = 0
     if resume:
-        if not (out / MODEL_FILE).is_file():
-            raise InputError(f"{out}: nothing to resume (no {MODEL_FILE})")
         model = load(out / MODEL_FILE)
         done = int(json.loads((out / HISTORY_FILE).read_text()).get("epochs_done", 0))
     else:

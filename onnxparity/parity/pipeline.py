@@ -45,20 +45,19 @@ def train_and_convert(out: str | Path, data: str | None = None, epochs: int | No
                       say=print) -> dict[str, dict]:
     """Train (or reuse) and convert both reference models; returns per framework what was done."""
     out = Path(out)
+    needs_training = [fw for fw in FRAMEWORKS if not has_checkpoint(out / fw, fw)]
+    train_on = training_data(data) if needs_training else None  # a bad --data fails before anything is written
     out.mkdir(parents=True, exist_ok=True)
     done: dict[str, dict] = {}
-    train_on: list = []  # found once, when something needs training
     for framework in FRAMEWORKS:
         folder = out / framework
         if has_checkpoint(folder, framework):
             say(f"{framework}: reusing the checkpoint in {folder}")
             done[framework] = {"trained": False}
             continue
-        if not train_on:
-            train_on.append(training_data(data))
         say(f"{framework}: training natively into {folder} ...")
         options = {"keras": {"verbose": 2}, "torch": {"log_interval": 0}}[framework]
-        summary = _process.call("onnxparity.models:train", framework, folder, data=train_on[0], epochs=epochs,
+        summary = _process.call("onnxparity.models:train", framework, folder, data=train_on, epochs=epochs,
                                 name=f"train {framework}", **options)
         say(f"{framework}: {summary['epochs_done']} epochs, test accuracy {summary['test_accuracy']:.4f}, "
             f"{summary['train_seconds']:.1f} s")
