@@ -20,6 +20,7 @@ import numpy as np
 from onnxparity.convert.graph import BATCH, INPUT_NAME, ConversionError, first_line, batch_is_static
 from onnxparity.convert.source import Source, sha256_arrays, sha256_path
 from onnxparity.errors import InputError
+from onnxparity.models.torch_io import load_module
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def open_source(model, spec=None, torch_class: str | None = None, trust_pickle: 
         elif _is_torchscript(path):
             module = _torchscript(path)
         else:
-            module = _pickled(path, architecture, trust_pickle)
+            module = load_module(path, architecture, trust_pickle)
     else:
         if not isinstance(model, torch.nn.Module):
             raise InputError(f"cannot convert a {type(model).__name__}; expected a keras.Model, a torch.nn.Module or a path")
@@ -132,45 +133,6 @@ def _exported_program(path: Path):
                          "torch.export.export(model, (x,), dynamic_shapes=({0: torch.export.Dim('batch')},))")
     declared = tuple(rest) if all(isinstance(d, int) for d in rest) else None
     return program.module(), declared
-
-
-def _pickled(path: Path, architecture: str | None, trust_pickle: bool):
-    """A state dict (rebuilt with ``architecture``) or, only when trusted, a pickled whole model."""
-    import torch
-
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - UnpicklingError, RuntimeError, EOFError...
-        if "weights_only" not in str(exc) and "Unsupported global" not in str(exc):
-            raise InputError(f"{path}: not a loadable PyTorch file ({first_line(exc)})") from None
-        if not trust_pickle:
-            raise InputError(f"{path}: holds pickled Python objects (a whole model?), and loading them runs code "
-                             "from the file; save a state dict, or pass --trust-pickle if you trust it") from None
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as exc2:  # noqa: BLE001
-            raise InputError(f"{path}: not a loadable PyTorch file ({first_line(exc2)})") from None
-    if isinstance(obj, torch.nn.Module):
-        return obj
-    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict):
-        raise InputError(f"{path}: holds a {type(obj).__name__}, neither a state dict nor a model")
-    if not architecture:
-        raise InputError(f"{path}: a state dict; name its model class with --torch-class package.module:Class "
-                         "(or put a spec.json beside it)")
-    from onnxparity.runners.torch import import_class
-
-    cls = import_class(architecture)
-    try:
-        module = cls()
-    except Exception as exc:  # noqa: BLE001 - whatever the user's constructor raises
-        raise InputError(f"cannot build {architecture}() ({first_line(exc)})") from None
-    try:
-        module.load_state_dict(obj)
-    except Exception as exc:  # noqa: BLE001 - RuntimeError for missing/unexpected keys, size mismatch
-        raise InputError(f"{path}: weights do not fit {architecture} ({first_line(exc)})") from None
-    return module
 
 
 def _exporter(module):

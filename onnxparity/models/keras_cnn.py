@@ -131,10 +131,3 @@ def train(out_dir: str | Path, data: str | None = None, epochs: int | None = Non
     }
     write_text(out / HISTORY_FILE, json.dumps(summary, indent=2) + "\n")
     return summary
-
-
-def predict(path: str | Path, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-    """The article's ``model.predict``: raw uint8 digits -> class probabilities (N, 10)."""
-    model = load(path)
-    return np.asarray(model.predict(SPEC.preprocess(images), batch_size=batch_size, verbose=0))
-

@@ -11,15 +11,14 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from onnxparity._io import atomic_path, write_text
 from onnxparity.data import Digits, load_digits
-from onnxparity.errors import InputError
-from onnxparity.models.config import TrainConfig, preset
+from onnxparity.models.config import preset
+from onnxparity.models.torch_io import load_state
 from onnxparity.spec import ModelSpec
 
 MODEL_FILE = "model.pth"
@@ -114,32 +113,6 @@ def test(network, test_loader) -> tuple[float, float]:
     return test_loss, correct / n
 
 
-def _load_state(path: Path) -> dict:
-    """Load a state dict without running pickled code (``weights_only=True``)."""
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError...
-        raise InputError(f"{path}: not a loadable PyTorch state dict ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
-    if not isinstance(state, dict):
-        raise InputError(f"{path}: holds a {type(state).__name__}, not a state dict")
-    return state
-
-
-def load(path: str | Path) -> Net:
-    """Net with weights from ``model.pth`` (or a checkpoint folder), in eval mode."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / MODEL_FILE
-    network = Net()
-    try:
-        network.load_state_dict(_load_state(path))
-    except RuntimeError as exc:
-        raise InputError(f"{path}: weights do not fit the article's Net ({str(exc).splitlines()[0][:200]})") from None
-    return network.eval()
-
-
 def train(out_dir: str | Path, data: str | None = None, epochs: int | None = None, preset_name: str = "default",
           resume: bool = False, n_train: int | None = None, log_interval: int | None = None) -> dict:
     """Train (or resume) the article's Net into ``out_dir``; returns a summary with test accuracy."""
@@ -153,8 +126,8 @@ def train(out_dir: str | Path, data: str | None = None, epochs: int | None = Non
     optimizer = torch.optim.SGD(network.parameters(), lr=config.learning_rate, momentum=config.momentum)
     done = 0
     if resume:
-        network.load_state_dict(_load_state(out / MODEL_FILE))
-        optimizer.load_state_dict(_load_state(out / OPTIMIZER_FILE))
+        network.load_state_dict(load_state(out / MODEL_FILE))
+        optimizer.load_state_dict(load_state(out / OPTIMIZER_FILE))
         done = int(json.loads((out / HISTORY_FILE).read_text()).get("epochs_done", 0))
 
     started = time.perf_counter()
@@ -179,11 +152,3 @@ def train(out_dir: str | Path, data: str | None = None, epochs: int | None = Non
     }
     write_text(out / HISTORY_FILE, json.dumps(summary, indent=2) + "\n")
     return summary
-
-
-def predict(path: str | Path, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-    """Raw uint8 digits -> the Net's log-probabilities (N, 10), eager, under inference_mode."""
-    network = load(path)
-    x = torch.from_numpy(SPEC.preprocess(images))
-    with torch.inference_mode():
-        return torch.cat([network(chunk) for chunk in x.split(batch_size)]).numpy()

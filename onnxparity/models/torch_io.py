@@ -1,0 +1,83 @@
+"""Loading PyTorch weights safely: the one place that calls ``torch.load``.
+
+State dicts load with ``weights_only=True`` (no pickled code runs); a pickled whole model loads
+only when the caller says the file is trusted. A state dict becomes a module through its class,
+named ``"package.module:Class"`` (a spec's ``architecture`` or ``--torch-class``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from onnxparity.errors import InputError
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:200] if text else ''}"
+
+
+def import_class(path: str):
+    """``"package.module:Class"`` -> the class, with a one-line error when it does not import."""
+    module, _, name = path.partition(":")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise InputError(f"cannot import model class {path!r} ({exc})") from None
+
+
+def load_state(path: str | Path) -> dict:
+    """A state dict (model or optimizer) loaded without running pickled code."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - UnpicklingError, RuntimeError, EOFError...
+        raise InputError(f"{path}: not a loadable PyTorch state dict ({_first_line(exc)})") from None
+    if not isinstance(state, dict):
+        raise InputError(f"{path}: holds a {type(state).__name__}, not a state dict")
+    return state
+
+
+def load_module(path: str | Path, architecture: str | None, trust_pickle: bool = False):
+    """A state dict rebuilt with ``architecture`` or, only when trusted, a pickled whole model."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - UnpicklingError, RuntimeError, EOFError...
+        if "weights_only" not in str(exc) and "Unsupported global" not in str(exc):
+            raise InputError(f"{path}: not a loadable PyTorch file ({_first_line(exc)})") from None
+        if not trust_pickle:
+            raise InputError(f"{path}: holds pickled Python objects (a whole model?), and loading them runs code "
+                             "from the file; save a state dict, or pass --trust-pickle if you trust it") from None
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as exc2:  # noqa: BLE001
+            raise InputError(f"{path}: not a loadable PyTorch file ({_first_line(exc2)})") from None
+    if isinstance(obj, torch.nn.Module):
+        return obj
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict):
+        raise InputError(f"{path}: holds a {type(obj).__name__}, neither a state dict nor a model")
+    if not architecture:
+        raise InputError(f"{path}: a state dict; name its model class with --torch-class package.module:Class "
+                         "(or put a spec.json beside it)")
+    cls = import_class(architecture)
+    try:
+        module = cls()
+    except Exception as exc:  # noqa: BLE001 - whatever the user's constructor raises
+        raise InputError(f"cannot build {architecture}() ({_first_line(exc)})") from None
+    try:
+        module.load_state_dict(obj)
+    except Exception as exc:  # noqa: BLE001 - RuntimeError for missing/unexpected keys, size mismatch
+        raise InputError(f"{path}: weights do not fit {architecture} ({_first_line(exc)})") from None
+    return module
