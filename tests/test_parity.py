@@ -188,7 +188,7 @@ def test_input_errors_exit_2(case, run_dir, tmp_path):
     elif case == "corrupt-original":
         shutil.copytree(run_dir / "torch", tmp_path / "torch")
         (tmp_path / "torch" / "model.pth").write_bytes(b"not a state dict")
-        args[0], needle = tmp_path / "torch", "not a loadable PyTorch state dict"
+        args[0], needle = tmp_path / "torch", "not a loadable PyTorch file"
     elif case == "bad-data":
         args += ["--data", tmp_path / "missing"]
         needle = "no such file or folder"

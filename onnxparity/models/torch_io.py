@@ -53,7 +53,9 @@ def load_module(path: str | Path, architecture: str | None, trust_pickle: bool =
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - UnpicklingError, RuntimeError, EOFError...
-        if "weights_only" not in str(exc) and "Unsupported global" not in str(exc):
+        # Only a pickled class or function ("Unsupported global") may load when trusted; any other
+        # failure is a broken file, whatever torch's message suggests about weights_only.
+        if "Unsupported global" not in str(exc):
             raise InputError(f"{path}: not a loadable PyTorch file ({_first_line(exc)})") from None
         if not trust_pickle:
             raise InputError(f"{path}: holds pickled Python objects (a whole model?), and loading them runs code "
