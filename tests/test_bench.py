@@ -15,6 +15,7 @@ import pytest
 from onnxparity import _process
 from onnxparity.cli import main
 from onnxparity.errors import InputError, WorkerError
+from onnxparity.runners.cpu_graph import nchwc_block
 
 ROW_KEYS = {"model", "backend", "device", "batch_size", "images_per_second", "latency_ms_median", "latency_ms_p90",
             "first_call_ms", "load_s", "rounds", "calls_per_round"}
@@ -61,6 +62,12 @@ def test_bench_end_to_end(keras_checkpoint, torch_checkpoint, tmp_path, capsys):
     assert env["cpu"] and env["physical_cores"] >= 1 and "onnxruntime" in env["packages"]
     assert all("converted" in m["onnx_source"] and m["mflop_per_image"] > 0 for m in report["models"])
     assert "keras_cnn on cpu" in printed and "ORT/keras.call" in printed
+    # the ORT session's settings, and the exact CPU graph rewrites it ran the PyTorch Net with
+    settings = report["backends"]["torch_net/onnxruntime/cpu"]["details"]["settings"]
+    assert settings["intra_op_num_threads"] >= 1
+    if nchwc_block():
+        assert any("channels (zero filters)" in line for line in settings["graph_rewrites"])
+        assert "torch_net" in printed and "exact graph rewrites" in printed
 
 
 def test_bench_rejects_bad_arguments(tmp_path, capsys):

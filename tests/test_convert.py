@@ -20,6 +20,7 @@ from onnxparity.convert import ConvertResult, convert
 from onnxparity.convert.graph import runtime_limits
 from onnxparity.errors import InputError
 from onnxparity.runners import open_runner, predict
+from onnxparity.runners.cpu_graph import nchwc_block
 from onnxparity.runners.onnxrt import make_session
 from onnxparity.spec import ModelSpec
 
@@ -148,6 +149,39 @@ def test_reference_model_matches_original_at_any_batch(framework, reference_onnx
     _assert_close(_run_onnx(result.path, thousand)[0], np.concatenate([original, original]))
     onnx_runner = open_runner(result.path)  # what parity and serving do: spec from the file's metadata
     _assert_close(predict(onnx_runner, test_digits.images), original)
+    if framework == "torch" and nchwc_block():  # so the comparisons above ran the CPU rewrites
+        assert any("10 -> 16 channels" in line for line in make_session(result.path).graph_rewrites)
+
+
+@pytest.mark.parametrize("batch_preserving", [True, False])
+def test_run_time_reshape_shape_is_folded_only_when_it_keeps_the_batch(batch_preserving):
+    """x [batch, 4, 3] -> Reshape(x, Concat(Shape(x)[0] * k, [12 / k])): foldable only for k = 1."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from onnxparity.convert.graph import fold_static_reshapes
+
+    k = 1 if batch_preserving else 2
+    inits = [numpy_helper.from_array(np.array(v, dtype=np.int64), n)
+             for n, v in (("zero", [0]), ("k", [k]), ("rest", [12 // k]))]
+    nodes = [helper.make_node("Shape", ["x"], ["s"]), helper.make_node("Gather", ["s", "zero"], ["n"]),
+             helper.make_node("Mul", ["n", "k"], ["nk"]), helper.make_node("Concat", ["nk", "rest"], ["shape"], axis=0),
+             helper.make_node("Reshape", ["x", "shape"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4, 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=inits)
+    model = onnx.shape_inference.infer_shapes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]),
+                                              data_prop=True)
+    x = np.arange(5 * 12, dtype=np.float32).reshape(5, 4, 3)
+    want = _run_model(model, x)
+    assert fold_static_reshapes(model) == int(batch_preserving)
+    assert [n.op_type for n in model.graph.node] == (["Reshape"] if batch_preserving else [n.op_type for n in nodes])
+    np.testing.assert_array_equal(_run_model(model, x), want)
+
+
+def _run_model(model, x):
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, {"x": x})[0]
 
 
 @pytest.mark.parametrize("framework", ["keras", "torch"])
@@ -176,6 +210,8 @@ def test_reference_file_guarantees(framework, reference_onnx, request):
     assert spec.extra["converter_version"] and spec.extra["source_version"]
     assert result.opset == 18 and result.size_bytes == result.path.stat().st_size
     assert sum(result.node_counts.values()) == len(model.graph.node)
+    # tf2onnx reads the batch size back for Keras' Flatten; fold_static_reshapes makes it a constant
+    assert not {"Shape", "Gather", "Concat"} & set(result.node_counts)
     assert pickle.loads(pickle.dumps(result)) == result
     assert max(result.max_abs_diff, 0) < 1e-4
 

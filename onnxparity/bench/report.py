@@ -94,6 +94,10 @@ def render(report: dict, markdown: bool = False, peak_gflops: float | None = Non
     for m in report["models"]:
         flop = f", {m['mflop_per_image']:.1f} MFLOP/image" if m.get("mflop_per_image") else ""
         lines.append(f"  {m['name']} ({m['framework']}{flop}): ONNX {m['onnx_source'] or m['onnx']}")
+        rewrites = report.get("backends", {}).get(f"{m['name']}/{ORT}/cpu", {}).get("details", {}) \
+            .get("settings", {}).get("graph_rewrites")
+        if rewrites:
+            lines.append(f"    {ORT} on cpu runs it with exact graph rewrites: {'; '.join(rewrites)}")
     lines += throughput_table(report, markdown, peak_gflops)
     lines += latency_table(report, markdown)
     if report["skipped"]:

@@ -278,7 +278,7 @@ def session_settings(session) -> dict:
     return {"intra_op_num_threads": o.intra_op_num_threads, "inter_op_num_threads": o.inter_op_num_threads,
             "graph_optimization_level": levels.get(o.graph_optimization_level, str(o.graph_optimization_level)),
             "execution_mode": str(o.execution_mode).rsplit(".", 1)[-1], "enable_cpu_mem_arena": o.enable_cpu_mem_arena,
-            **entries}
+            **entries, "graph_rewrites": list(getattr(session, "graph_rewrites", []))}
 
 
 # CUDA EP: pick the fastest cuDNN algorithms once per shape; copy on the compute stream.

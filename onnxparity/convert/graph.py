@@ -141,10 +141,78 @@ def finish(model, output_names: list[str], metadata: dict[str, str]):
     model.ir_version = min(model.ir_version, max(ort_ir, min_ir_version(_opset(model))))
     try:
         model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
+        fold_static_reshapes(model)
         onnx.checker.check_model(model, full_check=True)
     except Exception as exc:  # noqa: BLE001 - checker and inference raise several types
         raise ConversionError(f"the exported ONNX graph does not check ({first_line(exc)})") from None
     return model
+
+
+def fold_static_reshapes(model) -> int:
+    """Give a ``Reshape`` whose shape the graph computes at run time a constant one, where it can.
+
+    tf2onnx exports Keras ``Flatten`` as ``Shape -> Gather -> Slice -> Concat -> Reshape``: the
+    batch size read back from the tensor. When shape inference (run before, with data
+    propagation) shows every axis but the batch static on both sides, the shape is the constant
+    ``[0, d1, ...]`` (0 copies the batch axis) and the chain is dead. Besides tidying the file
+    this spares ONNX Runtime's CPU provider a layout conversion that existed only to feed
+    ``Shape`` (docs/bench.md). Returns how many reshapes it folded; ``model`` is changed in place.
+    """
+    from onnx import numpy_helper
+
+    graph = model.graph
+    dims = {v.name: [d.dim_value if d.HasField("dim_value") else None for d in v.type.tensor_type.shape.dim]
+            for v in (*graph.input, *graph.value_info, *graph.output) if v.type.tensor_type.HasField("shape")}
+    constants = {t.name for t in graph.initializer} | {o for n in graph.node if n.op_type == "Constant" for o in n.output}
+    folded = 0
+    for node in graph.node:
+        if node.op_type != "Reshape" or node.input[1] in constants:
+            continue
+        allowzero = next((a.i for a in node.attribute if a.name == "allowzero"), 0)
+        src, dst = dims.get(node.input[0]), dims.get(node.output[0])
+        if allowzero or not src or not dst or None in src[1:] + dst[1:] or 0 in src[1:] + dst[1:]:
+            continue
+        if int(np.prod(src[1:])) != int(np.prod(dst[1:])):
+            continue  # the leading axis changes too: not a batch-preserving reshape
+        name = f"{node.output[0]}__static_shape"
+        graph.initializer.append(numpy_helper.from_array(np.array([0, *dst[1:]], dtype=np.int64), name))
+        node.input[1] = name
+        folded += 1
+    if folded:
+        prune_dead_nodes(graph)
+    return folded
+
+
+def prune_dead_nodes(graph) -> None:
+    """Drop nodes whose outputs nothing reads, then initializers and value_info left unused."""
+    needed = {o.name for o in graph.output} | {i.name for i in graph.input}
+    kept = []
+    for node in reversed(graph.node):
+        if any(o in needed for o in node.output):
+            kept.append(node)
+            needed.update(_reads(node))
+    del graph.node[:]
+    graph.node.extend(reversed(kept))
+    produced = {o for n in graph.node for o in n.output}
+    keep_init = [t for t in graph.initializer if t.name in needed]
+    del graph.initializer[:]
+    graph.initializer.extend(keep_init)
+    keep_info = [v for v in graph.value_info if v.name in produced]
+    del graph.value_info[:]
+    graph.value_info.extend(keep_info)
+
+
+def _reads(node):
+    """Every value ``node`` reads, those its subgraphs (If, Loop, Scan) take from outer scopes included."""
+    from onnx import AttributeProto
+
+    names = {i for i in node.input if i}
+    for attr in node.attribute:
+        subgraphs = [attr.g] if attr.type == AttributeProto.GRAPH else list(attr.graphs)
+        for sub in subgraphs:
+            for inner in sub.node:
+                names |= _reads(inner)
+    return names
 
 
 def _opset(model) -> int:

@@ -46,21 +46,51 @@ def make_session(path: str | os.PathLike, providers: list[str] | None = None, se
     ``sess_options``: an ``onnxruntime.SessionOptions`` (threads...); ``profile_prefix`` turns on
     ORT's profiler, whose trace names the provider each node ran on. With ``tuned`` (the default)
     whatever the caller left at ORT's defaults gets the toolkit's measured settings
-    (:func:`tune_options`; the numbers are in docs/bench.md); ``tuned=False`` is plain ORT.
+    (:func:`tune_options`), and a CPU session runs the model with the exact rewrites of
+    :mod:`~onnxparity.runners.cpu_graph` (listed in the session's ``graph_rewrites``; the file is
+    not changed). The numbers are in docs/bench.md; ``tuned=False`` is plain ORT on the file.
     """
     import onnxruntime as ort
 
+    providers = providers or ["CPUExecutionProvider"]
+    source, rewrites = str(path), []
     if tuned:
         sess_options = tune_options(sess_options)
+        source, rewrites = _cpu_rewritten(path, providers)
     if profile_prefix is not None:
         sess_options = sess_options or ort.SessionOptions()
         sess_options.enable_profiling = True
         sess_options.profile_file_prefix = profile_prefix
     try:
-        return ort.InferenceSession(str(path), sess_options=sess_options,
-                                    providers=providers or ["CPUExecutionProvider"])
+        session = ort.InferenceSession(source, sess_options=sess_options, providers=providers)
     except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types
         raise InputError(f"{path}: ONNX Runtime cannot load it ({str(exc).splitlines()[0][:200]})") from None
+    session.graph_rewrites = rewrites  # what cpu_graph changed, for reports
+    return session
+
+
+def _cpu_rewritten(path, providers) -> tuple[str | bytes, list[str]]:
+    """The model with :mod:`~onnxparity.runners.cpu_graph`'s exact rewrites when CPU runs it first.
+
+    Returns the path unchanged (ORT reads the file itself) when nothing applies, the provider is
+    not the CPU, the file keeps its weights outside (external data) or onnx cannot parse it (then
+    ORT's own error is the one reported).
+    """
+    first = providers[0][0] if isinstance(providers[0], tuple) else providers[0]
+    if first != "CPUExecutionProvider":
+        return str(path), []
+    import onnx
+
+    from onnxparity.runners.cpu_graph import rewrite_for_cpu
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # noqa: BLE001 - not a readable ONNX file: let ORT say why
+        return str(path), []
+    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
+        return str(path), []
+    rewrites = rewrite_for_cpu(model)
+    return (model.SerializeToString(), rewrites) if rewrites else (str(path), [])
 
 
 def tune_options(options=None):
