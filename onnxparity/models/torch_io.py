@@ -27,17 +27,26 @@ def import_class(path: str):
         raise InputError(f"cannot import model class {path!r} ({exc})") from None
 
 
-def load_state(path: str | Path) -> dict:
-    """A state dict (model or optimizer) loaded without running pickled code."""
+def _load_weights_only(path: str | Path):
+    """``torch.load`` with ``weights_only=True``: what the file holds, or the loader's exception.
+
+    A missing file is an :class:`InputError`; any other failure is returned to the caller, which
+    knows what the file should have held."""
     import torch
 
-    path = Path(path)
-    if not path.is_file():
+    if not Path(path).is_file():
         raise InputError(f"{path}: no such file")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True), None
     except Exception as exc:  # noqa: BLE001 - UnpicklingError, RuntimeError, EOFError...
-        raise InputError(f"{path}: not a loadable PyTorch state dict ({_first_line(exc)})") from None
+        return None, exc
+
+
+def load_state(path: str | Path) -> dict:
+    """A state dict (model or optimizer) loaded without running pickled code."""
+    state, error = _load_weights_only(path)
+    if error is not None:
+        raise InputError(f"{path}: not a loadable PyTorch state dict ({_first_line(error)})")
     if not isinstance(state, dict):
         raise InputError(f"{path}: holds a {type(state).__name__}, not a state dict")
     return state
@@ -47,16 +56,12 @@ def load_module(path: str | Path, architecture: str | None, trust_pickle: bool =
     """A state dict rebuilt with ``architecture`` or, only when trusted, a pickled whole model."""
     import torch
 
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - UnpicklingError, RuntimeError, EOFError...
+    obj, error = _load_weights_only(path)
+    if error is not None:
         # Only a pickled class or function ("Unsupported global") may load when trusted; any other
         # failure is a broken file, whatever torch's message suggests about weights_only.
-        if "Unsupported global" not in str(exc):
-            raise InputError(f"{path}: not a loadable PyTorch file ({_first_line(exc)})") from None
+        if "Unsupported global" not in str(error):
+            raise InputError(f"{path}: not a loadable PyTorch file ({_first_line(error)})")
         if not trust_pickle:
             raise InputError(f"{path}: holds pickled Python objects (a whole model?), and loading them runs code "
                              "from the file; save a state dict, or pass --trust-pickle if you trust it") from None

@@ -83,9 +83,10 @@ def pad_conv_channels(model, block: int) -> list[str]:
         wc = numpy_helper.to_array(inits[consumer.input[1]])
         inits[consumer.input[1]].CopyFrom(numpy_helper.from_array(
             np.concatenate([wc, np.zeros((wc.shape[0], extra, *wc.shape[2:]), wc.dtype)], axis=1), consumer.input[1]))
-        _forget_shapes(graph)
         done.append(f"{producer.name or producer.output[0]}: {channels} -> {padded} channels (zero filters) "
                     f"for {consumer.name or consumer.output[0]}")
+    if done:
+        _forget_shapes(graph)
     return done
 
 
