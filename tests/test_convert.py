@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+import warnings
 
 import numpy as np
 import onnx
@@ -294,7 +295,10 @@ def test_torch_files_of_other_kinds(kind, tmp_path):
         path = tmp_path / "rgb.pt2"
         batch = torch.export.Dim("batch")
         torch.export.save(torch.export.export(model, (example,), dynamic_shapes=({0: batch},)), path)
-        result = convert(path)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = convert(path)
+        assert not [w for w in caught if "training mode" in str(w.message)], "spurious training-mode warning"
     assert result.spec.output == "probabilities" and result.spec.input_shape == (3, 32, 32)
     assert len(result.spec.labels) == 5
     with torch.inference_mode():

@@ -73,10 +73,16 @@ def _call_eval(module, x):
 
 
 def _set_mode(module, training: bool) -> None:
-    """``train()``/``eval()``; an ExportedProgram's module refuses both and has its mode baked in."""
+    """``train()``/``eval()``; an ExportedProgram's module refuses both and has its mode baked in.
+
+    For such a module only the ``training`` flag is set, so that torch.onnx does not warn that it
+    exports "in training mode": the graph already is what ``torch.export`` captured.
+    """
     try:
         module.train(training)
-    except (NotImplementedError, RuntimeError, AttributeError):
+    except NotImplementedError:
+        module.training = training
+    except (RuntimeError, AttributeError):
         pass
 
 
