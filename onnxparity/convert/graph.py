@@ -138,7 +138,7 @@ def finish(model, output_names: list[str], metadata: dict[str, str]):
     del model.metadata_props[:]
     onnx.helper.set_model_props(model, metadata)
     _, ort_ir = runtime_limits()
-    model.ir_version = min(model.ir_version, max(ort_ir, min_ir_version(_opset(model))))
+    model.ir_version = min(model.ir_version, max(ort_ir, min_ir_version(opset_of(model))))
     try:
         model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
         fold_static_reshapes(model)
@@ -215,12 +215,9 @@ def _reads(node):
     return names
 
 
-def _opset(model) -> int:
-    return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
-
-
 def opset_of(model) -> int:
-    return _opset(model)
+    """The model's default-domain (``ai.onnx``) opset."""
+    return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
 
 
 def node_counts(model) -> dict[str, int]:

@@ -8,6 +8,7 @@ the TorchScript exporter runs instead and the reason is logged and kept in the r
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
@@ -51,8 +52,8 @@ def open_source(model, spec=None, torch_class: str | None = None, trust_pickle: 
     name = spec.name if spec else type(module).__name__
 
     def forward(x: np.ndarray) -> list[np.ndarray]:
-        with torch.inference_mode():
-            out = _call_eval(module, torch.from_numpy(x))
+        with torch.inference_mode(), _eval_mode(module):
+            out = module(torch.from_numpy(x))
         return [t.detach().cpu().numpy() for t in _flatten(out)]
 
     return Source(framework="torch", name=name, forward=forward, export=_exporter(module),
@@ -61,12 +62,13 @@ def open_source(model, spec=None, torch_class: str | None = None, trust_pickle: 
                   architecture=architecture)
 
 
-def _call_eval(module, x):
-    """Run in eval mode (dropout off), restoring the caller's mode afterwards."""
+@contextlib.contextmanager
+def _eval_mode(module):
+    """Eval mode (dropout off) for a run or an export, the caller's mode restored afterwards."""
     was_training = getattr(module, "training", False)
     _set_mode(module, False)
     try:
-        return module(x)
+        yield
     finally:
         if was_training:
             _set_mode(module, True)
@@ -147,9 +149,7 @@ def _exporter(module):
         import torch
 
         example = (torch.from_numpy(np.ascontiguousarray(sample[:2] if len(sample) >= 2 else np.repeat(sample, 2, 0))),)
-        was_training = getattr(module, "training", False)
-        _set_mode(module, False)
-        try:
+        with _eval_mode(module):
             if isinstance(module, torch.jit.ScriptModule):
                 reason = "the model is TorchScript, which torch.export cannot capture"
                 log.info("%s; using the TorchScript exporter", reason)
@@ -173,9 +173,6 @@ def _exporter(module):
                 raise ConversionError(f"torch.onnx could not export the model ({reason}; "
                                       f"TorchScript exporter failed: {first_line(exc)})") from None
             return onnx.load_from_string(buffer.getvalue()), f"torch.onnx TorchScript exporter ({reason})"
-        finally:
-            if was_training:
-                _set_mode(module, True)
 
     return export
 
