@@ -106,13 +106,11 @@ async def load(url: str, bodies, concurrency: int, duration: float, max_requests
         async with session.get(f"{url}/metrics") as r:
             metrics = await r.text()
     lat = np.array(latencies) * 1000
-    rows = sum(float(v) for v in re.findall(r"^onnxparity_batch_size_sum\{[^}]*\} (\S+)$", metrics, re.M))
-    runs = sum(float(v) for v in re.findall(r"^onnxparity_batch_size_count\{[^}]*\} (\S+)$", metrics, re.M))
     return {"requests": len(lat), "errors": errors, "seconds": round(elapsed, 2),
             "requests_per_s": round(len(lat) / elapsed, 1),
             "p50_ms": round(float(np.percentile(lat, 50)), 2), "p90_ms": round(float(np.percentile(lat, 90)), 2),
             "p99_ms": round(float(np.percentile(lat, 99)), 2), "max_ms": round(float(lat.max()), 2),
-            "mean_batch": round(rows / runs, 2) if runs else None}
+            "mean_batch": _mean_batch(metrics)}
 
 
 WRK_SCRIPT = """
@@ -169,7 +167,11 @@ def load_wrk(url: str, bodies, concurrency: int, duration: float, workdir: Path)
 def mean_batch(url: str) -> float | None:
     import urllib.request
 
-    metrics = urllib.request.urlopen(f"{url}/metrics", timeout=10).read().decode()
+    return _mean_batch(urllib.request.urlopen(f"{url}/metrics", timeout=10).read().decode())
+
+
+def _mean_batch(metrics: str) -> float | None:
+    """Rows per ONNX Runtime run so far, from the server's Prometheus text."""
     rows = sum(float(v) for v in re.findall(r"^onnxparity_batch_size_sum\{[^}]*\} (\S+)$", metrics, re.M))
     runs = sum(float(v) for v in re.findall(r"^onnxparity_batch_size_count\{[^}]*\} (\S+)$", metrics, re.M))
     return round(rows / runs, 2) if runs else None

@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
 from onnxparity.runners.onnxrt import make_session, tune_options
 
@@ -42,7 +41,7 @@ def node_profile(path: str, x: np.ndarray, calls: int) -> list[tuple[float, floa
 
 def rewrites_ab(path: str, x: np.ndarray, rounds: int) -> tuple[float, float, list[float]]:
     """images/s without and with the rewrites (medians) and the per-round ratios with/without."""
-    plain = ort.InferenceSession(path, tune_options(), providers=["CPUExecutionProvider"])
+    plain = make_session(path, sess_options=tune_options(), tuned=False)  # the same options, no rewrites
     rewritten = make_session(path)
     name = plain.get_inputs()[0].name
     calls = max(1, 768 // len(x))

@@ -124,3 +124,21 @@ class _Sleep:
         import time
 
         return (time.sleep, (30,))
+
+
+def test_a_backend_that_failed_later_keeps_its_finished_ratios():
+    """A native that fails at batch 1024 still gets ORT/native ratios (and rows) at the sizes it finished."""
+    from onnxparity.bench import BenchConfig, BenchModel, _Cell, _ratios, _rows
+
+    config = BenchConfig(batch_sizes=(1, 64), rounds=2)
+    model = BenchModel("m", "torch", "native", "m.onnx", {})
+    prepared = {b: {"first_call_s": 0.01, "warm_call_s": 0.001} for b in (1, 64)}
+
+    def cell(backend, seconds, error=None):
+        rounds = {1: [[seconds], [seconds]], 64: [[seconds]] if error else [[seconds], [seconds]]}
+        return _Cell(model, backend, "cpu", "w", backend, {"load_s": 0.1}, prepared, {1: 1, 64: 1}, rounds, error)
+
+    ort, native = cell("onnxruntime", 0.001), cell("torch.eager", 0.002, error="batch 64, round 2: crashed")
+    assert [r["batch_size"] for r in _rows(native, config)] == [1]
+    ratios = _ratios([ort, native], config)
+    assert [(r["versus"], r["batch_size"], r["ratio"]) for r in ratios] == [("torch.eager", 1, 2.0)]

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from onnxparity.parity import Target, load_inputs, run
+from onnxparity.errors import InputError
 from onnxparity.parity.metrics import Tolerance, compare
 from onnxparity.parity.result import ParityResult
 
@@ -227,6 +228,16 @@ def test_nan_shape_and_name_are_checked():
     assert not c.passed and "NaN/Inf" in c.reasons[0] and c.nonfinite["candidate"]["nan"] == 1
     c = compare("m", _ran(ref, "r"), dict(_ran(np.zeros((2, 4)), "c"), output_name="x"), Tolerance(1e-5, 1e-5))
     assert not c.passed and not c.checks["shape"]["ok"] and not c.checks["name"]["ok"]
+
+
+def test_rows_are_paired_by_input_index():
+    ref = np.eye(4)[[0, 1, 2, 3, 0]]  # five inputs, each its own one-hot row
+    picked = dict(_ran(ref[[4, 1]], "c"), indices=np.array([4, 1]))  # a candidate that ran inputs 4 and 1
+    c = compare("m", _ran(ref, "r"), picked, Tolerance(atol=1e-6, rtol=0))
+    assert c.passed and c.n == 2 and c.max_abs_diff == 0.0
+    partial = dict(_ran(ref[[0, 1]], "r"), indices=np.array([0, 1]))  # a reference that ran only 0 and 1
+    with pytest.raises(InputError, match="r has no output for 1 of the inputs c ran"):
+        compare("m", partial, picked, Tolerance(atol=1e-6, rtol=0))
 
 
 def test_gpu_runners_say_why_they_cannot_run_here(torch_checkpoint, run_dir):

@@ -7,6 +7,7 @@ models under the same names and tensors as `onnxparity serve`.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -87,3 +88,13 @@ def test_export_refuses_a_foreign_folder_and_rewrites_its_own(repository, served
     assert r.returncode == 2 and r.stderr.startswith("onnxparity: error:") and r.stderr.count("\n") == 1
     r = _cli("export-triton", str(served_models), str(tmp_path / "out2"), "--name", "Not_A_DNS_Name")
     assert r.returncode == 2 and "DNS" in r.stderr
+
+
+def test_export_refuses_an_output_that_overlaps_the_input(served_models, tmp_path):  # noqa: F811
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copyfile(served_models / "torch_net.onnx", models / "torch_net.onnx")
+    r = _cli("export-triton", str(models), str(models / "triton"))  # would be served again by the next export
+    assert r.returncode == 2 and "outside the input" in r.stderr and not (models / "triton").exists()
+    r = _cli("export-triton", str(models), str(tmp_path), "--force")  # --force would delete the input
+    assert r.returncode == 2 and "outside the input" in r.stderr and (models / "torch_net.onnx").is_file()

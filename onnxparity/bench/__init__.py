@@ -31,7 +31,7 @@ import numpy as np
 from onnxparity import __version__, _process
 from onnxparity.errors import InputError, WorkerError
 from onnxparity.models import resolve
-from onnxparity.spec import SPEC_FILE, ModelSpec
+from onnxparity.spec import SPEC_FILE
 
 log = logging.getLogger(__name__)
 
@@ -150,11 +150,12 @@ def find_models(paths: list[str], workdir: Path, timeout_s: float = 900.0) -> li
 
 
 def _pairs_with(onnx_path: Path, folders: list[Path]) -> bool:
-    return any(onnx_path.stem.split(".")[0] == f.name for f in folders)
+    """Whether one of ``folders`` takes this file as its ONNX twin (then it is not benched on its own)."""
+    return any(_onnx_beside(f) == onnx_path for f in folders)
 
 
 def _onnx_beside(folder: Path) -> Path | None:
-    for candidate in (folder / "model.onnx", folder.with_suffix(".onnx"), folder.parent / f"{folder.name}.onnx"):
+    for candidate in (folder / "model.onnx", folder.parent / f"{folder.name}.onnx"):
         if candidate.is_file():
             return candidate
     return None
@@ -163,13 +164,9 @@ def _onnx_beside(folder: Path) -> Path | None:
 def _model(path: Path) -> BenchModel:
     ref = resolve(path)
     if ref.framework == "onnx":
-        import onnx
+        from onnxparity.parity.matrix import onnx_spec
 
-        try:
-            meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
-        except Exception as exc:  # noqa: BLE001 - onnx raises DecodeError and friends
-            raise InputError(f"{path}: not a readable ONNX file ({exc})") from None
-        spec = ModelSpec.from_metadata(meta)
+        spec = onnx_spec(path)
         return BenchModel(spec.name, "onnx", None, str(path), spec.to_dict(), "given", _mflop(path))
     if ref.spec is None:
         raise InputError(f"{path}: the bench needs a checkpoint folder with spec.json (onnxparity train) or an .onnx file")
@@ -403,14 +400,14 @@ def _rows(cell: _Cell, config: BenchConfig) -> list[dict]:
 def _ratios(cells: list[_Cell], config: BenchConfig) -> list[dict]:
     """ORT (the toolkit's path) / each other backend, per interleaved round, median over rounds."""
     out = []
-    for ort in (c for c in cells if c.backend == ORT_BACKEND and not c.error):
+    for ort in (c for c in cells if c.backend == ORT_BACKEND):
         for other in cells:
-            if other is ort or other.device != ort.device or other.error:
+            if other is ort or other.device != ort.device:
                 continue
             for batch in config.batch_sizes:
                 a, b = _per_round_ips(ort, batch), _per_round_ips(other, batch)
                 n = min(len(a), len(b))
-                if n == 0:
+                if n < config.rounds:  # one side failed before this batch size's rounds were done
                     continue
                 per_round = [a[i] / b[i] for i in range(n)]
                 out.append({"model": ort.model.name, "device": ort.device, "batch_size": batch,

@@ -206,20 +206,15 @@ class OnnxRuntime(Variant):
         super().__init__(ref, device)
         import onnxruntime as ort
 
-        from onnxparity.runners.onnxrt import make_session, ort_build
+        from onnxparity.runners.onnxrt import check_started, make_session, ort_build, resolve_providers
         from onnxparity.spec import ModelSpec
 
         self.ort = ort
-        provider = "CUDAExecutionProvider" if device == "cuda" else "CPUExecutionProvider"
-        if device == "cuda":
-            _preload_cuda(ort)
-        if provider not in ort.get_available_providers():
-            raise BackendUnavailable(f"{ort_build()} has no {provider} "
-                                     f"(available: {', '.join(ort.get_available_providers())})")
-        providers = [provider] if device == "cpu" else [(provider, CUDA_OPTIONS), "CPUExecutionProvider"]
+        providers: list = resolve_providers([device])
+        if device == "cuda" and self.tuned:  # cuDNN's fastest algorithms; the default path keeps ORT's heuristics
+            providers[0] = (providers[0], CUDA_OPTIONS)
         self.session = make_session(ref.path, providers, tuned=self.tuned)
-        if self.session.get_providers()[0] != provider:
-            raise BackendUnavailable(f"{provider} did not start (session fell back to {self.session.get_providers()[0]})")
+        check_started(self.session, providers)
         self.spec = ModelSpec.from_metadata(self.session.get_modelmeta().custom_metadata_map)
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
@@ -230,7 +225,9 @@ class OnnxRuntime(Variant):
         if self.device != "cuda":
             return lambda: session.run(None, feed)[0]
         ort = self.ort
-        out_shape = [len(x), *session.run(None, {self.input_name: x[:1]})[0].shape[1:]]
+        out_shape = [len(x), *session.get_outputs()[0].shape[1:]]
+        if not all(isinstance(d, int) for d in out_shape):  # a symbolic axis besides the batch: ask the model
+            out_shape = [len(x), *session.run(None, {self.input_name: x[:1]})[0].shape[1:]]
         x_dev = ort.OrtValue.ortvalue_from_numpy(x, "cuda", 0)
         y_dev = ort.OrtValue.ortvalue_from_shape_and_type(out_shape, np.float32, "cuda", 0)
         binding = session.io_binding()
@@ -284,21 +281,6 @@ def session_settings(session) -> dict:
 # CUDA EP: pick the fastest cuDNN algorithms once per shape; copy on the compute stream.
 CUDA_OPTIONS = {"cudnn_conv_algo_search": "EXHAUSTIVE", "do_copy_in_default_stream": "1"}
 
-
-def _preload_cuda(ort) -> None:
-    """Load the CUDA libraries that torch's wheels bring before ORT's CUDA provider needs them."""
-    import importlib
-
-    try:
-        importlib.import_module("torch")  # loads libcudart, cuBLAS and cuDNN from the nvidia-* wheels
-    except ImportError:
-        pass
-    preload = getattr(ort, "preload_dlls", None)
-    if preload is not None:
-        try:
-            preload()
-        except Exception:  # noqa: BLE001 - best effort; the session start says what is missing
-            pass
 
 
 # name -> (class, worker group, frameworks whose models it runs)

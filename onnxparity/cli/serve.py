@@ -15,10 +15,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("folder", help="folder of .onnx files (e.g. the `onnxparity run` output), or one .onnx file")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 = any free port)")
-    p.add_argument("--providers", help="comma-separated ONNX Runtime providers in order "
-                   "(default: CUDAExecutionProvider where available, then CPUExecutionProvider)")
+    p.add_argument("--providers", help="comma-separated ONNX Runtime providers in order, short (cuda, cpu) or full "
+                   "names (default: CUDAExecutionProvider where available, then CPUExecutionProvider)")
     p.add_argument("--threads", type=int, default=1,
-                   help="intra-op threads per ONNX Runtime run (default: 1; 0 = ONNX Runtime decides)")
+                   help="intra-op threads per ONNX Runtime run (default: 1; 0 = one per physical core)")
     p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
                    help="threads running ONNX Runtime concurrently (default: CPU count, at most 4)")
     p.add_argument("--no-batching", dest="batching", action="store_false",
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--max-request-mb must be positive")
     providers = [p.strip() for p in args.providers.split(",") if p.strip()] if args.providers else None
     models = load_models(args.folder, providers, intra_op_threads=args.threads)
-    config = ServeConfig(host=args.host, port=args.port, intra_op_threads=args.threads, workers=args.workers,
+    config = ServeConfig(host=args.host, port=args.port, workers=args.workers,
                          providers=next(iter(models.values())).session.get_providers(),
                          batching=args.batching, max_batch_size=args.max_batch_size,
                          max_queue_delay_us=args.max_queue_delay_us, instances=args.instances,

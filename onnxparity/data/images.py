@@ -15,19 +15,31 @@ import numpy as np
 from onnxparity.errors import InputError
 
 
+MAX_PIXELS = 16_000_000  # a larger picture is not a digit, and decoding it would cost seconds
+
+
 def load_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image file and return a (28, 28) uint8 MNIST-style digit."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    return to_mnist(decode_gray(path, str(path)))
+
+
+def decode_gray(source, name: str = "the image") -> np.ndarray:
+    """An image file (a path or a binary file object) as a float32 grayscale array (H, W).
+
+    ``name`` starts the one-line error for what Pillow cannot read or what is too large.
+    """
     from PIL import Image, UnidentifiedImageError
 
-    path = Path(path)
     try:
-        with Image.open(path) as im:
-            gray = np.asarray(im.convert("L"), dtype=np.float32)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise InputError(f"{path}: not a readable image ({exc.__class__.__name__})") from None
-    return to_mnist(gray)
+        with Image.open(source) as im:
+            if im.width * im.height > MAX_PIXELS:
+                raise InputError(f"{name}: {im.width}x{im.height} pixels, too large to be a digit")
+            return np.asarray(im.convert("L"), dtype=np.float32)
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise InputError(f"{name}: not a readable image ({exc.__class__.__name__})") from None
 
 
 def to_mnist(gray: np.ndarray) -> np.ndarray:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from onnxparity.parity.compare import compare_runs
 from onnxparity.parity.inputs import ParityInputs, load_inputs
 from onnxparity.parity.matrix import Target, run
 from onnxparity.parity.metrics import DEFAULT_TOLERANCES, Comparison, Tolerance, compare
@@ -58,14 +59,3 @@ def write_reports(result: ParityResult, inputs: ParityInputs, outputs: dict, *, 
     if save_outputs_path:
         save_outputs(save_outputs_path, result, outputs, inputs)
 
-
-def compare_runs(a: str | Path, b: str | Path, *, reference: str | None = None, atol: float | None = None,
-                 rtol: float | None = None, min_agreement: float | None = None) -> ParityResult:
-    """Compare two saved runs (``--save-outputs`` files): every backend of ``b`` against ``a``'s reference.
-
-    ``reference`` picks another backend label of ``a`` (default: ``a``'s reference of each model).
-    The runs must have been made on the same inputs (their fingerprints agree).
-    """
-    from onnxparity.parity.compare import compare_saved
-
-    return compare_saved(a, b, reference=reference, atol=atol, rtol=rtol, min_agreement=min_agreement)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -9,12 +10,16 @@ from pathlib import Path
 from onnxparity.errors import InputError
 from onnxparity.parity import environment
 from onnxparity.parity.metrics import compare, tolerance_for
-from onnxparity.parity.result import BackendRun, ParityResult, load_outputs
+from onnxparity.parity.result import ParityResult, load_outputs
 
 
-def compare_saved(a: str | Path, b: str | Path, *, reference: str | None = None, atol: float | None = None,
-                  rtol: float | None = None, min_agreement: float | None = None) -> ParityResult:
-    """Every backend of run ``b`` against the reference of run ``a`` (per model, matched by name)."""
+def compare_runs(a: str | Path, b: str | Path, *, reference: str | None = None, atol: float | None = None,
+                 rtol: float | None = None, min_agreement: float | None = None) -> ParityResult:
+    """Compare two saved runs (``--save-outputs`` files): every backend of ``b`` against ``a``'s reference.
+
+    ``reference`` picks another backend label of ``a`` (default: ``a``'s reference of each model).
+    The runs must have been made on the same inputs (their fingerprints agree).
+    """
     started = time.perf_counter()
     res_a, out_a, inputs_a = load_outputs(a)
     res_b, out_b, inputs_b = load_outputs(b)
@@ -33,14 +38,14 @@ def compare_saved(a: str | Path, b: str | Path, *, reference: str | None = None,
         if (name, ref_label) not in out_a:
             raise InputError(f"{a}: no outputs of {ref_label} for {name}")
         ref = dict(out_a[name, ref_label], label=f"A:{ref_label}")
-        backends.append(_as_reference(runs_a[name, ref_label], f"A:{ref_label}"))
+        backends.append(dataclasses.replace(runs_a[name, ref_label], label=f"A:{ref_label}", role="reference"))
         for (m, label), cand in sorted(out_b.items()):
             if m != name:
                 continue
             run = runs_b[m, label]
             tol = tolerance_for(run.device, atol, rtol, min_agreement)
             tolerances[run.device] = tol.__dict__
-            backends.append(_as_candidate(run, f"B:{label}"))
+            backends.append(dataclasses.replace(run, label=f"B:{label}", role="candidate"))
             comparisons.append(compare(name, ref, dict(cand, label=f"B:{label}"), tol, run.device))
     return ParityResult(
         passed=all(c.passed for c in comparisons), comparisons=comparisons, backends=backends, models=models,
@@ -48,11 +53,3 @@ def compare_saved(a: str | Path, b: str | Path, *, reference: str | None = None,
         environment={"A": res_a.environment, "B": res_b.environment, "here": environment.fingerprint()},
         tolerances=tolerances, seconds=round(time.perf_counter() - started, 2),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-
-
-def _as_reference(run: BackendRun, label: str) -> BackendRun:
-    return BackendRun(**{**run.__dict__, "label": label, "role": "reference"})
-
-
-def _as_candidate(run: BackendRun, label: str) -> BackendRun:
-    return BackendRun(**{**run.__dict__, "label": label, "role": "candidate"})

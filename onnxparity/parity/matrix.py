@@ -28,6 +28,8 @@ from onnxparity.parity import environment
 from onnxparity.parity.inputs import ParityInputs, prepare
 from onnxparity.parity.metrics import Tolerance, accuracy, compare, tolerance_for
 from onnxparity.parity.result import BackendRun, ParityResult
+from onnxparity.runners import BackendUnavailable
+from onnxparity.runners.onnxrt import physical_cores, resolve_providers
 from onnxparity.spec import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -44,7 +46,7 @@ GPU_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2"}
 def cpu_threads(runner: str) -> int:
     """Intra-op threads for a CPU worker. All workers run at once, so each gets a share of the cores;
     the Keras engines, by far the most work, may use them all once the quicker workers are done."""
-    cores = os.cpu_count() or 1
+    cores = physical_cores()
     return cores if runner in ("keras", "keras-torch") else max(1, cores // 4)
 
 
@@ -161,16 +163,13 @@ def plan(target: Target, inputs: ParityInputs, *, providers=None, gpu: bool = Tr
         add("torch:cpu", "reference", "torch", "cpu", original, spec, options={"device": "cpu"})
         add("torch:cuda", "candidate", "torch", "cuda", original, spec, options={"device": "cuda"}, unavailable=no_gpu)
 
-    available = environment.ort_providers()
     for provider in _providers(providers):
         device = "cpu" if provider == "CPUExecutionProvider" else "cuda"
-        why = None
-        if provider not in available:
-            from onnxparity.runners.onnxrt import ort_build
-
-            why = f"{ort_build()} has no {provider} (available: {', '.join(available)})"
-        elif device != "cpu" and not gpu:
-            why = no_gpu
+        why = no_gpu if device != "cpu" else None
+        try:
+            resolve_providers([provider])  # missing from this build: said before a worker starts
+        except BackendUnavailable as exc:
+            why = str(exc)
         add(f"onnxruntime:{_short(provider)}", "candidate", "onnxruntime", device, onnx_path, spec_onnx,
             options={"providers": [provider], "spinning": False}, unavailable=why)
         if provider == "CPUExecutionProvider":

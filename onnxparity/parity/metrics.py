@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
+from onnxparity.errors import InputError
+
 # log10(|difference|) histogram bins: below 1e-12 (exact, in float32 terms), ..., at least 1.
 HIST_EDGES = [-np.inf] + [float(e) for e in range(-12, 1)] + [np.inf]
 
@@ -89,12 +91,23 @@ def _nonfinite(a: np.ndarray) -> dict:
     return {"nan": int(np.isnan(a).sum()), "inf": int(np.isinf(a).sum())}
 
 
+def _positions(ref_idx: np.ndarray, idx: np.ndarray, ref_label: str, cand_label: str) -> np.ndarray:
+    """Where each of the candidate's inputs sits among the reference's (both number the shared inputs)."""
+    lookup = np.full(int(max(ref_idx.max(initial=-1), idx.max(initial=-1))) + 1, -1)
+    lookup[ref_idx] = np.arange(len(ref_idx))
+    pos = lookup[idx]
+    if (pos < 0).any():
+        raise InputError(f"{ref_label} has no output for {int((pos < 0).sum())} of the inputs {cand_label} ran "
+                         f"(first: input {int(idx[pos < 0][0])}); pick a reference that ran every input")
+    return pos
+
+
 def compare(model: str, reference: dict, candidate: dict, tol: Tolerance, device: str = "cpu") -> Comparison:
     """Compare two backends' results (``outputs``, ``output_name`` and ``indices`` of the inputs they ran)."""
     ref_all = np.asarray(reference["outputs"])
     cand = np.asarray(candidate["outputs"])
     idx = np.asarray(candidate["indices"])
-    ref = ref_all[idx] if len(idx) and idx.max() < len(ref_all) else ref_all[: len(cand)]
+    ref = ref_all[_positions(np.asarray(reference["indices"]), idx, reference["label"], candidate["label"])]
     reasons: list[str] = []
     checks = {
         "name": {"ok": reference["output_name"] == candidate["output_name"],

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -116,10 +115,8 @@ def save_outputs(path: str | Path, result: ParityResult, outputs: dict, inputs) 
         arrays[f"idx{i}"] = run["indices"]
         index.append({"model": model, "label": label, "key": i, "output_name": run["output_name"]})
     arrays["meta"] = np.asarray(json.dumps({"result": result.to_dict(), "outputs": index, "source": inputs.source}))
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
     with atomic_path(path, suffix=".npz") as tmp:
-        tmp.write_bytes(buf.getvalue())
+        np.savez_compressed(tmp, **arrays)
     return Path(path)
 
 

@@ -31,14 +31,12 @@ _FUSABLE_ACTIVATIONS = {"Relu"}
 
 def nchwc_block() -> int:
     """MLAS's NCHWc block on this CPU: 16 floats with AVX-512, 8 with AVX2; 0 where ORT has no NCHWc."""
+    from onnxparity.runners.onnxrt import cpu_flags
+
     if platform.machine().lower() not in ("x86_64", "amd64"):
         return 0
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line for line in f if line.startswith("flags")), "").split()
-    except OSError:
-        return 8
-    return 16 if "avx512f" in flags else 8 if "avx2" in flags else 0
+    flags = cpu_flags()
+    return 16 if "avx512f" in flags else 8 if "avx2" in flags or not flags else 0
 
 
 def rewrite_for_cpu(model, block: int | None = None) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tempfile
@@ -39,6 +40,35 @@ def provider_name(name: str) -> str:
     return PROVIDER_ALIASES.get(name.lower(), name)
 
 
+def resolve_providers(names: list[str] | None) -> list[str]:
+    """The providers for a session, in order: aliases expanded (``"cuda"``), TensorRT backed by CUDA
+    where the build has it (as ORT advises), the CPU last for the nodes an accelerator cannot take.
+
+    Raises :class:`BackendUnavailable` naming a provider the installed build lacks; ORT itself would
+    only warn and run on the CPU under the accelerator's name.
+    """
+    import onnxruntime as ort
+
+    wanted = [provider_name(p) for p in (names or ["CPUExecutionProvider"])]
+    available = ort.get_available_providers()
+    missing = [p for p in wanted if p not in available]
+    if missing:
+        raise BackendUnavailable(f"{ort_build()} has no {', '.join(missing)} (available: {', '.join(available)})")
+    if wanted[0] == "TensorrtExecutionProvider" and "CUDAExecutionProvider" in available \
+            and "CUDAExecutionProvider" not in wanted:
+        wanted.insert(1, "CUDAExecutionProvider")
+    if "CPUExecutionProvider" not in wanted:
+        wanted.append("CPUExecutionProvider")
+    return wanted
+
+
+def check_started(session, wanted) -> None:
+    """Raise :class:`BackendUnavailable` when ORT quietly fell back from the first provider asked for."""
+    first, started = _provider_of(wanted[0]), session.get_providers()[0]
+    if started != first:
+        raise BackendUnavailable(f"{first} is in {ort_build()} but did not start (session fell back to {started})")
+
+
 def make_session(path: str | os.PathLike, providers: list[str] | None = None, sess_options=None, *,
                  profile_prefix: str | None = None, tuned: bool = True):
     """The one place where the toolkit creates ONNX Runtime sessions (parity, serving, bench).
@@ -53,6 +83,8 @@ def make_session(path: str | os.PathLike, providers: list[str] | None = None, se
     import onnxruntime as ort
 
     providers = providers or ["CPUExecutionProvider"]
+    if _provider_of(providers[0]) in ("CUDAExecutionProvider", "TensorrtExecutionProvider"):
+        preload_cuda_libraries()
     source, rewrites = str(path), []
     if tuned:
         sess_options = tune_options(sess_options)
@@ -69,6 +101,31 @@ def make_session(path: str | os.PathLike, providers: list[str] | None = None, se
     return session
 
 
+def _provider_of(entry) -> str:
+    """A providers-list entry's name: ``"CUDAExecutionProvider"`` or ``("CUDAExecutionProvider", {...})``."""
+    return entry[0] if isinstance(entry, tuple) else entry
+
+
+def preload_cuda_libraries() -> None:
+    """Load the CUDA libraries (cudart, cuBLAS, cuDNN) that torch's nvidia-* wheels bring, before
+    ORT's CUDA provider looks for them: ORT's GPU wheel does not ship them (../shared/gpu/README.md).
+    Best effort; where they are missing, the session's start says so."""
+    import importlib
+
+    import onnxruntime as ort
+
+    try:
+        importlib.import_module("torch")  # its import loads the libraries from the nvidia-* wheels
+    except ImportError:
+        pass
+    preload = getattr(ort, "preload_dlls", None)  # ORT 1.21+: the same from the wheels it knows
+    if preload is not None:
+        try:
+            preload()
+        except Exception:  # noqa: BLE001
+            pass
+
+
 def _cpu_rewritten(path, providers) -> tuple[str | bytes, list[str]]:
     """The model with :mod:`~onnxparity.runners.cpu_graph`'s exact rewrites when CPU runs it first.
 
@@ -76,8 +133,7 @@ def _cpu_rewritten(path, providers) -> tuple[str | bytes, list[str]]:
     not the CPU, the file keeps its weights outside (external data) or onnx cannot parse it (then
     ORT's own error is the one reported).
     """
-    first = providers[0][0] if isinstance(providers[0], tuple) else providers[0]
-    if first != "CPUExecutionProvider":
+    if _provider_of(providers[0]) != "CPUExecutionProvider":
         return str(path), []
     import onnx
 
@@ -156,6 +212,19 @@ def physical_cores() -> int:
     return max(1, count)
 
 
+@functools.lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """This CPU's feature flags (``avx2``, ``avx512f``...) from /proc/cpuinfo; empty where there is none."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
 def ort_build() -> str:
     """Which onnxruntime distribution is installed, e.g. ``"onnxruntime-gpu 1.31.1"``."""
     from importlib import metadata
@@ -197,25 +266,11 @@ class OnnxRuntimeRunner:
 
     def __init__(self, ref: ModelRef, providers: list[str] | None = None, intra_op_threads: int = 0,
                  spinning: bool = True):
-        import onnxruntime as ort
-
-        wanted = [provider_name(p) for p in (providers or ["CPUExecutionProvider"])]
-        available = ort.get_available_providers()
-        missing = [p for p in wanted if p not in available]
-        if missing:
-            raise BackendUnavailable(
-                f"{ort_build()} has no {', '.join(missing)} (available: {', '.join(available)})"
-            )
-        if wanted[0] == "TensorrtExecutionProvider" and "CUDAExecutionProvider" in available:
-            wanted.insert(1, "CUDAExecutionProvider")  # what TensorRT cannot take runs on CUDA, as ORT advises
-        if "CPUExecutionProvider" not in wanted:
-            wanted.append("CPUExecutionProvider")  # for the nodes the accelerator cannot take
+        wanted = resolve_providers(providers)
         self.path = ref.path
         self.providers = wanted
         self.session = make_session(ref.path, wanted, _options(intra_op_threads, spinning))
-        started = self.session.get_providers()
-        if started[0] != wanted[0]:
-            raise BackendUnavailable(f"{wanted[0]} is in {ort_build()} but did not start (session fell back to {started[0]})")
+        check_started(self.session, wanted)
         self.spec = ModelSpec.from_metadata(self.session.get_modelmeta().custom_metadata_map)
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name

@@ -4,7 +4,8 @@ The V2 REST protocol as Triton, KServe and MLServer speak it (so ``tritonclient`
 unchanged), with the binary tensor data extension, dynamic batching, ``/metrics``, a convenience
 ``POST /predict`` for image files and a drawing page at ``/``. ``export_triton`` writes the same
 models as a Triton model repository plus a KServe ``InferenceService``, for scaling out.
-The server imports ONNX Runtime, aiohttp and Pillow only, never a training framework.
+The server imports ONNX Runtime, aiohttp and Pillow only, never a training framework (with a CUDA
+provider, torch's import may load the CUDA libraries its wheels bring: ``make_session``).
 
     from onnxparity.serve import ServeConfig, load_models, serve
     serve(load_models("runs/latest"), ServeConfig(port=8000))
@@ -18,9 +19,10 @@ import os
 def load_models(folder: str | os.PathLike, providers: list[str] | None = None, intra_op_threads: int = 1,
                 inter_op_threads: int = 1) -> dict:
     """Open every ONNX file under ``folder`` in its own session: name -> ServedModel."""
-    from onnxparity.serve.repository import check_providers, default_providers, find_models, load_model
+    from onnxparity.runners.onnxrt import resolve_providers
+    from onnxparity.serve.repository import default_providers, find_models, load_model
 
-    providers = check_providers(providers) if providers else default_providers()
+    providers = resolve_providers(providers) if providers else default_providers()
     return {name: load_model(name, path, providers, intra_op_threads, inter_op_threads)
             for name, path in find_models(folder).items()}
 

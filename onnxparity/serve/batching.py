@@ -89,7 +89,7 @@ class Batcher:
                     except asyncio.TimeoutError:
                         break
             batch, rows, keep = [], 0, collections.deque()
-            while self._items:
+            while self._items and rows < self.max_batch_size:  # a full batch leaves the rest queued
                 item = self._items.popleft()
                 if item.future.done():  # the client went away
                     continue

@@ -33,16 +33,6 @@ def default_providers() -> list[str]:
     return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
 
 
-def check_providers(providers: list[str]) -> list[str]:
-    import onnxruntime as ort
-
-    available = ort.get_available_providers()
-    unknown = [p for p in providers if p not in available]
-    if unknown:
-        raise InputError(f"provider {', '.join(unknown)} is not in this ONNX Runtime (it has {', '.join(available)})")
-    return providers
-
-
 def _dims(shape) -> tuple[int, ...]:
     return tuple(d if isinstance(d, int) and d >= 0 else -1 for d in shape)
 
@@ -155,12 +145,13 @@ def load_model(name: str, path: Path, providers: list[str], intra_op_threads: in
     """Open ``path`` in an ONNX Runtime session with the given providers and thread settings."""
     import onnxruntime as ort
 
-    from onnxparity.runners.onnxrt import make_session
+    from onnxparity.runners.onnxrt import check_started, make_session
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = intra_op_threads
     options.inter_op_num_threads = inter_op_threads
     session = make_session(path, providers, sess_options=options)
+    check_started(session, providers)
     try:
         spec = ModelSpec.from_metadata(session.get_modelmeta().custom_metadata_map)
     except InputError:

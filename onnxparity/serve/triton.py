@@ -121,8 +121,10 @@ def export_triton(folder: str | os.PathLike, out: str | os.PathLike, max_batch_s
     out = Path(out)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).is_file() and not force)):
         raise InputError(f"{out}: exists and is not a repository written by export-triton (use --force to replace it)")
-    if out.resolve() in [p.resolve() for p in models.values()] or Path(folder).resolve() == out.resolve():
-        raise InputError(f"{out}: the output must not be the input folder")
+    src, dst = Path(folder).resolve(), out.resolve()
+    # Inside the input, a later export would serve its own copies; around it, --force would delete it.
+    if dst == src or src.is_relative_to(dst) or (src.is_dir() and dst.is_relative_to(src)):
+        raise InputError(f"{out}: the output folder must be outside the input {folder} (and not contain it)")
     written = []
     with atomic_dir(out) as tmp:
         for name, path in models.items():
