@@ -1,8 +1,9 @@
 """ModelSpec: the one description of a model that training, conversion, parity and serving read.
 
-A spec says what a model eats and what it returns: the per-sample input shape and layout, the
-preprocessing from raw uint8 pixels (``(pixels * scale - mean) / std``), what the output holds
-and the class labels. Training writes it next to a checkpoint as ``spec.json``; conversion
+A spec says what a model eats and what it returns: its :class:`~onnxparity.signature.Signature`
+(named input and output tensors with dtypes and dynamic axes), and for a model whose first input is
+an image, that image's per-sample shape, layout and preprocessing from raw uint8 pixels
+(``(pixels * scale - mean) / std``); what the class output holds and the class labels. Training writes it next to a checkpoint as ``spec.json``; conversion
 copies it into the ONNX file's ``metadata_props`` under the ``onnxparity.`` prefix, so any later
 step can prepare inputs for any backend from the file alone.
 """
@@ -18,11 +19,12 @@ from typing import Mapping
 import numpy as np
 
 from onnxparity.errors import InputError
+from onnxparity.signature import Signature
 
 SPEC_FILE = "spec.json"
 METADATA_PREFIX = "onnxparity."
 OUTPUT_KINDS = ("probabilities", "log_probabilities", "logits")
-LAYOUTS = ("NHWC", "NCHW")
+LAYOUTS = ("NHWC", "NCHW", None)  # None: the first input is no image (ids, features...)
 INPUT_DTYPES = ("float32", "uint8")
 DIGITS = tuple(str(d) for d in range(10))
 
@@ -33,8 +35,8 @@ class ModelSpec:
 
     name: str
     framework: str  # "keras" or "torch"
-    input_shape: tuple[int, ...]  # one sample, no batch axis: (28, 28, 1) or (1, 28, 28)
-    layout: str  # "NHWC" or "NCHW"
+    input_shape: tuple[int, ...]  # the first input's sample, no batch axis: (28, 28, 1) or (1, 28, 28)
+    layout: str | None = None  # the image input's "NHWC" or "NCHW"; None when the first input is no image
     scale: float = 1.0 / 255.0
     mean: float = 0.0
     std: float = 1.0
@@ -47,33 +49,79 @@ class ModelSpec:
     # applies scale/mean/std and layout itself (``onnxparity convert --embed-preprocessing``);
     # scale, mean, std and layout then say what the graph does inside.
     input_dtype: str = "float32"
+    # Named inputs and outputs (dtypes, dynamic axes): written by convert, read from the ONNX graph.
+    signature: Signature | None = None
+    # Keyword arguments that ``architecture`` is called with to rebuild the model ({"num_classes": 10}).
+    torch_kwargs: Mapping | None = None
+    # Outputs marked as holding class scores beyond the rule (2-D, last axis above 1): judged by top-1 too.
+    class_outputs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
             raise InputError(f"model spec: layout must be one of {LAYOUTS}, not {self.layout!r}")
         if self.output not in OUTPUT_KINDS:
             raise InputError(f"model spec: output must be one of {OUTPUT_KINDS}, not {self.output!r}")
-        if self.input_dtype not in INPUT_DTYPES:
+        if self.input_dtype not in INPUT_DTYPES and self.layout is not None:
             raise InputError(f"model spec: input_dtype must be one of {INPUT_DTYPES}, not {self.input_dtype!r}")
-        object.__setattr__(self, "input_shape", tuple(int(d) for d in self.input_shape))
+        if isinstance(self.signature, Mapping):
+            object.__setattr__(self, "signature", Signature.from_dict(self.signature))
+        if self.torch_kwargs is not None and not isinstance(self.torch_kwargs, Mapping):
+            raise InputError(f"model spec: torch_kwargs must be a JSON object, not {self.torch_kwargs!r}")
+        object.__setattr__(self, "class_outputs", tuple(str(x) for x in self.class_outputs))
+        try:
+            object.__setattr__(self, "input_shape", tuple(int(d) for d in self.input_shape))
+        except (TypeError, ValueError):
+            raise InputError(f"model spec: input_shape must be integers, not {self.input_shape!r}") from None
         object.__setattr__(self, "labels", tuple(str(x) for x in self.labels))
         object.__setattr__(self, "extra", dict(self.extra))
 
     # -- inputs -----------------------------------------------------------------------------
+    @property
+    def image_size(self) -> tuple[int, int, int] | None:
+        """(height, width, channels) of the image input; None when the first input is no image."""
+        shape = self.input_shape
+        if self.layout is None:
+            return None
+        if self.input_dtype == "uint8" and len(shape) == 2:  # raw pixels (H, W), preprocessing embedded
+            return shape[0], shape[1], 1
+        if len(shape) != 3:
+            return None
+        h, w, c = shape if self.layout == "NHWC" else (shape[1], shape[2], shape[0])
+        return (h, w, c) if c in (1, 3, 4) else None
+
+    @property
+    def input_name(self) -> str | None:
+        return self.signature.inputs[0].name if self.signature and self.signature.inputs else None
+
+    @property
+    def output_names(self) -> list[str]:
+        """The outputs' names: the signature's, else the one class output convert names after its kind."""
+        return self.signature.output_names if self.signature else [self.output]
+
     def preprocess(self, images: np.ndarray) -> np.ndarray:
-        """Raw images (N, H, W) uint8 -> float32 batch in this model's layout and scaling.
+        """Raw images (N, H, W) or (N, H, W, C), uint8 values -> the image input's batch, in this
+        model's layout, scaling and dtype.
 
         A model that preprocesses inside its graph (``input_dtype == "uint8"``) gets the raw
         pixels, only reshaped to its input shape.
         """
+        size = self.image_size
+        if size is None:
+            raise InputError(f"model {self.name}: its first input {list(self.input_shape)} is no image "
+                             f"(layout {self.layout}); give its inputs as arrays (--inputs FILE.npz)")
+        images = np.asarray(images)
+        if images.ndim == 3:
+            images = images[..., None]
+        if images.shape[-1] != size[2]:
+            raise InputError(f"images have {images.shape[-1]} channels; model {self.name} takes {size[2]}")
         if self.input_dtype == "uint8":
             raw = np.asarray(images, dtype=np.uint8)
             return np.ascontiguousarray(raw.reshape((len(raw), *self.input_shape)))
-        x = (np.asarray(images, dtype=np.float32) * np.float32(self.scale) - np.float32(self.mean)) / np.float32(
-            self.std
-        )
-        x = x[..., None] if self.layout == "NHWC" else x[:, None, ...]
-        return np.ascontiguousarray(x.reshape((len(x), *self.input_shape)), dtype=np.float32)
+        x = (images.astype(np.float32) * np.float32(self.scale) - np.float32(self.mean)) / np.float32(self.std)
+        if self.layout == "NCHW":
+            x = x.transpose(0, 3, 1, 2)
+        dtype = np.dtype(self.signature.inputs[0].dtype) if self.signature and self.signature.inputs else np.float32
+        return np.ascontiguousarray(x.reshape((len(x), *self.input_shape)), dtype=dtype)
 
     # -- outputs ----------------------------------------------------------------------------
     def probabilities(self, outputs: np.ndarray) -> np.ndarray:
@@ -88,9 +136,13 @@ class ModelSpec:
 
     # -- serialisation ----------------------------------------------------------------------
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         d["input_shape"] = list(self.input_shape)
         d["labels"] = list(self.labels)
+        d["extra"] = dict(self.extra)
+        d["class_outputs"] = list(self.class_outputs)
+        d["signature"] = self.signature.to_dict() if self.signature else None
+        d["torch_kwargs"] = dict(self.torch_kwargs) if self.torch_kwargs is not None else None
         return d
 
     @classmethod
@@ -140,7 +192,9 @@ class ModelSpec:
                 d[name] = value
         if not d:
             raise InputError("the ONNX file carries no onnxparity metadata; convert it with `onnxparity convert`")
-        for name in ("name", "framework", "layout", "output", "architecture", "input_dtype"):
+        for name in ("name", "framework", "output", "architecture", "input_dtype"):
             if name in d and d[name] is not None:
                 d[name] = str(d[name])
+        if d.get("layout") is not None:
+            d["layout"] = str(d["layout"])
         return cls.from_dict(d)

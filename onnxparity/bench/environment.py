@@ -6,18 +6,15 @@ from __future__ import annotations
 import os
 
 
-# The flags that decide which kernels MLAS, oneDNN and Inductor pick.
-KERNEL_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "neon", "sve")
-
 
 def environment() -> dict:
     from onnxparity.parity.environment import fingerprint
-    from onnxparity.runners.onnxrt import cpu_flags, physical_cores
+    from onnxparity.machine import kernel_flags, physical_cores
 
     env = dict(fingerprint())
     env["cpu_allowed"] = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     env["physical_cores"] = physical_cores()
-    env["cpu_flags"] = [f for f in KERNEL_FLAGS if f in cpu_flags()]
+    env["cpu_flags"] = kernel_flags()
     env["load_average_before"] = list(os.getloadavg())
     env["threads_env"] = {k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")
                           if k in os.environ}

@@ -2,8 +2,10 @@
 
 The original (Keras on TensorFlow, PyTorch eager; on CPU) is the reference; the candidates are the
 original on GPU, the Keras file under Keras 3's torch backend, and the ONNX file in ONNX Runtime
-on each execution provider and at batch size 1. Exit status 0 when all agree within tolerance,
-1 when parity fails (or a backend crashed), 2 for usage or input errors.
+on each execution provider, tuned and at batch size 1; one comparison per output. An ONNX file
+alone is checked against outputs saved elsewhere: `check MODEL.onnx --reference DIR`. Exit status 0
+when all agree within tolerance, 1 when parity fails (or a backend crashed), 2 for usage or input
+errors.
 """
 
 from __future__ import annotations
@@ -15,7 +17,11 @@ def add_parity_arguments(p: argparse.ArgumentParser) -> None:
     """Options shared by ``check`` and ``run``."""
     p.add_argument("--data", help="digits to compare on: the test split of an IDX folder or mnist.npz "
                                   "(default: the bundled held-out digits)")
-    p.add_argument("--n", type=int, help="only the first N digits")
+    p.add_argument("--n", type=int, help="only the first N digits (or N synthesized samples)")
+    p.add_argument("--inputs", metavar="FILE|FOLDER",
+                   help="inputs to compare on: an .npz with one array per input name (.npy for one input), or a "
+                        "folder of PNG/JPEG images (resized to the model's input)")
+    add_input_arguments(p)
     p.add_argument("--no-synthetic", action="store_true", help="leave out the seeded synthetic edge cases")
     p.add_argument("--providers", default="all",
                    help="ONNX Runtime execution providers, comma-separated (cpu,cuda,tensorrt or full names; "
@@ -32,9 +38,26 @@ def add_parity_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--save-outputs", metavar="PATH", help="write the raw outputs (.npz) for `onnxparity compare`")
 
 
+def add_input_arguments(p: argparse.ArgumentParser) -> None:
+    """How samples are synthesized from a model's signature (shared by check, bench and serve)."""
+    p.add_argument("--input-shape", action="append", metavar="[NAME=]SHAPE",
+                   help="one sample's shape for an input with dynamic axes, such as 3,32,32 or seq=16 "
+                        "(repeat per input as NAME=SHAPE)")
+    p.add_argument("--int-range", metavar="LOW,HIGH",
+                   help="integer inputs are drawn from [LOW, HIGH) (default: the embedding table they index, else 0,10)")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("original", help="the original: checkpoint folder, .keras/.h5, or model.pth beside spec.json")
-    p.add_argument("onnx", help="its ONNX file (written by `onnxparity convert`)")
+    from onnxparity.backends import help_text
+
+    p.epilog = "backends:\n" + help_text()
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.add_argument("original", help="the original: checkpoint folder, .keras/.h5, or model.pth beside spec.json; "
+                                    "or the ONNX file itself, with --reference")
+    p.add_argument("onnx", nargs="?", help="its ONNX file (written by `onnxparity convert`)")
+    p.add_argument("--reference", metavar="DIR|FILE.npz",
+                   help="saved inputs and outputs to check an ONNX file alone against: a folder in the ONNX "
+                        "test-data layout (input_0.pb, output_0.pb...) or an .npz named by input and output")
     add_parity_arguments(p)
     p.add_argument("--json", metavar="PATH", help="write the result as JSON (schema in docs/parity.md)")
     p.add_argument("--html", metavar="PATH", help="write a self-contained HTML report")
@@ -47,7 +70,11 @@ def parity_options(args: argparse.Namespace) -> dict:
         raise InputError("--batch-size must be at least 1")
     if args.min_agreement is not None and not 0 <= args.min_agreement <= 1:
         raise InputError("--min-agreement must lie in 0..1")
+    from onnxparity.signature import parse_input_shapes, parse_int_range
+
     return dict(data=args.data, n=args.n, synthetic=not args.no_synthetic, providers=args.providers,
+                inputs=getattr(args, "inputs", None), input_shapes=parse_input_shapes(args.input_shape),
+                int_range=parse_int_range(args.int_range),
                 gpu=not args.cpu_only, atol=args.atol, rtol=args.rtol, min_agreement=args.min_agreement,
                 batch_size=args.batch_size, batch1_limit=args.batch1_n or None, jobs=args.jobs,
                 timeout=args.timeout, save_outputs_path=args.save_outputs)
@@ -67,7 +94,14 @@ def finish(result) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from onnxparity.errors import InputError
     from onnxparity.parity import check
 
-    result = check(args.original, args.onnx, json_path=args.json, html_path=args.html, **parity_options(args))
+    original, onnx = args.original, args.onnx
+    if onnx is None:
+        if args.reference is None:
+            raise InputError("give the original and its ONNX file, or an ONNX file with --reference DIR")
+        original, onnx = None, args.original
+    result = check(original, onnx, reference=args.reference, json_path=args.json, html_path=args.html,
+                   **parity_options(args))
     return finish(result)

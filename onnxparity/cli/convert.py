@@ -17,8 +17,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--opset", type=int, help="ONNX opset (default 18; refused if ONNX Runtime is older)")
     p.add_argument("--embed-preprocessing", action="store_true",
                    help="the graph takes raw uint8 images [batch, 28, 28] and scales/normalizes them itself")
-    p.add_argument("--input-shape", help="one sample's shape without the batch axis, such as 1,28,28")
-    p.add_argument("--torch-class", help="package.module:Class that a .pth state dict belongs to")
+    p.add_argument("--input-shape", action="append", metavar="[NAME=]SHAPE",
+                   help="one sample's shape without the batch axis, such as 1,28,28; repeat as NAME=SHAPE for "
+                        "a model with several inputs (image=3,32,32 --input-shape meta=8)")
+    p.add_argument("--input-dtype", action="append", metavar="[NAME=]DTYPE",
+                   help="an input's dtype where the model does not say it (PyTorch): int64, int32, float32...")
+    p.add_argument("--int-range", metavar="LOW,HIGH",
+                   help="integer inputs of the check are drawn from [LOW, HIGH) (default: the embedding table size)")
+    p.add_argument("--torch-class", metavar="PKG.MODULE:CALLABLE",
+                   help="the class or factory function that builds the module a .pth state dict belongs to, "
+                        "such as torchvision.models:mobilenet_v3_small")
+    p.add_argument("--torch-kwargs", metavar="JSON", help="keyword arguments for --torch-class, a JSON object "
+                                                          "such as '{\"num_classes\": 10}'")
     p.add_argument("--spec", help="spec.json saying how to feed the model (layout, scale, mean, std, output)")
     p.add_argument("--trust-pickle", action="store_true",
                    help="allow a pickled whole PyTorch model (runs code from the file: only for files you trust)")
@@ -27,9 +37,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from onnxparity.convert import convert
+    from onnxparity.errors import InputError
+    from onnxparity.signature import parse_input_shapes, parse_int_range
 
+    kwargs = None
+    if args.torch_kwargs is not None:
+        try:
+            kwargs = json.loads(args.torch_kwargs)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"--torch-kwargs: not JSON ({exc})") from None
+        if not isinstance(kwargs, dict):
+            raise InputError("--torch-kwargs must be a JSON object, such as '{\"num_classes\": 10}'")
     result = convert(args.model, args.out, opset=args.opset, embed_preprocessing=args.embed_preprocessing,
-                     input_shape=args.input_shape, torch_class=args.torch_class, trust_pickle=args.trust_pickle,
-                     spec=args.spec)
+                     input_shape=parse_input_shapes(args.input_shape) or None, input_dtype=args.input_dtype,
+                     torch_class=args.torch_class, torch_kwargs=kwargs, int_range=parse_int_range(args.int_range),
+                     trust_pickle=args.trust_pickle, spec=args.spec)
     print(json.dumps(result.to_dict()) if args.json else result.summary())
     return 0

@@ -112,26 +112,33 @@ def _set_batch_axis(value_info) -> None:
 
 
 def batch_is_static(model) -> bool:
-    """True when the exporter froze the input's first axis to a number."""
-    dims = model.graph.input[0].type.tensor_type.shape.dim
-    return bool(len(dims)) and dims[0].HasField("dim_value")
+    """True when the exporter froze an input's first axis to a number."""
+    initializers = {t.name for t in model.graph.initializer}
+    for value in model.graph.input:
+        dims = value.type.tensor_type.shape.dim
+        if value.name not in initializers and len(dims) and dims[0].HasField("dim_value"):
+            return True
+    return False
 
 
-def finish(model, output_names: list[str], metadata: dict[str, str]):
-    """Name input and outputs, make axis 0 ``batch``, stamp metadata, re-infer shapes, check."""
+def finish(model, output_names: list[str], metadata: dict[str, str], input_names: list[str] | None = None):
+    """Name inputs and outputs, make axis 0 ``batch``, stamp metadata, re-infer shapes, check."""
     import onnx
 
     graph = model.graph
     initializers = {t.name for t in graph.initializer}
     real_inputs = [v for v in graph.input if v.name not in initializers]
-    if len(real_inputs) != 1:
-        raise ConversionError(f"the exported graph has {len(real_inputs)} inputs; only one-input models are supported")
+    input_names = input_names or [INPUT_NAME]
+    if len(real_inputs) != len(input_names):
+        raise ConversionError(f"the exported graph has {len(real_inputs)} inputs, the model {len(input_names)}")
     if len(graph.output) != len(output_names):
         raise ConversionError(f"the exported graph has {len(graph.output)} outputs, the model {len(output_names)}")
-    rename_value(graph, real_inputs[0].name, INPUT_NAME)
+    for value, name in zip(real_inputs, input_names):
+        rename_value(graph, value.name, name)
     for out, name in zip(list(graph.output), output_names):
         rename_value(graph, out.name, name)
-    _set_batch_axis(graph.input[0])
+    for value in real_inputs:
+        _set_batch_axis(value)
     for out in graph.output:
         _set_batch_axis(out)
     del graph.value_info[:]  # stale symbols such as tf2onnx's unk__40; inferred again below
@@ -146,6 +153,14 @@ def finish(model, output_names: list[str], metadata: dict[str, str]):
     except Exception as exc:  # noqa: BLE001 - checker and inference raise several types
         raise ConversionError(f"the exported ONNX graph does not check ({first_line(exc)})") from None
     return model
+
+
+def set_metadata(model, metadata: dict[str, str]) -> None:
+    """Replace the model's ``metadata_props`` with ``metadata``."""
+    import onnx
+
+    del model.metadata_props[:]
+    onnx.helper.set_model_props(model, metadata)
 
 
 def fold_static_reshapes(model) -> int:

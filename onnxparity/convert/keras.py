@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from onnxparity.convert.graph import ConversionError, first_line
+from onnxparity.convert.graph import BATCH, ConversionError, first_line
 from onnxparity.convert.source import Source, sha256_arrays, sha256_path
 from onnxparity.errors import InputError
+from onnxparity.signature import TensorSpec
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 log = logging.getLogger(__name__)
@@ -61,23 +62,46 @@ def _max_opset() -> int:
 
 
 def _keras_source(model, sha256: str, spec) -> Source:
+    import keras
     import tensorflow as tf
 
-    inputs = getattr(model, "inputs", None) or []
-    if len(inputs) > 1:
-        raise InputError(f"Keras model {model.name!r} has {len(inputs)} inputs; only one-input models convert")
-    declared = None
-    if inputs:
-        shape = tuple(inputs[0].shape[1:])
-        declared = shape if all(isinstance(d, int) for d in shape) else None
+    from onnxparity.runners.keras import flatten_outputs
 
-    def forward(x: np.ndarray) -> list[np.ndarray]:
-        return [np.asarray(t) for t in tf.nest.flatten(model(x, training=False))]
+    declared = [_tensor_spec(t, i) for i, t in enumerate(getattr(model, "inputs", None) or [])] or None
+    names = list(getattr(model, "output_names", None) or []) or None
+    source: Source
 
+    def forward(xs: list[np.ndarray]) -> list[np.ndarray]:
+        out = model(xs[0] if len(xs) == 1 else list(xs), training=False)
+        if isinstance(out, dict):
+            source.output_names = list(out)
+        return [np.asarray(t) for t in flatten_outputs(out)]
+
+    def call(*xs):
+        return flatten_outputs(model(xs[0] if len(xs) == 1 else list(xs), training=False))
+
+    rows = [layer.input_dim for layer in _all_layers(model) if isinstance(layer, keras.layers.Embedding)]
     framework_version, converter_version = _versions()
-    return Source(framework="keras", name=model.name, forward=forward, export=_exporter(lambda x: model(x, training=False)),
-                  framework_version=framework_version, converter="tf2onnx", converter_version=converter_version,
-                  sha256=sha256, input_shape=declared, spec=spec, converter_max_opset=_max_opset())
+    source = Source(framework="keras", name=model.name, forward=forward, export=_exporter(call),
+                    framework_version=framework_version, converter="tf2onnx", converter_version=converter_version,
+                    sha256=sha256, inputs=declared, output_names=names, embedding_rows=min(rows) if rows else None,
+                    spec=spec, converter_max_opset=_max_opset())
+    return source
+
+
+def _all_layers(model):
+    """Every layer, those of nested models included."""
+    for layer in getattr(model, "layers", []):
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from _all_layers(layer)
+
+
+def _tensor_spec(tensor, index: int) -> TensorSpec:
+    name = str(getattr(tensor, "name", None) or f"input_{index}").split(":")[0]
+    shape = tuple(tensor.shape)
+    dims = [BATCH] + [d if isinstance(d, int) else f"{name}_dim{i}" for i, d in enumerate(shape[1:], 1)]
+    return TensorSpec(name, str(getattr(tensor.dtype, "name", tensor.dtype)), tuple(dims))
 
 
 def _saved_model(path: Path, spec) -> Source:
@@ -92,33 +116,37 @@ def _saved_model(path: Path, spec) -> Source:
     except Exception as exc:  # noqa: BLE001 - TF raises many types for a bad folder
         raise InputError(f"{path}: cannot load as a SavedModel ({first_line(exc)})") from None
     _, kwargs = signature.structured_input_signature
-    if len(kwargs) != 1:
-        raise InputError(f"{path}: the serving signature takes {len(kwargs)} inputs; only one-input models convert")
-    (arg, tensor_spec), = kwargs.items()
-    shape = tuple(tensor_spec.shape[1:])
-    declared = shape if all(isinstance(d, int) for d in shape) else None
+    args = sorted(kwargs)
+    declared = []
+    for arg in args:
+        ts = kwargs[arg]
+        dims = [BATCH] + [d if isinstance(d, int) else f"{arg}_dim{i}" for i, d in enumerate(tuple(ts.shape)[1:], 1)]
+        declared.append(TensorSpec(arg, ts.dtype.name, tuple(dims)))
+    output_names = sorted(signature.structured_outputs)
 
-    def call(x):
-        outputs = signature(**{arg: x})
-        return [outputs[k] for k in sorted(outputs)]
+    def call(*xs):
+        outputs = signature(**dict(zip(args, xs)))
+        return [outputs[k] for k in output_names]
 
-    def forward(x: np.ndarray) -> list[np.ndarray]:
-        return [np.asarray(t) for t in call(tf.constant(x))]
+    def forward(xs: list[np.ndarray]) -> list[np.ndarray]:
+        return [np.asarray(t) for t in call(*(tf.constant(x) for x in xs))]
 
     framework_version, converter_version = _versions()
     source = Source(framework="keras", name=path.name, forward=forward, export=_exporter(call),
                     framework_version=framework_version, converter="tf2onnx", converter_version=converter_version,
-                    sha256=sha256_path(path), input_shape=declared, spec=spec, converter_max_opset=_max_opset())
+                    sha256=sha256_path(path), inputs=declared, output_names=output_names, spec=spec,
+                    converter_max_opset=_max_opset())
     source._keepalive = loaded  # the signature's variables live as long as the loaded object
     return source
 
 
 def _exporter(call):
-    def export(sample: np.ndarray, input_shape: tuple[int, ...], opset: int, output_names: list[str]):
+    def export(samples: list[np.ndarray], inputs: list[TensorSpec], opset: int, output_names: list[str]):
         import tensorflow as tf
         import tf2onnx
 
-        signature = [tf.TensorSpec((None, *input_shape), tf.float32, name="input")]
+        signature = [tf.TensorSpec((None, *x.shape[1:]), tf.as_dtype(x.dtype), name=t.name)
+                     for x, t in zip(samples, inputs)]
         function = tf.function(call, input_signature=signature)
         tf2onnx_log = logging.getLogger("tf2onnx")
         level = tf2onnx_log.level

@@ -18,19 +18,23 @@ from pathlib import Path
 
 import numpy as np
 
-from onnxparity.convert.graph import BATCH, INPUT_NAME, ConversionError, first_line, batch_is_static
+from onnxparity.convert.graph import BATCH, ConversionError, batch_is_static, first_line
 from onnxparity.convert.source import Source, sha256_arrays, sha256_path
 from onnxparity.errors import InputError
 from onnxparity.models.torch_io import load_module
+from onnxparity.signature import TensorSpec
 
 log = logging.getLogger(__name__)
 
 
-def open_source(model, spec=None, torch_class: str | None = None, trust_pickle: bool = False) -> Source:
+def open_source(model, spec=None, torch_class: str | None = None, trust_pickle: bool = False,
+                torch_kwargs: dict | None = None) -> Source:
     """A :class:`Source` for a module or a file; weights load with ``weights_only=True`` unless trusted."""
     import torch
 
     architecture = torch_class or (spec.architecture if spec else None)
+    if torch_kwargs is None and spec is not None and spec.torch_kwargs is not None and not torch_class:
+        torch_kwargs = dict(spec.torch_kwargs)
     declared = None
     if isinstance(model, (str, os.PathLike)):
         path = Path(model)
@@ -42,7 +46,7 @@ def open_source(model, spec=None, torch_class: str | None = None, trust_pickle: 
         elif _is_torchscript(path):
             module = _torchscript(path)
         else:
-            module = load_module(path, architecture, trust_pickle)
+            module = load_module(path, architecture, trust_pickle, kwargs=torch_kwargs)
     else:
         if not isinstance(model, torch.nn.Module):
             raise InputError(f"cannot convert a {type(model).__name__}; expected a keras.Model, a torch.nn.Module or a path")
@@ -50,16 +54,38 @@ def open_source(model, spec=None, torch_class: str | None = None, trust_pickle: 
         sha256 = sha256_arrays(t.detach().cpu().numpy() for t in model.state_dict().values() if hasattr(t, "detach"))
         architecture = architecture or f"{type(model).__module__}:{type(model).__qualname__}"
     name = spec.name if spec else type(module).__name__
+    source: Source
 
-    def forward(x: np.ndarray) -> list[np.ndarray]:
+    def forward(xs: list[np.ndarray]) -> list[np.ndarray]:
         with torch.inference_mode(), _eval_mode(module):
-            out = module(torch.from_numpy(x))
-        return [t.detach().cpu().numpy() for t in _flatten(out)]
+            out = module(*(torch.from_numpy(np.ascontiguousarray(x)) for x in xs))
+        if isinstance(out, dict):
+            source.output_names = [str(k) for k in out]
+        return [t.detach().cpu().numpy() for t in flatten_outputs(out)]
 
-    return Source(framework="torch", name=name, forward=forward, export=_exporter(module),
-                  framework_version=f"torch {torch.__version__}", converter="torch.onnx",
-                  converter_version=torch.__version__, sha256=sha256, input_shape=declared, spec=spec,
-                  architecture=architecture)
+    rows = [m.num_embeddings for m in module.modules() if isinstance(m, (torch.nn.Embedding, torch.nn.EmbeddingBag))] \
+        if isinstance(module, torch.nn.Module) else []
+    source = Source(framework="torch", name=name, forward=forward, export=_exporter(module),
+                    framework_version=f"torch {torch.__version__}", converter="torch.onnx",
+                    converter_version=torch.__version__, sha256=sha256, inputs=declared or _forward_inputs(module),
+                    embedding_rows=min(rows) if rows else None, spec=spec, architecture=architecture,
+                    torch_kwargs=torch_kwargs)
+    return source
+
+
+def _forward_inputs(module) -> list[TensorSpec] | None:
+    """Input names from ``forward``'s parameters (dtypes and shapes unknown: float32, no shape)."""
+    import inspect
+
+    try:
+        params = inspect.signature(module.forward).parameters.values()
+    except (TypeError, ValueError, AttributeError):
+        return None
+    names = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+             and p.default is inspect.Parameter.empty]
+    if not names or any(p.kind == p.VAR_POSITIONAL for p in params):
+        return None
+    return [TensorSpec(n, "float32", (BATCH,)) for n in names]
 
 
 @contextlib.contextmanager
@@ -88,15 +114,16 @@ def _set_mode(module, training: bool) -> None:
         pass
 
 
-def _flatten(out) -> list:
+def flatten_outputs(out) -> list:
+    """A module's outputs as a list of tensors: dicts in their own order, tuples and lists in order."""
     import torch
 
     if isinstance(out, torch.Tensor):
         return [out]
     if isinstance(out, dict):
-        return [t for k in out for t in _flatten(out[k])]
+        return [t for k in out for t in flatten_outputs(out[k])]
     if isinstance(out, (list, tuple)):
-        return [t for item in out for t in _flatten(item)]
+        return [t for item in out for t in flatten_outputs(item)]
     raise ConversionError(f"the model returned a {type(out).__name__}, not tensors")
 
 
@@ -131,31 +158,36 @@ def _exported_program(path: Path):
     except Exception as exc:  # noqa: BLE001
         raise InputError(f"{path}: not a loadable ExportedProgram ({first_line(exc)})") from None
     user_inputs = set(program.graph_signature.user_inputs)
-    shapes = [tuple(n.meta["val"].shape) for n in program.graph.nodes
+    values = [(n.name, n.meta["val"]) for n in program.graph.nodes
               if n.op == "placeholder" and n.name in user_inputs and "val" in n.meta]
-    if len(shapes) != 1:
-        raise InputError(f"{path}: the program takes {len(shapes)} inputs; only one-input models convert")
-    batch, *rest = shapes[0]
-    if isinstance(batch, int):
-        raise InputError(f"{path}: exported with a fixed batch size of {batch}; export it with a dynamic batch, "
-                         "torch.export.export(model, (x,), dynamic_shapes=({0: torch.export.Dim('batch')},))")
-    declared = tuple(rest) if all(isinstance(d, int) for d in rest) else None
+    if not values:
+        raise InputError(f"{path}: the program takes no tensor inputs")
+    declared = []
+    for name, val in values:
+        batch, *rest = tuple(val.shape)
+        if isinstance(batch, int):
+            raise InputError(f"{path}: exported with a fixed batch size of {batch}; export it with a dynamic batch, "
+                             "torch.export.export(model, (x,), dynamic_shapes=({0: torch.export.Dim('batch')},))")
+        dims = [BATCH] + [d if isinstance(d, int) else f"{name}_dim{i}" for i, d in enumerate(rest, 1)]
+        declared.append(TensorSpec(name, str(val.dtype).removeprefix("torch."), tuple(dims)))
     return program.module(), declared
 
 
 def _exporter(module):
-    def export(sample: np.ndarray, input_shape: tuple[int, ...], opset: int, output_names: list[str]):
+    def export(samples: list[np.ndarray], inputs: list[TensorSpec], opset: int, output_names: list[str]):
         import onnx
         import torch
 
-        example = (torch.from_numpy(np.ascontiguousarray(sample[:2] if len(sample) >= 2 else np.repeat(sample, 2, 0))),)
+        example = tuple(torch.from_numpy(np.ascontiguousarray(x[:2] if len(x) >= 2 else np.repeat(x, 2, 0)))
+                        for x in samples)
+        names = [t.name for t in inputs]
         with _eval_mode(module):
             if isinstance(module, torch.jit.ScriptModule):
                 reason = "the model is TorchScript, which torch.export cannot capture"
                 log.info("%s; using the TorchScript exporter", reason)
             else:
                 try:
-                    proto = _dynamo(module, example, opset, output_names)
+                    proto = _dynamo(module, example, opset, names, output_names)
                     if batch_is_static(proto):
                         raise ConversionError("it froze the batch axis to the example's size")
                     return proto, f"torch.onnx dynamo exporter (torch {torch.__version__})"
@@ -166,9 +198,9 @@ def _exporter(module):
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # its deprecation notices; the fallback is logged above
-                    torch.onnx.export(module, example, buffer, dynamo=False, input_names=[INPUT_NAME],
+                    torch.onnx.export(module, example, buffer, dynamo=False, input_names=names,
                                       output_names=output_names, opset_version=opset,
-                                      dynamic_axes={name: {0: BATCH} for name in [INPUT_NAME, *output_names]})
+                                      dynamic_axes={name: {0: BATCH} for name in [*names, *output_names]})
             except Exception as exc:  # noqa: BLE001
                 raise ConversionError(f"torch.onnx could not export the model ({reason}; "
                                       f"TorchScript exporter failed: {first_line(exc)})") from None
@@ -177,7 +209,7 @@ def _exporter(module):
     return export
 
 
-def _dynamo(module, example, opset: int, output_names: list[str]):
+def _dynamo(module, example, opset: int, input_names: list[str], output_names: list[str]):
     """The dynamo exporter's graph as one in-memory ModelProto (weights inline, no .onnx.data)."""
     import torch
 
@@ -188,8 +220,9 @@ def _dynamo(module, example, opset: int, output_names: list[str]):
     for logger in quiet:
         logger.setLevel(logging.DEBUG if log.isEnabledFor(logging.DEBUG) else logging.WARNING)
     try:
-        program = torch.onnx.export(module, example, dynamo=True, input_names=[INPUT_NAME], output_names=output_names,
-                                    opset_version=opset, dynamic_shapes=({0: batch},), verbose=False, optimize=True)
+        program = torch.onnx.export(module, example, dynamo=True, input_names=input_names, output_names=output_names,
+                                    opset_version=opset, dynamic_shapes=tuple({0: batch} for _ in example),
+                                    verbose=False, optimize=True)
     finally:
         for logger, level in zip(quiet, levels):
             logger.setLevel(level)

@@ -76,3 +76,28 @@ def to_mnist(gray: np.ndarray) -> np.ndarray:
     dx -= min(0, box_left) + max(0, box_left + small.shape[1] - 28)
     frame = np.roll(frame, (dy, dx), axis=(0, 1))
     return np.clip(np.rint(frame), 0, 255).astype(np.uint8)
+
+
+def read_resized(path: str | os.PathLike, size: tuple[int, int], channels: int) -> np.ndarray:
+    """An image file as (H, W, channels) uint8 pixels at ``size`` (height, width), for models of any
+    image shape (``--inputs FOLDER``): EXIF orientation applied, alpha composited over white."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            if im.width * im.height > MAX_PIXELS:
+                raise InputError(f"{path}: {im.width}x{im.height} pixels, too large")
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+                rgba = im.convert("RGBA")
+                im = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+            im = im.convert("L" if channels == 1 else "RGB").resize((size[1], size[0]), Image.Resampling.BILINEAR)
+            array = np.asarray(im, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise InputError(f"{path}: not a readable image ({exc.__class__.__name__})") from None
+    if channels == 1:
+        return array[..., None]
+    if channels == 4:
+        return np.concatenate([array, np.full((*array.shape[:2], 1), 255, np.uint8)], axis=-1)
+    return array

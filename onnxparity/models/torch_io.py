@@ -2,7 +2,8 @@
 
 State dicts load with ``weights_only=True`` (no pickled code runs); a pickled whole model loads
 only when the caller says the file is trusted. A state dict becomes a module through its class,
-named ``"package.module:Class"`` (a spec's ``architecture`` or ``--torch-class``).
+named ``"package.module:Class"`` or ``"package.module:factory"`` (a spec's ``architecture`` or
+``--torch-class``) and called with keyword arguments (``torch_kwargs``, ``--torch-kwargs``).
 """
 
 from __future__ import annotations
@@ -52,8 +53,24 @@ def load_state(path: str | Path) -> dict:
     return state
 
 
-def load_module(path: str | Path, architecture: str | None, trust_pickle: bool = False):
-    """A state dict rebuilt with ``architecture`` or, only when trusted, a pickled whole model."""
+def build_module(architecture: str, kwargs=None):
+    """``architecture(**kwargs)``: a class or a factory function that returns an ``nn.Module``."""
+    import torch
+
+    cls = import_class(architecture)
+    try:
+        module = cls(**dict(kwargs or {}))
+    except Exception as exc:  # noqa: BLE001 - whatever the user's constructor raises
+        args = ", ".join(f"{k}={v!r}" for k, v in dict(kwargs or {}).items())
+        raise InputError(f"cannot build {architecture}({args}) ({_first_line(exc)}); "
+                         "pass its arguments with --torch-kwargs '{...}'") from None
+    if not isinstance(module, torch.nn.Module):
+        raise InputError(f"{architecture}(...) returned a {type(module).__name__}, not a torch.nn.Module")
+    return module
+
+
+def load_module(path: str | Path, architecture: str | None, trust_pickle: bool = False, kwargs=None):
+    """A state dict rebuilt with ``architecture(**kwargs)`` or, only when trusted, a pickled whole model."""
     import torch
 
     obj, error = _load_weights_only(path)
@@ -78,13 +95,10 @@ def load_module(path: str | Path, architecture: str | None, trust_pickle: bool =
     if not architecture:
         raise InputError(f"{path}: a state dict; name its model class with --torch-class package.module:Class "
                          "(or put a spec.json beside it)")
-    cls = import_class(architecture)
-    try:
-        module = cls()
-    except Exception as exc:  # noqa: BLE001 - whatever the user's constructor raises
-        raise InputError(f"cannot build {architecture}() ({_first_line(exc)})") from None
+    module = build_module(architecture, kwargs)
     try:
         module.load_state_dict(obj)
     except Exception as exc:  # noqa: BLE001 - RuntimeError for missing/unexpected keys, size mismatch
-        raise InputError(f"{path}: weights do not fit {architecture} ({_first_line(exc)})") from None
+        hint = "" if kwargs else "; if the class takes arguments, pass them with --torch-kwargs '{...}'"
+        raise InputError(f"{path}: weights do not fit {architecture} ({_first_line(exc)}){hint}") from None
     return module

@@ -1,54 +1,92 @@
-"""Parity: the originals and their ONNX files, on every backend and device here, compared on real digits.
+"""Parity: the originals and their ONNX files, on every backend and device here, compared on the same inputs.
 
-The reference is the original on CPU in its own framework (Keras on TensorFlow, PyTorch eager);
-the candidates are the original on GPU, the Keras file under Keras 3's torch backend, and the ONNX
-file in ONNX Runtime per execution provider and at batch size 1. Each backend runs in a worker
-process of its own (:mod:`onnxparity.parity.matrix`); comparisons are plain functions over saved
-outputs (:mod:`onnxparity.parity.metrics`); results are plain data saved as JSON
+The reference is the original on CPU in its own framework (Keras on TensorFlow, PyTorch eager), or
+outputs saved elsewhere for an ONNX file alone; the candidates are the original on GPU, the Keras
+file under Keras 3's torch backend, and the ONNX file in ONNX Runtime per execution provider, tuned
+and at batch size 1 (:mod:`onnxparity.backends`). Each backend runs in a worker process of its own
+(:mod:`onnxparity.parity.matrix`); comparisons are plain functions over saved outputs, one per
+output (:mod:`onnxparity.parity.metrics`); results are plain data saved as JSON
 (:mod:`onnxparity.parity.result`); the console table and the HTML page are views of them
 (:mod:`onnxparity.parity.report`).
 
     from onnxparity.parity import check
-    result = check("runs/latest/torch", "runs/latest/torch.onnx", data=None, n=500)
-    result.passed, [(c.candidate, c.max_abs_diff) for c in result.comparisons]
+    result = check("runs/latest/torch", "runs/latest/torch.onnx", n=500)
+    result.passed, [(c.candidate, c.output, c.max_abs_diff) for c in result.comparisons]
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from onnxparity.inputs import Inputs
 from onnxparity.parity.compare import compare_runs
-from onnxparity.parity.inputs import ParityInputs, load_inputs
 from onnxparity.parity.matrix import Target, run
 from onnxparity.parity.metrics import DEFAULT_TOLERANCES, Comparison, Tolerance, compare
 from onnxparity.parity.result import BackendRun, ParityResult, load_outputs, save_outputs
 
-__all__ = ["check", "check_many", "compare_runs", "write_reports", "Target", "ParityResult", "Comparison",
-           "BackendRun", "Tolerance", "DEFAULT_TOLERANCES", "ParityInputs", "load_inputs", "compare", "run",
+__all__ = ["check", "check_many", "compare_runs", "choose_inputs", "write_reports", "Target", "ParityResult",
+           "Comparison", "BackendRun", "Tolerance", "DEFAULT_TOLERANCES", "Inputs", "compare", "run",
            "save_outputs", "load_outputs"]
 
 
+def choose_inputs(target: Target, *, data: str | None = None, n: int | None = None, synthetic: bool = True,
+                  inputs: str | Path | None = None, input_shapes=None, int_range=None,
+                  samples: int | None = None) -> tuple[Inputs, dict | None]:
+    """A model's inputs (and saved reference outputs, with ``target.reference``), by precedence:
+    saved test data; ``inputs`` (an .npz/.npy of arrays or a folder of images); real digits for a
+    28x28 grayscale model (``data``, bundled by default); else synthesized from the signature."""
+    from onnxparity import inputs as inputs_mod
+    from onnxparity.parity.matrix import describe
+
+    _, _, onnx_model, spec = describe(target)
+    signature = onnx_model.signature
+    if target.reference is not None:
+        return inputs_mod.load_reference(target.reference, signature)
+    if inputs is not None:
+        return inputs_mod.load_given(inputs, signature, spec), None
+    if spec is not None and spec.image_size is not None and spec.image_size[:2] == (28, 28) and spec.image_size[2] == 1:
+        return inputs_mod.load_digits_inputs(data, n, synthetic), None
+    if data is not None:
+        raise _data_error(data, spec)
+    return inputs_mod.synthesize(signature, samples or n or inputs_mod.DEFAULT_SAMPLES, input_shapes=input_shapes,
+                                 int_range=int_range, edge_cases=synthetic, spec=spec), None
+
+
+def _data_error(data, spec):
+    from onnxparity.errors import InputError
+
+    takes = f"takes {list(spec.input_shape)}" if spec is not None else "has no image input"
+    return InputError(f"--data {data}: a dataset of 28x28 digits, but the model {takes}; "
+                      "give its inputs with --inputs FILE.npz (or a folder of images)")
+
+
 def check_many(targets: list[Target], *, data: str | None = None, n: int | None = None, synthetic: bool = True,
+               inputs: str | Path | None = None, input_shapes=None, int_range=None, samples: int | None = None,
                json_path: str | Path | None = None, html_path: str | Path | None = None,
                save_outputs_path: str | Path | None = None, **options) -> ParityResult:
-    """Parity for several (original, ONNX) pairs in one matrix; writes the reports asked for.
+    """Parity for several models in one matrix, each on its own inputs; writes the reports asked for.
 
     ``options`` go to :func:`onnxparity.parity.matrix.run` (providers, gpu, atol, rtol,
     min_agreement, batch_size, batch1_limit, jobs, timeout).
     """
-    inputs = load_inputs(data, n, synthetic=synthetic)
-    result, outputs = run(targets, inputs, **options)
-    write_reports(result, inputs, outputs, json_path=json_path, html_path=html_path,
+    chosen = [choose_inputs(t, data=data, n=n, synthetic=synthetic, inputs=inputs, input_shapes=input_shapes,
+                            int_range=int_range, samples=samples) for t in targets]
+    per_target = [c[0] for c in chosen]
+    result, outputs = run(targets, per_target, saved=[c[1] for c in chosen], **options)
+    write_reports(result, per_target[0], outputs, json_path=json_path, html_path=html_path,
                   save_outputs_path=save_outputs_path)
     return result
 
 
-def check(original: str | Path, onnx: str | Path, **options) -> ParityResult:
-    """Parity for one model: ``original`` (checkpoint folder, .keras, model.pth) against ``onnx``."""
-    return check_many([Target(str(original), str(onnx))], **options)
+def check(original: str | Path | None, onnx: str | Path, *, reference: str | Path | None = None,
+          **options) -> ParityResult:
+    """Parity for one model: ``original`` (checkpoint folder, .keras, model.pth) against ``onnx``;
+    or, with ``original=None``, the ONNX file against saved outputs (``reference``)."""
+    target = Target(None if original is None else str(original), str(onnx), None if reference is None else str(reference))
+    return check_many([target], **options)
 
 
-def write_reports(result: ParityResult, inputs: ParityInputs, outputs: dict, *, json_path=None, html_path=None,
+def write_reports(result: ParityResult, inputs: Inputs, outputs: dict, *, json_path=None, html_path=None,
                   save_outputs_path=None) -> None:
     if json_path:
         result.save(json_path)
@@ -58,4 +96,3 @@ def write_reports(result: ParityResult, inputs: ParityInputs, outputs: dict, *, 
         write_html(html_path, result, inputs)
     if save_outputs_path:
         save_outputs(save_outputs_path, result, outputs, inputs)
-

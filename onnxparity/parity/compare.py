@@ -43,10 +43,17 @@ def compare_runs(a: str | Path, b: str | Path, *, reference: str | None = None, 
             if m != name:
                 continue
             run = runs_b[m, label]
-            tol = tolerance_for(run.device, atol, rtol, min_agreement)
-            tolerances[run.device] = tol.__dict__
+            tol_class = "cpu" if run.device == "cpu" else "cuda"
+            tol = tolerance_for(tol_class, atol, rtol, min_agreement)
+            tolerances[tol_class] = tol.__dict__
             backends.append(dataclasses.replace(run, label=f"B:{label}", role="candidate"))
-            comparisons.append(compare(name, ref, dict(cand, label=f"B:{label}"), tol, run.device))
+            for out_name, ref_array in ref["outputs"].items():
+                if out_name not in cand["outputs"]:
+                    continue
+                comparisons.append(compare(
+                    name, {"outputs": ref_array, "indices": ref["indices"], "output_name": out_name, "label": ref["label"]},
+                    {"outputs": cand["outputs"][out_name], "indices": cand["indices"], "output_name": out_name,
+                     "label": f"B:{label}"}, tol, run.device, output=out_name))
     return ParityResult(
         passed=all(c.passed for c in comparisons), comparisons=comparisons, backends=backends, models=models,
         inputs={**inputs_a.summary(), "runs": [str(a), str(b)]},

@@ -1,46 +1,46 @@
 """The parity matrix: every backend of every model, each in its own worker, compared with the reference.
 
-:func:`plan` lists the backends of one model (the original on CPU as the reference; the original on
-GPU, under another Keras engine, and the ONNX file in ONNX Runtime per execution provider and at
-batch size 1 as candidates), marking those this machine cannot run as unavailable with the reason.
-:func:`run` starts the workers (all at once by default: their start-up is mostly imports, which
-overlap well), collects what they return, and compares; a crash or a timeout in one worker is
-recorded against that backend and the others go on.
+:func:`plan` lists the backends of one model from :mod:`onnxparity.backends` (the original on CPU
+as the reference; the original on GPU and under another Keras engine, and the ONNX file in ONNX
+Runtime per execution provider, tuned and at batch size 1, as candidates), marking those this
+machine cannot run as unavailable with the reason. A plain ONNX file with saved outputs
+(``--reference``) has those outputs as its reference. :func:`run` starts the workers (all at once by
+default: their start-up is mostly imports, which overlap well), collects what they return, and
+compares each output of each candidate with the reference's (:mod:`onnxparity.parity.metrics`).
+A crash or a timeout in one worker is recorded against that backend and the others go on.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 
 import numpy as np
 
 from onnxparity import _process
+from onnxparity.backends import Backend, backends_for, requested_providers
 from onnxparity.errors import InputError, WorkerError
+from onnxparity.inputs import Inputs, prepare
+from onnxparity.machine import physical_cores
 from onnxparity.models import resolve
+from onnxparity.onnx_model import OnnxModel
 from onnxparity.parity import environment
-from onnxparity.parity.inputs import ParityInputs, prepare
-from onnxparity.parity.metrics import Tolerance, accuracy, compare, tolerance_for
+from onnxparity.parity.metrics import Comparison, Tolerance, accuracy, compare, holds_classes, tolerance_for
 from onnxparity.parity.result import BackendRun, ParityResult
-from onnxparity.runners import BackendUnavailable
-from onnxparity.runners.onnxrt import physical_cores, resolve_providers
+from onnxparity.runners import BackendUnavailable, merge_specs
+from onnxparity.runners.onnxrt import resolve_providers
+from onnxparity.signature import Signature
 from onnxparity.spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH = 256  # large enough for the dynamic axis; small enough to stay in cache (Keras on torch: 2x faster than 1000)
 BATCH1_LIMIT = 1000  # inputs run one at a time (the dynamic batch axis at 1); None: all of them
-DEFAULT_PROVIDERS = ("cpu", "cuda", "tensorrt")  # always listed; other providers ORT has are added
 WORKER_TIMEOUT = 600.0
-# CPU workers: no GPU in sight, and idle OpenMP threads sleep instead of spinning (workers share cores).
-CPU_ENV = {"CUDA_VISIBLE_DEVICES": "-1", "TF_CPP_MIN_LOG_LEVEL": "2", "OMP_WAIT_POLICY": "PASSIVE"}
-GPU_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+SAVED = "saved"  # the reference label of outputs saved elsewhere (--reference)
 
 
 def cpu_threads(runner: str) -> int:
@@ -57,229 +57,242 @@ def thread_env(threads: int) -> dict:
 
 @dataclass(frozen=True)
 class Target:
-    """One model to check: the original (checkpoint folder, .keras, model.pth) and its ONNX file."""
+    """One model to check: the original (checkpoint folder, .keras, model.pth) and its ONNX file, or
+    an ONNX file alone with saved ``reference`` outputs (ONNX test-data folder or .npz)."""
 
-    original: str
+    original: str | None
     onnx: str
+    reference: str | None = None
 
 
 @dataclass
 class Job:
     model: str
-    label: str
-    role: str
-    runner: str
-    device: str
+    backend: Backend
     path: str
-    spec: ModelSpec  # how its inputs are prepared
+    spec: ModelSpec | None  # how its inputs are prepared (None: arrays fed as they are)
+    signature: Signature
     batch_size: int = DEFAULT_BATCH
     options: dict = field(default_factory=dict)
     env: dict = field(default_factory=dict)
     indices: list[int] | None = None  # None: every input
     unavailable: str | None = None
     pixels_only: bool = False  # the model's ONNX file takes uint8 pixels: all its backends get whole pixels
+    role: str = "candidate"
+
+    @property
+    def label(self) -> str:
+        return self.backend.label
+
+    @property
+    def device(self) -> str:
+        return self.backend.device
 
     def run_record(self, **kw) -> BackendRun:
-        return BackendRun(model=self.model, label=self.label, role=self.role, runner=self.runner, device=self.device,
-                          path=self.path, batch_size=self.batch_size, **kw)
+        return BackendRun(model=self.model, label=self.label, role=self.role, runner=self.backend.runner,
+                          device=self.device, path=self.path, batch_size=self.batch_size, **kw)
 
 
-def onnx_spec(path: str | os.PathLike) -> ModelSpec:
+def onnx_spec(path) -> ModelSpec:
     """The spec in an ONNX file's metadata; a one-line error for a missing, corrupt or bare file."""
-    import onnx
-
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{p}: no such ONNX file")
-    try:
-        model = onnx.load(str(p), load_external_data=False)
-    except Exception as exc:  # protobuf DecodeError and friends
-        raise InputError(f"{p}: not a readable ONNX file ({type(exc).__name__})") from None
-    if not model.graph.node:
-        raise InputError(f"{p}: not a readable ONNX file (no graph)")
-    try:
-        return ModelSpec.from_metadata({m.key: m.value for m in model.metadata_props})
-    except InputError as exc:
-        raise InputError(f"{p}: {exc}") from None
+    return OnnxModel(path).require_spec()
 
 
-def _providers(requested: str | list[str] | None) -> list[str]:
-    from onnxparity.runners.onnxrt import provider_name
-
-    if requested is None or requested == "all" or requested == ["all"]:
-        names = [provider_name(p) for p in DEFAULT_PROVIDERS]
-        names += [p for p in environment.ort_providers() if p not in names]
-        return names
-    if isinstance(requested, str):
-        requested = [p for p in requested.split(",") if p.strip()]
-    return [provider_name(p.strip()) for p in requested]
-
-
-def _short(provider: str) -> str:
-    return provider.replace("ExecutionProvider", "").lower()
-
-
-def plan(target: Target, inputs: ParityInputs, *, providers=None, gpu: bool = True, batch_size: int = DEFAULT_BATCH,
-         batch1_limit: int | None = BATCH1_LIMIT, name: str | None = None) -> list[Job]:
-    """Every backend for one model, reference first; those that cannot run here carry ``unavailable``."""
+def describe(target: Target) -> tuple[str, str, OnnxModel, ModelSpec | None]:
+    """(framework, name, ONNX facade, the spec the original is fed by) of a target, checked for sense."""
+    onnx_model = OnnxModel(target.onnx)
+    if target.original is None:
+        if target.reference is None:
+            raise InputError(f"{target.onnx}: give the original model, or saved outputs to compare with (--reference DIR)")
+        return "onnx", onnx_model.name, onnx_model, onnx_model.spec
     ref = resolve(target.original)
     if ref.framework == "onnx":
         raise InputError(f"{target.original}: the original must be a Keras or PyTorch model, not an ONNX file")
-    spec_onnx = onnx_spec(target.onnx)
-    spec = ref.spec or spec_onnx
-    if spec_onnx.framework != ref.framework:
+    spec_onnx = onnx_model.spec
+    if spec_onnx is not None and spec_onnx.framework != ref.framework:
         raise InputError(f"{target.onnx} was converted from a {spec_onnx.framework} model, "
                          f"but {target.original} is a {ref.framework} model")
-    model = name or spec.name
-    original, onnx_path = str(ref.path), str(target.onnx)
-    gpus, no_gpu = environment.nvidia_gpus()
-    no_gpu = no_gpu if gpu else "GPU runs turned off (--cpu-only)"
+    spec = merge_specs(ref.spec, spec_onnx)
+    if spec is None:
+        raise InputError(f"{target.original}: no spec.json beside it and {target.onnx} carries no onnxparity metadata; "
+                         "convert the original with `onnxparity convert` first")
+    return ref.framework, spec.name, onnx_model, spec
+
+
+def plan(target: Target, inputs: Inputs, *, providers=None, gpu: bool = True, batch_size: int = DEFAULT_BATCH,
+         batch1_limit: int | None = BATCH1_LIMIT, name: str | None = None) -> list[Job]:
+    """Every backend for one model, reference first; those that cannot run here carry ``unavailable``."""
+    framework, default_name, onnx_model, spec = describe(target)
+    model = name or default_name
+    signature = onnx_model.signature
+    spec_onnx = onnx_model.spec
+    pixels_only = spec_onnx is not None and spec_onnx.input_dtype == "uint8"
     jobs: list[Job] = []
-
-    def add(label, role, runner, device, path, job_spec, env_extra=None, **kw):
-        env = {**(CPU_ENV if device == "cpu" else GPU_ENV), **(env_extra or {})}
-        if device == "cpu":
-            env.update(thread_env(cpu_threads(runner)))
-            if runner == "onnxruntime":
-                kw["options"] = {**kw.get("options", {}), "intra_op_threads": cpu_threads(runner)}
-        jobs.append(Job(model, label, role, runner, device, path, job_spec, batch_size, env=env,
-                        pixels_only=spec_onnx.input_dtype == "uint8", **kw))
-
-    if ref.framework == "keras":
-        has_tf = importlib.util.find_spec("tensorflow") is not None
-        has_torch = importlib.util.find_spec("torch") is not None
-        # The reference: Keras on TensorFlow's CPU; where TensorFlow is absent, Keras on torch's CPU.
-        if has_tf:
-            add("keras-tf:cpu", "reference", "keras", "cpu", original, spec, options={"device": "cpu"},
-                env_extra={"KERAS_BACKEND": "tensorflow"})
-        add("keras-torch:cpu", "reference" if not has_tf else "candidate", "keras-torch", "cpu", original, spec,
-            options={"device": "cpu"}, unavailable=None if has_torch else "torch is not installed")
-        add("keras-tf:gpu", "candidate", "keras", "cuda", original, spec, options={"device": "cuda"},
-            env_extra={"KERAS_BACKEND": "tensorflow"},
-            unavailable=no_gpu or (None if has_tf else "TensorFlow is not installed"))
-        add("keras-torch:cuda", "candidate", "keras-torch", "cuda", original, spec, options={"device": "cuda"},
-            unavailable=no_gpu or (None if has_torch else "torch is not installed"))
-    else:
-        add("torch:cpu", "reference", "torch", "cpu", original, spec, options={"device": "cpu"})
-        add("torch:cuda", "candidate", "torch", "cuda", original, spec, options={"device": "cuda"}, unavailable=no_gpu)
-
-    for provider in _providers(providers):
-        device = "cpu" if provider == "CPUExecutionProvider" else "cuda"
-        why = no_gpu if device != "cpu" else None
-        try:
-            resolve_providers([provider])  # missing from this build: said before a worker starts
-        except BackendUnavailable as exc:
-            why = str(exc)
-        add(f"onnxruntime:{_short(provider)}", "candidate", "onnxruntime", device, onnx_path, spec_onnx,
-            options={"providers": [provider], "spinning": False}, unavailable=why)
-        if provider == "CPUExecutionProvider":
-            n = len(inputs)
-            if batch1_limit is None or batch1_limit >= n:
-                picks = None
-            else:  # the first digits and every synthetic case
-                synth = [i for i, k in enumerate(inputs.kinds) if k != "digit"]
-                digits = [i for i, k in enumerate(inputs.kinds) if k == "digit"][: max(0, batch1_limit - len(synth))]
-                picks = digits + synth
-            add("onnxruntime:cpu:b1", "candidate", "onnxruntime", "cpu", onnx_path, spec_onnx,
-                options={"providers": [provider], "spinning": False}, indices=picks)
-            jobs[-1].batch_size = 1
+    reference_taken = framework == "onnx"  # saved outputs are the reference
+    for backend in backends_for(framework if framework != "onnx" else "none", requested_providers(providers)):
+        why = backend.unavailable(gpu)
+        if backend.runner == "onnxruntime" and why is None:
+            try:
+                resolve_providers(backend.options["providers"])  # missing from this build: said before a worker starts
+            except BackendUnavailable as exc:
+                why = str(exc)
+        if backend.batch_size == 1 and not signature.batched:
+            continue  # a model without a batch axis runs one sample at a time anyway
+        original = backend.framework != "onnx"
+        role = "candidate"
+        if original and not reference_taken and why is None:  # Keras without TensorFlow: Keras on torch's CPU
+            role, reference_taken = "reference", True
+        env = dict(backend.worker_env)
+        options = dict(backend.options)
+        if backend.device == "cpu":
+            env.update(thread_env(cpu_threads(backend.runner)))
+            if backend.runner == "onnxruntime":
+                options["intra_op_threads"] = cpu_threads(backend.runner)
+        indices = None
+        if backend.batch_size == 1 and batch1_limit is not None and batch1_limit < len(inputs):
+            real = [i for i, k in enumerate(inputs.kinds) if k in ("digit", "image", "given", "random")]
+            edge = [i for i in range(len(inputs)) if i not in set(real)]
+            indices = real[: max(0, batch1_limit - len(edge))] + edge
+        jobs.append(Job(model, backend, str(target.original) if original else str(target.onnx),
+                        spec if original else spec_onnx, signature, backend.batch_size or batch_size, options, env,
+                        indices, why, pixels_only, role))
+    if framework != "onnx" and not any(j.role == "reference" for j in jobs):
+        reasons = "; ".join(f"{j.label}: {j.unavailable}" for j in jobs if j.backend.framework == framework)
+        raise InputError(f"{target.original}: no backend here can run the original ({reasons})")
+    jobs.sort(key=lambda j: j.role != "reference")
     return jobs
 
 
-def _job_dict(job: Job, inputs_path: Path, crash: dict | None) -> dict:
-    d = {"model": job.path, "runner": job.runner, "options": job.options, "inputs": str(inputs_path),
-         "batch_size": job.batch_size, "indices": job.indices, "spec": job.spec.to_dict()}
+def _job_dict(job: Job, inputs_paths: dict, crash: dict | None) -> dict:
+    d = {"model": job.path, "runner": job.backend.runner, "options": job.options, "inputs": inputs_paths,
+         "batch_size": job.batch_size, "indices": job.indices, "batched": job.signature.batched,
+         "spec": job.spec.to_dict() if job.spec else None}
     if crash and crash.get("label") == job.label and crash.get("model", job.model) == job.model:
         d["crash"] = crash.get("signal", 11)
     return d
 
 
-def run(targets: list[Target], inputs: ParityInputs, *, providers=None, gpu: bool = True,
+def run(targets: list[Target], inputs: Inputs | list[Inputs], *, providers=None, gpu: bool = True,
         atol: float | None = None, rtol: float | None = None, min_agreement: float | None = None,
         batch_size: int = DEFAULT_BATCH, batch1_limit: int | None = BATCH1_LIMIT, jobs: int | None = None,
-        timeout: float = WORKER_TIMEOUT, crash: dict | None = None) -> tuple[ParityResult, dict]:
-    """Run the matrix for ``targets`` on ``inputs``; returns the result and the raw outputs.
+        timeout: float = WORKER_TIMEOUT, crash: dict | None = None,
+        saved: list[dict | None] | None = None) -> tuple[ParityResult, dict]:
+    """Run the matrix for ``targets``, each on its ``inputs`` (one set for all, or one per target);
+    ``saved``: per target, outputs saved elsewhere (``--reference``) that stand as its reference.
+    Returns the result and the raw outputs.
 
     ``jobs`` caps the workers running at once (default: all). ``crash`` is fault injection for
     tests: ``{"label": "onnxruntime:cpu:b1", "signal": 11}`` makes that backend's worker die.
     """
     started = time.perf_counter()
-    if len(inputs) == 0:
+    per_target = inputs if isinstance(inputs, list) else [inputs] * len(targets)
+    saved = saved or [None] * len(targets)
+    if any(len(i) == 0 for i in per_target):
         raise InputError("no inputs to run")
     planned: list[Job] = []
     names: set[str] = set()
-    models = []
-    for target in targets:
-        spec = resolve(target.original).spec or onnx_spec(target.onnx)
-        name, k = spec.name, 2
-        while name in names:
-            name, k = f"{spec.name}-{k}", k + 1
-        names.add(name)
-        model_jobs = plan(target, inputs, providers=providers, gpu=gpu, batch_size=batch_size,
-                          batch1_limit=batch1_limit, name=name)
-        planned += model_jobs
-        models.append({"name": name, "framework": spec.framework, "original": str(target.original),
-                       "onnx": str(target.onnx), "spec": spec.to_dict()})
-
+    models, model_inputs = [], {}
     runs: dict[tuple[str, str], BackendRun] = {}
     outputs: dict[tuple[str, str], dict] = {}
+    for target, target_inputs, saved_outputs in zip(targets, per_target, saved):
+        framework, base, onnx_model, spec = describe(target)
+        name, k = base, 2
+        while name in names:
+            name, k = f"{base}-{k}", k + 1
+        names.add(name)
+        planned += plan(target, target_inputs, providers=providers, gpu=gpu, batch_size=batch_size,
+                        batch1_limit=batch1_limit, name=name)
+        model_inputs[name] = target_inputs
+        models.append({"name": name, "framework": framework, "original": target.original, "onnx": str(target.onnx),
+                       "reference": target.reference, "spec": spec.to_dict() if spec else None,
+                       "signature": onnx_model.signature.to_dict(), "precision": onnx_model.precision,
+                       "inputs": target_inputs.summary()})
+        if saved_outputs is not None:
+            runs[name, SAVED] = BackendRun(model=name, label=SAVED, role="reference", runner="saved", device="cpu",
+                                           path=str(target.reference), batch_size=0, status="ok",
+                                           n=len(target_inputs), outputs=_describe_outputs(saved_outputs))
+            outputs[name, SAVED] = {"outputs": dict(saved_outputs), "indices": np.arange(len(target_inputs)),
+                                    "label": SAVED}
+
     with tempfile.TemporaryDirectory(prefix="onnxparity-inputs-") as tmp:
         todo = []
         for job in planned:
             if job.unavailable:
                 runs[job.model, job.label] = job.run_record(status="unavailable", reason=job.unavailable)
             else:
-                todo.append((job, prepare(inputs, job.spec, tmp, job.pixels_only)))
+                paths = prepare(model_inputs[job.model], job.spec, f"{tmp}/{job.model}", signature=job.signature,
+                                pixels_only=job.pixels_only)
+                todo.append((job, paths))
         # Slow starters first (TensorFlow, Keras on torch, torch), ONNX Runtime (quick to import) after.
         weight = {"keras-torch": 0, "keras": 1, "torch": 2, "onnxruntime": 3}
-        todo.sort(key=lambda t: (weight.get(t[0].runner, 9), t[0].batch_size == 1))
+        todo.sort(key=lambda t: (weight.get(t[0].backend.runner, 9), t[0].batch_size == 1))
         running: list[tuple[Job, _process.Worker, float]] = []
         try:
-            _drive(todo, running, jobs or len(todo), crash, timeout, inputs, runs, outputs)
+            _drive(todo, running, jobs or len(todo), crash, timeout, model_inputs, runs, outputs)
         finally:  # an input error in the reference (or Ctrl-C) ends the rest too
             for _, worker, _ in running:
                 worker.stop()
 
-    comparisons = []
-    tolerances = {}
-    for model in models:
-        name = model["name"]
-        mine = [j for j in planned if j.model == name]
-        ref_job = next(j for j in mine if j.role == "reference")
-        ref_out = outputs.get((name, ref_job.label))
-        for job in mine:
-            if job.role == "reference" or runs[name, job.label].status == "unavailable":
-                continue
-            tol = tolerance_for(job.device, atol, rtol, min_agreement)
-            tolerances[job.device] = asdict(tol)
-            cand_out = outputs.get((name, job.label))
-            if ref_out is None or cand_out is None:
-                comparisons.append(_not_compared(name, ref_job, job, tol, runs))
-                continue
-            comparisons.append(compare(name, ref_out, cand_out, tol, job.device))
-
+    comparisons, tolerances = _compare_all(models, planned, runs, outputs, atol, rtol, min_agreement)
+    backends = [r for m in models for (model, _), r in runs.items() if model == m["name"]]
+    first = per_target[0]
     result = ParityResult(
-        passed=bool(comparisons) and all(c.passed for c in comparisons)
-        and not any(r.status == "failed" for r in runs.values()),
+        passed=bool(comparisons) and all(c.passed for c in comparisons),
         comparisons=comparisons,
-        backends=[runs[j.model, j.label] for j in planned],
+        backends=backends,
         models=models,
-        inputs=inputs.summary(),
+        inputs=first.summary(),
         environment=environment.fingerprint(),
         tolerances=tolerances,
-        disagreements=_disagreements(models, planned, outputs, inputs),
+        disagreements=_disagreements(models, planned, outputs, model_inputs),
         seconds=round(time.perf_counter() - started, 2),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
     return result, outputs
 
 
-def _drive(todo, running, limit, crash, timeout, inputs, runs, outputs) -> None:
+def _compare_all(models, planned, runs, outputs, atol, rtol, min_agreement):
+    """One comparison per (candidate, output) of each model, against that model's reference."""
+    comparisons, tolerances = [], {}
+    for model in models:
+        name = model["name"]
+        ref_label = next((label for (m, label), r in runs.items() if m == name and r.role == "reference"), None)
+        if ref_label is None:
+            continue
+        ref_out = outputs.get((name, ref_label))
+        class_outputs = set((model["spec"] or {}).get("class_outputs") or ())
+        for job in planned:
+            if job.model != name or job.role == "reference":
+                continue
+            tol = tolerance_for(job.backend.tolerance, atol, rtol, min_agreement)
+            tolerances[job.backend.tolerance] = tol.__dict__
+            cand_out = outputs.get((name, job.label))
+            if ref_out is None or cand_out is None:
+                if job.unavailable or runs[name, job.label].status == "unavailable":
+                    continue
+                comparisons.append(_not_compared(name, ref_label, job, tol, runs))
+                continue
+            for out_name, ref_array in ref_out["outputs"].items():
+                ref = {"outputs": ref_array, "indices": ref_out["indices"], "output_name": out_name, "label": ref_label}
+                if out_name not in cand_out["outputs"]:
+                    comparisons.append(Comparison(
+                        model=name, reference=ref_label, candidate=job.label, device=job.device, passed=False,
+                        reasons=[f"no output {out_name!r} (it has {', '.join(cand_out['outputs'])})"], n=0,
+                        atol=tol.atol, rtol=tol.rtol, min_agreement=tol.min_agreement, output=out_name))
+                    continue
+                cand = {"outputs": cand_out["outputs"][out_name], "indices": cand_out["indices"],
+                        "output_name": out_name, "label": job.label}
+                comparisons.append(compare(name, ref, cand, tol, job.device, output=out_name,
+                                           classes=True if out_name in class_outputs else None))
+    return comparisons, tolerances
+
+
+def _drive(todo, running, limit, crash, timeout, model_inputs, runs, outputs) -> None:
     """Keep up to ``limit`` workers running until every job is done; collect each as it finishes."""
     while todo or running:
         while todo and len(running) < limit:
-            job, path = todo.pop(0)
-            worker = _process.Worker("onnxparity.parity.worker:run_backend", _job_dict(job, path, crash),
+            job, paths = todo.pop(0)
+            worker = _process.Worker("onnxparity.parity.worker:run_backend", _job_dict(job, paths, crash),
                                      name=f"{job.model} {job.label}", env=job.env, timeout=timeout)
             running.append((job, worker, time.perf_counter()))
         finished = [r for r in running if r[1].done()]
@@ -289,12 +302,23 @@ def _drive(todo, running, limit, crash, timeout, inputs, runs, outputs) -> None:
         for item in finished:
             running.remove(item)
             job, worker, t0 = item
-            runs[job.model, job.label], out = _collect(job, worker, t0, inputs)
+            runs[job.model, job.label], out = _collect(job, worker, t0, model_inputs[job.model])
             if out is not None:
                 outputs[job.model, job.label] = out
 
 
-def _collect(job: Job, worker: _process.Worker, t0: float, inputs: ParityInputs):
+def _describe_outputs(arrays: dict) -> dict:
+    return {name: {"shape": list(np.shape(a)), "dtype": str(np.asarray(a).dtype)} for name, a in arrays.items()}
+
+
+def class_output(spec: ModelSpec | None, arrays: dict) -> str | None:
+    """The output whose top-1 is the prediction: the spec's named class output, else the first that holds classes."""
+    if spec is not None and spec.output in arrays and holds_classes(arrays[spec.output], True):
+        return spec.output
+    return next((n for n, a in arrays.items() if holds_classes(a)), None)
+
+
+def _collect(job: Job, worker: _process.Worker, t0: float, inputs: Inputs):
     """A finished worker -> its BackendRun (and its outputs when it ran)."""
     try:
         res = worker.result()
@@ -308,48 +332,63 @@ def _collect(job: Job, worker: _process.Worker, t0: float, inputs: ParityInputs)
     wall = round(time.perf_counter() - t0, 3)
     if res["status"] == "unavailable":
         return job.run_record(status="unavailable", reason=res["reason"], seconds={"wall": wall}), None
-    out = np.asarray(res["outputs"])
+    arrays = {name: np.asarray(a) for name, a in res["outputs"].items()}
     indices = np.arange(len(inputs)) if job.indices is None else np.asarray(job.indices)
-    acc = accuracy(job.spec.probabilities(out), inputs.labels[indices]) if out.ndim == 2 else None
+    acc = None
+    cls = class_output(job.spec, arrays)
+    if cls is not None and arrays[cls].ndim == 2 and (inputs.labels[indices] >= 0).any():
+        scores = job.spec.probabilities(arrays[cls]) if job.spec is not None else arrays[cls]
+        acc = accuracy(scores, inputs.labels[indices])
+    n = len(next(iter(arrays.values()))) if arrays else 0
     record = job.run_record(
-        status="ok", n=int(len(out)), output_name=res["output_name"], output_shape=list(out.shape),
-        output_dtype=str(out.dtype), seconds={**res["seconds"], "wall": wall}, details=res["details"],
-        placement=res.get("placement"),
+        status="ok", n=int(n), outputs=_describe_outputs(arrays), seconds={**res["seconds"], "wall": wall},
+        details=res["details"], placement=res.get("placement"),
         **({"accuracy": acc["accuracy"], "correct": acc["correct"], "n_labelled": acc["n"]} if acc else {}),
     )
-    return record, {"outputs": out, "indices": indices, "output_name": res["output_name"], "label": job.label}
+    return record, {"outputs": arrays, "indices": indices, "label": job.label}
 
 
-def _not_compared(model: str, ref_job: Job, job: Job, tol: Tolerance, runs: dict):
-    from onnxparity.parity.metrics import Comparison
-
-    ref_run, cand_run = runs[model, ref_job.label], runs[model, job.label]
-    why = (f"reference {ref_job.label} {ref_run.status}: {ref_run.reason}" if ref_run.status != "ok"
+def _not_compared(model: str, ref_label: str, job: Job, tol: Tolerance, runs: dict):
+    ref_run, cand_run = runs[model, ref_label], runs[model, job.label]
+    why = (f"reference {ref_label} {ref_run.status}: {ref_run.reason}" if ref_run.status != "ok"
            else f"{job.label} {cand_run.status}: {cand_run.reason}")
-    return Comparison(model=model, reference=ref_job.label, candidate=job.label, device=job.device, passed=False,
+    return Comparison(model=model, reference=ref_label, candidate=job.label, device=job.device, passed=False,
                       reasons=[why], n=0, atol=tol.atol, rtol=tol.rtol, min_agreement=tol.min_agreement)
 
 
-def _disagreements(models: list[dict], planned: list[Job], outputs: dict, inputs: ParityInputs) -> list[dict]:
+def _disagreements(models: list[dict], planned: list[Job], outputs: dict, model_inputs: dict) -> list[dict]:
     """Inputs where any backend's top-1 differs from its model's reference, with every backend's pick."""
     found = []
     for model in models:
         name = model["name"]
-        labels = [j.label for j in planned if j.model == name and (name, j.label) in outputs]
-        ref_label = next((j.label for j in planned if j.model == name and j.role == "reference"), None)
-        if ref_label not in labels:
+        inputs = model_inputs[name]
+        labels = [label for (m, label) in outputs if m == name]
+        ref_label = next((label for (m, label), o in outputs.items() if m == name and
+                          (label == SAVED or any(j.label == label and j.role == "reference" for j in planned
+                                                 if j.model == name))), None)
+        if ref_label is None:
+            continue
+        spec = ModelSpec.from_dict(model["spec"]) if model["spec"] else None
+        out_name = class_output(spec, outputs[name, ref_label]["outputs"])
+        if out_name is None or outputs[name, ref_label]["outputs"][out_name].ndim != 2:
             continue
         picks = {}
         for label in labels:
             o = outputs[name, label]
+            if out_name not in o["outputs"] or np.shape(o["outputs"][out_name]) != \
+                    (len(o["indices"]), *np.shape(outputs[name, ref_label]["outputs"][out_name])[1:]):
+                continue
             full = np.full(len(inputs), -1, np.int64)
-            full[o["indices"]] = np.asarray(o["outputs"]).argmax(axis=1)
+            full[o["indices"]] = np.asarray(o["outputs"][out_name]).argmax(axis=1)
             picks[label] = full
-        ref = picks[ref_label]
+        ref = picks.get(ref_label)
+        if ref is None:
+            continue
         differ = np.zeros(len(inputs), bool)
         for label, p in picks.items():
             differ |= (p >= 0) & (p != ref)
         for i in np.flatnonzero(differ):
-            found.append({"model": name, "index": int(i), "kind": inputs.kinds[i], "label": int(inputs.labels[i]),
+            found.append({"model": name, "output": out_name, "index": int(i), "kind": inputs.kinds[i],
+                          "label": int(inputs.labels[i]),
                           "predictions": {label: int(p[i]) for label, p in picks.items() if p[i] >= 0}})
     return found

@@ -8,6 +8,10 @@ Element-wise, an output is within tolerance when ``|candidate - reference| <= at
 reference's own margin between the two classes involved is within that tolerance: any
 within-tolerance wobble could flip it. Near ties are reported apart and do not count against
 ``min_agreement``; real disagreements do.
+
+There is one comparison per (candidate, output). Top-1 agreement applies to outputs that hold
+class scores (:func:`holds_classes`: 2-D with a last axis above 1, or marked so by the spec);
+integer and bool outputs must match exactly; any other output is judged element-wise.
 """
 
 from __future__ import annotations
@@ -40,9 +44,13 @@ DEFAULT_TOLERANCES = {
 }
 
 
+# convert's own check of a fresh file against its original (scaled to the output's magnitude there).
+CONVERT_TOLERANCE = Tolerance(atol=1e-4, rtol=1e-3)
+
+
 def tolerance_for(device: str, atol: float | None = None, rtol: float | None = None,
                   min_agreement: float | None = None) -> Tolerance:
-    """The default for ``device`` (GPUs share "cuda"'s), with any override applied."""
+    """The default for ``device`` (every accelerator shares "cuda"'s), with any override applied."""
     base = DEFAULT_TOLERANCES["cpu" if device == "cpu" else "cuda"]
     changes = {k: v for k, v in dict(atol=atol, rtol=rtol, min_agreement=min_agreement).items() if v is not None}
     return replace(base, **changes)
@@ -76,6 +84,8 @@ class Comparison:
     nonfinite: dict = field(default_factory=dict)  # {"reference": {"nan": n, "inf": n}, "candidate": {...}}
     checks: dict = field(default_factory=dict)  # output name / shape / dtype: {"name": {"ok": bool, ...}}
     histogram: list[int] = field(default_factory=list)  # counts per HIST_EDGES bin of log10|diff|
+    output: str | None = None  # the output compared (one comparison per candidate and output)
+    judged_as: str = "class scores"  # "class scores", "element-wise" or "exact" (integer and bool outputs)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -102,26 +112,40 @@ def _positions(ref_idx: np.ndarray, idx: np.ndarray, ref_label: str, cand_label:
     return pos
 
 
-def compare(model: str, reference: dict, candidate: dict, tol: Tolerance, device: str = "cpu") -> Comparison:
-    """Compare two backends' results (``outputs``, ``output_name`` and ``indices`` of the inputs they ran)."""
+def holds_classes(array: np.ndarray, marked: bool = False) -> bool:
+    """Whether an output holds class scores: floats, 2-D with a last axis above 1, or marked by the spec."""
+    a = np.asarray(array)
+    if a.dtype.kind != "f" or a.ndim < 2 or a.shape[-1] < 2:
+        return False
+    return marked or a.ndim == 2
+
+
+def compare(model: str, reference: dict, candidate: dict, tol: Tolerance, device: str = "cpu", *,
+            output: str | None = None, classes: bool | None = None) -> Comparison:
+    """Compare one output of two backends (``outputs``: that output's array, ``output_name``,
+    ``indices`` of the inputs each ran, ``label``). ``classes`` forces the class-score rule."""
     ref_all = np.asarray(reference["outputs"])
     cand = np.asarray(candidate["outputs"])
     idx = np.asarray(candidate["indices"])
     ref = ref_all[_positions(np.asarray(reference["indices"]), idx, reference["label"], candidate["label"])]
+    exact = ref.dtype.kind in "biu"
+    is_classes = (not exact) and (holds_classes(ref, bool(classes)) if classes is not False else False)
     reasons: list[str] = []
     checks = {
         "name": {"ok": reference["output_name"] == candidate["output_name"],
                  "reference": reference["output_name"], "candidate": candidate["output_name"]},
         "shape": {"ok": ref.shape == cand.shape, "reference": list(ref.shape), "candidate": list(cand.shape)},
-        "dtype": {"ok": cand.dtype == np.float32 and ref.dtype == np.float32,
-                  "reference": str(ref.dtype), "candidate": str(cand.dtype)},
+        "dtype": {"ok": cand.dtype == ref.dtype, "reference": str(ref.dtype), "candidate": str(cand.dtype)},
     }
     for what, check in checks.items():
         if not check["ok"]:
             reasons.append(f"output {what} differs: {check['candidate']} (reference {check['reference']})")
+    if exact:
+        tol = replace(tol, atol=0.0, rtol=0.0)
     base = Comparison(model=model, reference=reference["label"], candidate=candidate["label"], device=device,
                       passed=False, reasons=reasons, n=int(len(cand)), atol=tol.atol, rtol=tol.rtol,
-                      min_agreement=tol.min_agreement, checks=checks,
+                      min_agreement=tol.min_agreement, checks=checks, output=output or reference["output_name"],
+                      judged_as="exact" if exact else "class scores" if is_classes else "element-wise",
                       nonfinite={"reference": _nonfinite(ref), "candidate": _nonfinite(cand)} if not reasons else {})
     if not checks["shape"]["ok"] or len(cand) == 0:
         if len(cand) == 0:
@@ -143,45 +167,50 @@ def compare(model: str, reference: dict, candidate: dict, tol: Tolerance, device
     rel = diff / np.maximum(np.abs(r), np.finfo(np.float32).tiny)
     limit = tol.atol + tol.rtol * np.abs(r)
     outside = diff > limit
-    flat_worst = int(diff.argmax())
+    flat_worst = int(diff.argmax()) if diff.size else 0
+    per_sample = max(1, diff.size // max(1, len(r)))
     with np.errstate(divide="ignore"):
         log_diff = np.log10(diff.ravel())
     hist, _ = np.histogram(np.clip(log_diff, -13.0, 1.0), bins=[-14.0] + HIST_EDGES[1:-1] + [2.0])
-
-    ref_top = r.argmax(axis=1)
-    cand_top = c.argmax(axis=1)
-    differ = np.flatnonzero(ref_top != cand_top)
-    rows = np.arange(len(r))
-    margin = r[rows, ref_top] - r[rows, cand_top]
-    near = differ[margin[differ] <= (tol.atol + tol.rtol * np.abs(r[differ, ref_top[differ]]))]
-    real = len(differ) - len(near)
-    agree_count = int(len(r) - len(differ))
-    agreement_wo_near = (len(r) - real) / len(r)
-
     if outside.any():
         reasons.append(f"{int(outside.sum())} of {outside.size} values beyond atol {tol.atol:g} + rtol {tol.rtol:g}"
-                       f" (max abs diff {diff.max():.3g} at input {flat_worst // r.shape[1]})")
-    if agreement_wo_near < tol.min_agreement:
-        reasons.append(f"top-1 agreement {agreement_wo_near:.4%} below {tol.min_agreement:.4%} "
-                       f"({real} real disagreements)")
-    orig_idx = idx  # report input indices in the shared numbering
-    return replace(
+                       f" (max abs diff {diff.max():.3g} at input {int(idx[flat_worst // per_sample])})")
+    result = replace(
         base,
-        passed=not reasons,
-        reasons=reasons,
-        max_abs_diff=_finite(diff.max()),
-        max_rel_diff=_finite(rel.max()),
-        mean_abs_diff=_finite(diff.mean()),
-        p99_abs_diff=_finite(np.percentile(diff, 99)),
+        max_abs_diff=_finite(diff.max()) if diff.size else 0.0,
+        max_rel_diff=_finite(rel.max()) if diff.size else 0.0,
+        mean_abs_diff=_finite(diff.mean()) if diff.size else 0.0,
+        p99_abs_diff=_finite(np.percentile(diff, 99)) if diff.size else 0.0,
         outside_tolerance=int(outside.sum()),
-        worst_index=int(orig_idx[flat_worst // r.shape[1]]),
-        top1_agreement=agree_count / len(r),
-        top1_agree_count=agree_count,
-        disagreements=[int(orig_idx[i]) for i in differ],
-        near_ties=[int(orig_idx[i]) for i in near],
-        real_disagreements=int(real),
+        worst_index=int(idx[flat_worst // per_sample]),
         histogram=[int(h) for h in hist],
     )
+    if is_classes:
+        result = _top1(result, r, c, idx, tol, reasons)
+    return replace(result, passed=not reasons, reasons=reasons)
+
+
+def _top1(result: Comparison, r: np.ndarray, c: np.ndarray, idx: np.ndarray, tol: Tolerance,
+          reasons: list[str]) -> Comparison:
+    """Top-1 agreement over the last axis, near ties apart; one sample disagrees if any of its rows does."""
+    rr, cc = r.reshape(len(r), -1, r.shape[-1]), c.reshape(len(c), -1, c.shape[-1])
+    ref_top, cand_top = rr.argmax(axis=-1), cc.argmax(axis=-1)
+    ref_best = np.take_along_axis(rr, ref_top[..., None], -1)[..., 0]
+    ref_at_cand = np.take_along_axis(rr, cand_top[..., None], -1)[..., 0]
+    differs = ref_top != cand_top
+    near_rows = differs & (ref_best - ref_at_cand <= tol.atol + tol.rtol * np.abs(ref_best))
+    real_rows = differs & ~near_rows
+    differ = np.flatnonzero(differs.any(axis=1))
+    real = np.flatnonzero(real_rows.any(axis=1))
+    near = np.setdiff1d(differ, real)
+    agree_count = int(len(r) - len(differ))
+    agreement_wo_near = (len(r) - len(real)) / len(r)
+    if agreement_wo_near < tol.min_agreement:
+        reasons.append(f"top-1 agreement {agreement_wo_near:.4%} below {tol.min_agreement:.4%} "
+                       f"({len(real)} real disagreements)")
+    return replace(result, top1_agreement=agree_count / len(r), top1_agree_count=agree_count,
+                   disagreements=[int(idx[i]) for i in differ], near_ties=[int(idx[i]) for i in near],
+                   real_disagreements=int(len(real)))
 
 
 def accuracy(probabilities: np.ndarray, labels: np.ndarray) -> dict | None:

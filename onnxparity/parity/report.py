@@ -22,13 +22,13 @@ def _num(x, fmt="{:.1e}") -> str:
 
 def table(result: ParityResult) -> str:
     """One row per comparison with its verdict, then the backends that did not run and why."""
-    rows = [("model", "candidate (vs reference)", "n", "max abs", "max rel", "p99 abs", "top-1", "near ties",
-             "accuracy", "verdict")]
+    rows = [("model", "output", "candidate (vs reference)", "n", "max abs", "max rel", "p99 abs", "top-1",
+             "near ties", "accuracy", "verdict")]
     acc = {(b.model, b.label): b.accuracy for b in result.backends}
-    for c in result.comparisons:
+    for c in by_output(result.comparisons):
         agree = "-" if c.top1_agreement is None else f"{c.top1_agreement:.2%}"
         verdict = "PASS" if c.passed else "FAIL"
-        rows.append((c.model, f"{c.candidate} (vs {c.reference})", str(c.n), _num(c.max_abs_diff),
+        rows.append((c.model, c.output or "-", f"{c.candidate} (vs {c.reference})", str(c.n), _num(c.max_abs_diff),
                      _num(c.max_rel_diff), _num(c.p99_abs_diff), agree, str(len(c.near_ties)) if c.n else "-",
                      _num(acc.get((c.model, c.candidate)), "{:.4f}"), verdict))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -47,10 +47,24 @@ def table(result: ParityResult) -> str:
     for c in result.comparisons:
         if not c.passed:
             lines.append(f"why      {c.model}: {c.candidate}: {'; '.join(c.reasons)}")
-    s = result.inputs
-    lines.append(f"inputs: {s['n_digits']} digits from {s['source']} + {s['n_synthetic']} synthetic edge cases; "
-                 f"parity {'PASSED' if result.passed else 'FAILED'} in {result.seconds:.1f} s")
+    lines.append(f"inputs: {inputs_line(result.inputs)}; parity {'PASSED' if result.passed else 'FAILED'} "
+                 f"in {result.seconds:.1f} s")
     return "\n".join(lines)
+
+
+def by_output(comparisons):
+    """Comparisons grouped by model and output, in the order they were made within each group."""
+    order = {}
+    for c in comparisons:
+        order.setdefault((c.model, c.output), len(order))
+    return sorted(comparisons, key=lambda c: order[c.model, c.output])
+
+
+def inputs_line(s: dict) -> str:
+    """What the inputs were, in words: "500 digits from ... + 9 synthetic edge cases"."""
+    if s.get("n_digits"):
+        return f"{s['n_digits']} digits from {s['source']} + {s['n_synthetic']} synthetic edge cases"
+    return f"{s['n']} samples from {s['source']} ({s['n_synthetic']} synthesized)"
 
 
 def _png(image: np.ndarray, scale: int = 3) -> str:
@@ -92,16 +106,15 @@ def html_page(result: ParityResult, inputs=None) -> str:
            ".PASS{color:#116611;font-weight:bold}.FAIL{color:#b00;font-weight:bold}"
            ".imgs div{display:inline-block;margin:6px;font-size:11px;vertical-align:top}</style></head><body>",
            f"<h1>Parity <span class='{'PASS' if result.passed else 'FAIL'}'>{verdict}</span></h1>",
-           f"<p>{e(str(result.inputs['n_digits']))} digits from {e(result.inputs['source'])} + "
-           f"{result.inputs['n_synthetic']} synthetic edge cases; {result.seconds:.1f} s; {e(result.created)}</p>",
-           "<h2>Comparisons</h2><table><tr><th>model</th><th>reference</th><th>candidate</th><th>n</th>"
+           f"<p>{e(inputs_line(result.inputs))}; {result.seconds:.1f} s; {e(result.created)}</p>",
+           "<h2>Comparisons</h2><table><tr><th>model</th><th>output</th><th>reference</th><th>candidate</th><th>n</th>"
            "<th>max abs</th><th>max rel</th><th>mean abs</th><th>p99 abs</th><th>atol / rtol</th><th>top-1</th>"
            "<th>near ties</th><th>|diff| histogram</th><th>verdict</th></tr>"]
-    for c in result.comparisons:
+    for c in by_output(result.comparisons):
         v = "PASS" if c.passed else "FAIL"
         agree = "-" if c.top1_agreement is None else f"{c.top1_agreement:.2%} ({c.top1_agree_count}/{c.n})"
         reasons = f"<br><small>{e('; '.join(c.reasons))}</small>" if c.reasons else ""
-        out.append(f"<tr><td>{e(c.model)}</td><td>{e(c.reference)}</td><td>{e(c.candidate)}</td><td>{c.n}</td>"
+        out.append(f"<tr><td>{e(c.model)}</td><td>{e(c.output or '-')}</td><td>{e(c.reference)}</td><td>{e(c.candidate)}</td><td>{c.n}</td>"
                    f"<td>{_num(c.max_abs_diff)}</td><td>{_num(c.max_rel_diff)}</td><td>{_num(c.mean_abs_diff)}</td>"
                    f"<td>{_num(c.p99_abs_diff)}</td><td>{c.atol:g} / {c.rtol:g}</td><td>{agree}</td>"
                    f"<td>{len(c.near_ties)}</td><td>{_histogram_svg(c.histogram)}</td>"
@@ -121,7 +134,8 @@ def html_page(result: ParityResult, inputs=None) -> str:
     if result.disagreements:
         out.append("<p>Inputs where any backend's top-1 differs from its model's reference.</p><div class='imgs'>")
         for d in result.disagreements[:MAX_IMAGES]:
-            img = f"<img src='{_png(inputs.images[d['index']])}' alt='input {d['index']}'><br>" if inputs is not None else ""
+            shown = inputs is not None and inputs.images is not None and d["index"] < len(inputs.images)
+            img = f"<img src='{_png(inputs.images[d['index']])}' alt='input {d['index']}'><br>" if shown else ""
             picks = "<br>".join(f"{e(k)}: {v}" for k, v in d["predictions"].items())
             label = d["label"] if d["label"] >= 0 else d["kind"]
             out.append(f"<div>{img}{e(d['model'])} #{d['index']} (label {e(str(label))})<br>{picks}</div>")

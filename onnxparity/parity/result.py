@@ -18,7 +18,7 @@ from onnxparity._io import atomic_path, write_text
 from onnxparity.errors import InputError
 from onnxparity.parity.metrics import HIST_EDGES, Comparison
 
-SCHEMA = "onnxparity.parity/1"
+SCHEMA = "onnxparity.parity/2"  # 2: one comparison per (candidate, output); backends' ``outputs``
 
 
 @dataclass
@@ -39,9 +39,7 @@ class BackendRun:
     accuracy: float | None = None
     correct: int | None = None
     n_labelled: int | None = None
-    output_name: str | None = None
-    output_shape: list[int] | None = None
-    output_dtype: str | None = None
+    outputs: dict = field(default_factory=dict)  # output name -> {"shape": [...], "dtype": "float32"}
     seconds: dict = field(default_factory=dict)  # start (imports + load), infer, wall (as the parent saw it)
     details: dict = field(default_factory=dict)  # versions, device name, ORT providers in the session
     placement: dict | None = None  # ORT: graph nodes per execution provider, from ORT's profiler
@@ -52,8 +50,8 @@ class ParityResult:
     passed: bool
     comparisons: list[Comparison]
     backends: list[BackendRun]
-    models: list[dict]  # name, framework, original, onnx, spec
-    inputs: dict  # source, n, n_digits, n_synthetic, kinds, fingerprint
+    models: list[dict]  # name, framework, original, onnx, reference, spec, signature, precision, inputs
+    inputs: dict  # the (first) model's inputs: source, n, n_digits, n_synthetic, kinds, fingerprint
     environment: dict
     tolerances: dict  # device -> {atol, rtol, min_agreement} as used
     disagreements: list[dict] = field(default_factory=list)  # inputs where any backend's top-1 differs
@@ -64,7 +62,8 @@ class ParityResult:
     # -- views --------------------------------------------------------------------------
     def failed(self) -> list[str]:
         """One line per failure: comparisons beyond tolerance, backends that crashed."""
-        lines = [f"{c.model}: {c.candidate} vs {c.reference}: {'; '.join(c.reasons)}"
+        lines = [f"{c.model}: {c.candidate} vs {c.reference}" + (f" [{c.output}]" if c.output else "")
+                 + f": {'; '.join(c.reasons)}"
                  for c in self.comparisons if not c.passed]
         lines += [f"{b.model}: {b.label} failed: {b.reason}" for b in self.backends if b.status == "failed"]
         return lines
@@ -105,32 +104,43 @@ class ParityResult:
 def save_outputs(path: str | Path, result: ParityResult, outputs: dict, inputs) -> Path:
     """Raw outputs of every backend that ran, the inputs and the result, in one ``.npz``.
 
-    ``outputs``: ``(model, label) -> {"outputs": array, "indices": array, "output_name": str}``.
+    ``outputs``: ``(model, label) -> {"outputs": {name: array}, "indices": array}``.
     """
-    arrays = {"images": np.asarray(inputs.images, np.float32), "labels": inputs.labels,
-              "kinds": np.asarray(inputs.kinds)}
+    arrays = {"labels": inputs.labels, "kinds": np.asarray(inputs.kinds)}
+    if inputs.images is not None:
+        arrays["images"] = np.asarray(inputs.images, np.float32)
+    input_names = sorted(inputs.arrays or {})
+    for i, name in enumerate(input_names):
+        arrays[f"in{i}"] = inputs.arrays[name]
     index = []
     for i, ((model, label), run) in enumerate(sorted(outputs.items())):
-        arrays[f"out{i}"] = run["outputs"]
         arrays[f"idx{i}"] = run["indices"]
-        index.append({"model": model, "label": label, "key": i, "output_name": run["output_name"]})
-    arrays["meta"] = np.asarray(json.dumps({"result": result.to_dict(), "outputs": index, "source": inputs.source}))
+        names = list(run["outputs"])
+        for j, name in enumerate(names):
+            arrays[f"out{i}_{j}"] = run["outputs"][name]
+        index.append({"model": model, "label": label, "key": i, "outputs": names})
+    arrays["meta"] = np.asarray(json.dumps({"result": result.to_dict(), "outputs": index, "source": inputs.source,
+                                            "input_names": input_names}))
     with atomic_path(path, suffix=".npz") as tmp:
         np.savez_compressed(tmp, **arrays)
     return Path(path)
 
 
 def load_outputs(path: str | Path):
-    """-> (ParityResult, outputs as for :func:`save_outputs`, ParityInputs)."""
-    from onnxparity.parity.inputs import ParityInputs
+    """-> (ParityResult, outputs as for :func:`save_outputs`, Inputs)."""
+    from onnxparity.inputs import Inputs
 
     try:
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
-            outputs = {(o["model"], o["label"]): {"outputs": data[f"out{o['key']}"], "indices": data[f"idx{o['key']}"],
-                                                  "output_name": o["output_name"], "label": o["label"]}
-                       for o in meta["outputs"]}
-            inputs = ParityInputs(data["images"], data["labels"], tuple(str(k) for k in data["kinds"]), meta["source"])
+            outputs = {(o["model"], o["label"]): {
+                "outputs": {name: data[f"out{o['key']}_{j}"] for j, name in enumerate(o["outputs"])},
+                "indices": data[f"idx{o['key']}"], "label": o["label"]} for o in meta["outputs"]}
+            kinds = tuple(str(k) for k in data["kinds"])
+            images = data["images"] if "images" in data.files else None
+            named = {name: data[f"in{i}"] for i, name in enumerate(meta.get("input_names", []))}
+            inputs = Inputs(data["labels"], kinds, meta["source"], images=images,
+                            arrays=named if images is None else None)
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
     except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:

@@ -18,6 +18,7 @@ PLACEMENT_SAMPLES = 4  # inputs in the profiled run that tells which provider ea
 
 def run_backend(job: dict) -> dict:
     started = time.perf_counter()
+    from onnxparity.inputs import open_feeds
     from onnxparity.runners import BackendUnavailable, open_runner
     from onnxparity.spec import ModelSpec
 
@@ -32,21 +33,36 @@ def run_backend(job: dict) -> dict:
     except BackendUnavailable as exc:
         return {"status": "unavailable", "reason": str(exc)}
     loaded = time.perf_counter()
-    x = np.load(job["inputs"], mmap_mode="r")
+    feeds = open_feeds(job["inputs"])
     if job.get("indices") is not None:
-        x = x[np.asarray(job["indices"])]
-    batch = int(job["batch_size"])
-    outputs = [np.asarray(runner.infer(np.array(x[i : i + batch]))) for i in range(0, len(x), batch)]
-    out = np.concatenate(outputs) if outputs else np.zeros((0,), np.float32)
+        picks = np.asarray(job["indices"])
+        feeds = {k: v[picks] for k, v in feeds.items()}
+    outputs = run_all(runner, feeds, int(job["batch_size"]), job.get("batched", True))
     done = time.perf_counter()
     result = {
         "status": "ok",
-        "outputs": out,
-        "output_name": getattr(runner, "output_name", None) or runner.spec.output,
+        "outputs": outputs,
         "seconds": {"start": round(loaded - started, 3), "infer": round(done - loaded, 3)},
         "details": runner.details() if hasattr(runner, "details") else {},
         "pid": os.getpid(),
     }
     if hasattr(runner, "node_placement"):
-        result["placement"] = runner.node_placement(np.array(x[:PLACEMENT_SAMPLES]))
+        first = {k: np.array(v[:PLACEMENT_SAMPLES] if job.get("batched", True) else v[0]) for k, v in feeds.items()}
+        result["placement"] = runner.node_placement(first)
     return result
+
+
+def run_all(runner, feeds: dict, batch_size: int, batched: bool = True) -> dict[str, np.ndarray]:
+    """Every sample through ``runner``: in batches along the first axis, or one whole feed per
+    sample for a model without a batch axis; outputs stacked per name, in the runner's order."""
+    n = len(next(iter(feeds.values())))
+    parts: dict[str, list] = {}
+    step = batch_size if batched else 1
+    for i in range(0, n, step):
+        if batched:
+            out = runner.infer({k: np.array(v[i : i + step]) for k, v in feeds.items()})
+        else:
+            out = {k: np.asarray(v)[None] for k, v in runner.infer({k: np.array(v[i]) for k, v in feeds.items()}).items()}
+        for name, value in out.items():
+            parts.setdefault(name, []).append(np.asarray(value))
+    return {name: np.concatenate(values) for name, values in parts.items()}

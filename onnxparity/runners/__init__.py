@@ -1,9 +1,10 @@
 """Runners: one per backend, all with the same small interface (after Polygraphy's runners).
 
 A runner is built from a model path, knows the model's :class:`~onnxparity.spec.ModelSpec`, and
-``infer(x)`` maps a preprocessed float32 batch to the model's raw output. ``predict`` feeds raw
-uint8 digits in batches. Adding a backend is adding one module here and one line in BACKENDS.
-Runners import their framework when built, never at import time.
+``infer(feeds)`` maps inputs by name (one batch, already in the model's layout and dtype) to its
+outputs by name, in the signature's order. ``predict`` feeds raw uint8 digits in batches. Which
+backends exist, and where each runs, is described once in :mod:`onnxparity.backends`. Runners
+import their framework when built, never at import time.
 """
 
 from __future__ import annotations
@@ -18,14 +19,15 @@ from onnxparity.errors import InputError, OnnxParityError
 from onnxparity.models import resolve
 from onnxparity.spec import ModelSpec
 
-# backend name -> "module:class"; the default backend of each framework comes first.
-BACKENDS = {
+# runner name -> "module:class"; the default runner of each framework comes first.
+RUNNERS = {
     "keras": "onnxparity.runners.keras:KerasRunner",
     # the same .keras file under Keras 3's torch backend (must be the first Keras import in its process)
     "keras-torch": "onnxparity.runners.keras:KerasTorchRunner",
     "torch": "onnxparity.runners.torch:TorchRunner",
     "onnxruntime": "onnxparity.runners.onnxrt:OnnxRuntimeRunner",
 }
+DEFAULT_RUNNER = {"keras": "keras", "torch": "torch", "onnx": "onnxruntime"}
 
 
 class BackendUnavailable(OnnxParityError):
@@ -41,39 +43,77 @@ def cuda_unavailable_reason() -> str | None:
     if not torch.cuda.is_available():
         return f"no CUDA device visible (torch {torch.__version__} built for CUDA {torch.version.cuda}; no NVIDIA driver or GPU)"
     return None
-DEFAULT_BACKEND = {"keras": "keras", "torch": "torch", "onnx": "onnxruntime"}
 
 
 class Runner(Protocol):
     name: str
-    spec: ModelSpec
+    spec: ModelSpec | None
 
-    def infer(self, x: np.ndarray) -> np.ndarray:
-        """Preprocessed float32 batch -> raw model output (N, classes)."""
+    def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """One batch of inputs by name -> the model's outputs by name."""
 
 
-def open_runner(path: str | os.PathLike, backend: str | None = None, spec: ModelSpec | None = None,
+def open_runner(path: str | os.PathLike, runner: str | None = None, spec: ModelSpec | None = None,
                 **options) -> Runner:
-    """Build the runner for ``path``: its framework's own by default, or the named ``backend``.
+    """Build the runner for ``path``: its framework's own by default, or the named ``runner``.
 
     ``spec`` stands in where the file has none beside it (a bare ``.keras`` checked against its
-    ONNX file, whose metadata carries the spec).
+    ONNX file, whose metadata carries the spec), and lends its signature to a spec that has none.
     """
     ref = resolve(path)
-    if ref.spec is None and spec is not None and ref.framework != "onnx":
+    if ref.framework != "onnx" and spec is not None:
         from onnxparity.models import ModelRef
 
-        ref = ModelRef(ref.framework, ref.path, spec)
-    name = backend or DEFAULT_BACKEND[ref.framework]
-    if name not in BACKENDS:
-        raise InputError(f"unknown backend {name!r} (known: {', '.join(BACKENDS)})")
-    module, _, cls = BACKENDS[name].partition(":")
+        ref = ModelRef(ref.framework, ref.path, merge_specs(ref.spec, spec))
+    name = runner or DEFAULT_RUNNER[ref.framework]
+    if name not in RUNNERS:
+        raise InputError(f"unknown runner {name!r} (known: {', '.join(RUNNERS)})")
+    module, _, cls = RUNNERS[name].partition(":")
     return getattr(importlib.import_module(module), cls)(ref, **options)
 
 
+def merge_specs(own: ModelSpec | None, other: ModelSpec | None) -> ModelSpec | None:
+    """The original's own spec, completed from another's (its ONNX file's): signature, class kwargs."""
+    import dataclasses
+
+    if own is None or other is None:
+        return own or other
+    changes = {}
+    if own.signature is None and other.signature is not None:
+        changes["signature"] = other.signature
+    if own.torch_kwargs is None and other.torch_kwargs is not None:
+        changes["torch_kwargs"] = other.torch_kwargs
+    return dataclasses.replace(own, **changes) if changes else own
+
+
+def name_outputs(spec: ModelSpec, outputs: list[np.ndarray], what: str) -> dict[str, np.ndarray]:
+    """An original's flattened outputs, named by the spec's signature (matched by position)."""
+    names = spec.output_names
+    if len(names) != len(outputs):
+        raise InputError(f"{what} returned {len(outputs)} outputs; its spec names {len(names)} ({', '.join(names)})")
+    return dict(zip(names, outputs))
+
+
+def ordered_inputs(spec: ModelSpec, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """Inputs by name -> the original's positional inputs, in the signature's order."""
+    if spec.signature is None or len(feeds) == 1 and len(spec.signature.inputs) <= 1:
+        return list(feeds.values())
+    try:
+        return [feeds[n] for n in spec.signature.input_names]
+    except KeyError as exc:
+        raise InputError(f"no data for input {exc.args[0]!r} (given: {', '.join(feeds)})") from None
+
+
+def class_output(spec: ModelSpec, outputs: dict[str, np.ndarray]) -> np.ndarray:
+    """The output that holds the class scores: the one named after the spec's kind, else the first."""
+    return outputs.get(spec.output, next(iter(outputs.values())))
+
+
 def predict(runner: Runner, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-    """Raw uint8 digits (N, H, W) -> the runner's raw outputs, fed in batches."""
+    """Raw uint8 images (N, H, W[, C]) -> the runner's class output, fed in batches."""
     x = runner.spec.preprocess(images)
     if len(x) == 0:
         raise InputError("no images to run")
-    return np.concatenate([np.asarray(runner.infer(x[i : i + batch_size])) for i in range(0, len(x), batch_size)])
+    name = runner.spec.input_name or "input"
+    return np.concatenate([np.asarray(class_output(runner.spec, runner.infer({name: x[i : i + batch_size]})))
+                           for i in range(0, len(x), batch_size)])

@@ -19,24 +19,14 @@ is never changed). Measured side by side in docs/bench.md.
 
 from __future__ import annotations
 
-import platform
-
 import numpy as np
+
+from onnxparity.machine import nchwc_block
 
 # Per-channel ops that map a channel of zeros to finite values and never mix channels.
 _CHANNELWISE = {"Relu", "LeakyRelu", "Clip", "Sigmoid", "Tanh", "HardSigmoid", "MaxPool", "AveragePool"}
 # Activations that commute with MaxPool (monotonic non-decreasing) and that ORT fuses into a Conv.
 _FUSABLE_ACTIVATIONS = {"Relu"}
-
-
-def nchwc_block() -> int:
-    """MLAS's NCHWc block on this CPU: 16 floats with AVX-512, 8 with AVX2; 0 where ORT has no NCHWc."""
-    from onnxparity.runners.onnxrt import cpu_flags
-
-    if platform.machine().lower() not in ("x86_64", "amd64"):
-        return 0
-    flags = cpu_flags()
-    return 16 if "avx512f" in flags else 8 if "avx2" in flags or not flags else 0
 
 
 def rewrite_for_cpu(model, block: int | None = None) -> list[str]:

@@ -15,7 +15,7 @@ import numpy as np
 
 from onnxparity.errors import InputError
 from onnxparity.models import ModelRef
-from onnxparity.runners import BackendUnavailable, cuda_unavailable_reason
+from onnxparity.runners import BackendUnavailable, cuda_unavailable_reason, name_outputs, ordered_inputs
 
 
 class KerasRunner:
@@ -81,14 +81,16 @@ class KerasRunner:
         else:
             raise BackendUnavailable(f"Keras on {self.engine_name}: GPU runs are not supported by this runner")
 
-    def infer(self, x: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(x)
+    def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        xs = [np.ascontiguousarray(x) for x in ordered_inputs(self.spec, feeds)]
+        x = xs[0] if len(xs) == 1 else xs
         if self._scope is None:
             out = self.model.predict_on_batch(x)
         else:
             with self._keras.device(self._scope):
                 out = self.model.predict_on_batch(x)
-        return np.asarray(self._keras.ops.convert_to_numpy(out))
+        arrays = [np.asarray(self._keras.ops.convert_to_numpy(t)) for t in flatten_outputs(out)]
+        return name_outputs(self.spec, arrays, f"Keras model {self.model.name!r}")
 
     def details(self) -> dict:
         import keras
@@ -100,6 +102,15 @@ class KerasTorchRunner(KerasRunner):
     """The same ``.keras`` file under Keras 3's torch backend: another engine, no conversion."""
 
     engine = "torch"
+
+
+def flatten_outputs(out) -> list:
+    """A model's outputs as a list: dicts in their own order (not sorted, as tf.nest would), lists in order."""
+    if isinstance(out, dict):
+        return [t for k in out for t in flatten_outputs(out[k])]
+    if isinstance(out, (list, tuple)):
+        return [t for item in out for t in flatten_outputs(item)]
+    return [out]
 
 
 def importlib_find(module: str):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import tempfile
@@ -11,34 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
+from onnxparity.backends import provider_name
 from onnxparity.errors import InputError
+from onnxparity.machine import physical_cores
 from onnxparity.models import ModelRef
 from onnxparity.runners import BackendUnavailable
-from onnxparity.spec import ModelSpec
-
-# Short names for the execution providers the parity matrix knows; any other full name works too.
-PROVIDER_ALIASES = {
-    "cpu": "CPUExecutionProvider",
-    "cuda": "CUDAExecutionProvider",
-    "tensorrt": "TensorrtExecutionProvider",
-    "trt": "TensorrtExecutionProvider",
-    "openvino": "OpenVINOExecutionProvider",
-    "dml": "DmlExecutionProvider",
-    "coreml": "CoreMLExecutionProvider",
-    "rocm": "ROCMExecutionProvider",
-    "migraphx": "MIGraphXExecutionProvider",
-}
-
-
-# ONNX input element types -> numpy, for files that take raw pixels (uint8) instead of floats.
-_NUMPY_TYPES = {"tensor(float)": np.float32, "tensor(uint8)": np.uint8, "tensor(float16)": np.float16,
-                "tensor(double)": np.float64}
-
-
-def provider_name(name: str) -> str:
-    """``"cuda"`` -> ``"CUDAExecutionProvider"``; full names pass through."""
-    return PROVIDER_ALIASES.get(name.lower(), name)
-
 
 def resolve_providers(names: list[str] | None) -> list[str]:
     """The providers for a session, in order: aliases expanded (``"cuda"``), TensorRT backed by CUDA
@@ -70,25 +46,25 @@ def check_started(session, wanted) -> None:
 
 
 def make_session(path: str | os.PathLike, providers: list[str] | None = None, sess_options=None, *,
-                 profile_prefix: str | None = None, tuned: bool = True):
-    """The one place where the toolkit creates ONNX Runtime sessions (parity, serving, bench).
+                 tuned: bool = False, nchwc_block: int | None = None, profile_prefix: str | None = None):
+    """The one place where the toolkit creates ONNX Runtime sessions (through :class:`~onnxparity.onnx_model.OnnxModel`).
 
-    ``sess_options``: an ``onnxruntime.SessionOptions`` (threads...); ``profile_prefix`` turns on
-    ORT's profiler, whose trace names the provider each node ran on. With ``tuned`` (the default)
-    whatever the caller left at ORT's defaults gets the toolkit's measured settings
-    (:func:`tune_options`), and a CPU session runs the model with the exact rewrites of
-    :mod:`~onnxparity.runners.cpu_graph` (listed in the session's ``graph_rewrites``; the file is
-    not changed). The numbers are in docs/bench.md; ``tuned=False`` is plain ORT on the file.
+    Plain by default: ORT on the file as it is, as Triton's ORT backend or a user's own session runs
+    it; that is what parity judges. ``tuned`` gives whatever the caller left at ORT's defaults the
+    toolkit's measured settings (:func:`tune_options`) and, on the CPU, the exact rewrites of
+    :mod:`~onnxparity.runners.cpu_graph` for ``nchwc_block`` (this CPU's by default), listed in the
+    session's ``graph_rewrites``; the file is not changed. Serve and bench use it (docs/bench.md).
+    ``profile_prefix`` turns on ORT's profiler, whose trace names the provider each node ran on.
     """
-    import onnxruntime as ort
-
     providers = providers or ["CPUExecutionProvider"]
     if _provider_of(providers[0]) in ("CUDAExecutionProvider", "TensorrtExecutionProvider"):
         preload_cuda_libraries()
+    import onnxruntime as ort
+
     source, rewrites = str(path), []
     if tuned:
         sess_options = tune_options(sess_options)
-        source, rewrites = _cpu_rewritten(path, providers)
+        source, rewrites = _cpu_rewritten(path, providers, nchwc_block)
     if profile_prefix is not None:
         sess_options = sess_options or ort.SessionOptions()
         sess_options.enable_profiling = True
@@ -126,7 +102,7 @@ def preload_cuda_libraries() -> None:
             pass
 
 
-def _cpu_rewritten(path, providers) -> tuple[str | bytes, list[str]]:
+def _cpu_rewritten(path, providers, block: int | None = None) -> tuple[str | bytes, list[str]]:
     """The model with :mod:`~onnxparity.runners.cpu_graph`'s exact rewrites when CPU runs it first.
 
     Returns the path unchanged (ORT reads the file itself) when nothing applies, the provider is
@@ -145,7 +121,7 @@ def _cpu_rewritten(path, providers) -> tuple[str | bytes, list[str]]:
         return str(path), []
     if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
         return str(path), []
-    rewrites = rewrite_for_cpu(model)
+    rewrites = rewrite_for_cpu(model, block)
     return (model.SerializeToString(), rewrites) if rewrites else (str(path), [])
 
 
@@ -187,44 +163,6 @@ def _has_entry(options, key: str) -> bool:
         return False
 
 
-def physical_cores() -> int:
-    """Cores this process may run on: its CPU affinity with SMT siblings counted once, capped by
-    a cgroup CPU quota (``docker --cpus``); ``os.cpu_count()`` where Linux's files are missing."""
-    try:
-        allowed = os.sched_getaffinity(0)
-    except AttributeError:
-        return os.cpu_count() or 1
-    cores = set()
-    for cpu in allowed:
-        try:
-            with open(f"/sys/devices/system/cpu/cpu{cpu}/topology/thread_siblings_list") as f:
-                cores.add(f.read().strip())
-        except OSError:
-            cores.add(str(cpu))
-    count = len(cores)
-    try:
-        with open("/sys/fs/cgroup/cpu.max") as f:
-            quota, period = f.read().split()[:2]
-        if quota != "max":
-            count = min(count, -(-int(quota) // int(period)))
-    except (OSError, ValueError):
-        pass
-    return max(1, count)
-
-
-@functools.lru_cache(maxsize=1)
-def cpu_flags() -> frozenset[str]:
-    """This CPU's feature flags (``avx2``, ``avx512f``...) from /proc/cpuinfo; empty where there is none."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith(("flags", "Features")):
-                    return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return frozenset()
-
-
 def ort_build() -> str:
     """Which onnxruntime distribution is installed, e.g. ``"onnxruntime-gpu 1.31.1"``."""
     from importlib import metadata
@@ -259,32 +197,44 @@ def _options(intra_op_threads: int = 0, spinning: bool = True):
 class OnnxRuntimeRunner:
     """An ONNX file in an ORT session whose first provider is the one asked for (CPU fallback kept).
 
-    A provider missing from the installed build, or one that fails to start (ORT then quietly falls
-    back to the next), raises :class:`BackendUnavailable` with the reason instead of running on CPU
-    under a GPU label.
+    ``tuned``: the toolkit's serving session (options and CPU rewrites) instead of plain ORT on the
+    file. A provider missing from the installed build, or one that fails to start (ORT then quietly
+    falls back to the next), raises :class:`BackendUnavailable` with the reason instead of running
+    on CPU under a GPU label.
     """
 
     def __init__(self, ref: ModelRef, providers: list[str] | None = None, intra_op_threads: int = 0,
-                 spinning: bool = True):
+                 spinning: bool = True, tuned: bool = False, nchwc_block: int | None = None):
+        from onnxparity.onnx_model import OnnxModel
+
         wanted = resolve_providers(providers)
+        self.model = OnnxModel(ref.path)
         self.path = ref.path
         self.providers = wanted
-        self.session = make_session(ref.path, wanted, _options(intra_op_threads, spinning))
+        self.session = self.model.session(wanted, _options(intra_op_threads, spinning), tuned=tuned,
+                                          nchwc_block=nchwc_block)
         check_started(self.session, wanted)
-        self.spec = ModelSpec.from_metadata(self.session.get_modelmeta().custom_metadata_map)
-        self.input_name = self.session.get_inputs()[0].name
-        self.output_name = self.session.get_outputs()[0].name
-        self._input_dtype = _NUMPY_TYPES.get(self.session.get_inputs()[0].type, np.float32)
+        self.spec = self.model.spec
+        self.signature = self.model.signature
+        self._dtypes = {t.name: np.dtype(t.dtype) for t in self.signature.inputs}
         self.name = "onnxruntime" if wanted[0] == "CPUExecutionProvider" else f"onnxruntime-{wanted[0]}"
 
-    def infer(self, x: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input_name: x.astype(self._input_dtype, copy=False)})[0]
+    def feed(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Inputs by name, each cast to the dtype the graph declares."""
+        missing = [n for n in self._dtypes if n not in feeds]
+        if missing:
+            raise InputError(f"{self.path}: no data for input {', '.join(missing)} (given: {', '.join(feeds)})")
+        return {n: np.asarray(feeds[n]).astype(dt, copy=False) for n, dt in self._dtypes.items()}
 
-    def node_placement(self, x: np.ndarray) -> dict[str, int]:
-        """How many graph nodes ran on each provider, from ORT's profiler, for one run of ``x``."""
+    def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        names = self.signature.output_names
+        return dict(zip(names, self.session.run(names, self.feed(feeds))))
+
+    def node_placement(self, feeds: dict[str, np.ndarray]) -> dict[str, int]:
+        """How many graph nodes ran on each provider, from ORT's profiler, for one run of ``feeds``."""
         with tempfile.TemporaryDirectory(prefix="onnxparity-profile-") as tmp:
-            session = make_session(self.path, self.providers, _options(1, False), profile_prefix=str(Path(tmp) / "ort"))
-            session.run(None, {self.input_name: x})
+            session = self.model.session(self.providers, _options(1, False), profile_prefix=str(Path(tmp) / "ort"))
+            session.run(None, self.feed(feeds))
             trace = json.loads(Path(session.end_profiling()).read_text())
         counts: Counter[str] = Counter()
         seen = set()
@@ -296,4 +246,7 @@ class OnnxRuntimeRunner:
         return dict(counts)
 
     def details(self) -> dict:
-        return {"onnxruntime": ort_build(), "providers": self.session.get_providers()}
+        d = {"onnxruntime": ort_build(), "providers": self.session.get_providers()}
+        if self.session.graph_rewrites:
+            d["graph_rewrites"] = self.session.graph_rewrites
+        return d

@@ -6,7 +6,7 @@ import numpy as np
 
 from onnxparity.errors import InputError
 from onnxparity.models import ModelRef
-from onnxparity.runners import BackendUnavailable, cuda_unavailable_reason
+from onnxparity.runners import BackendUnavailable, cuda_unavailable_reason, name_outputs, ordered_inputs
 
 
 class TorchRunner:
@@ -23,14 +23,20 @@ class TorchRunner:
                 raise BackendUnavailable(f"PyTorch: {reason}")
         self.spec = ref.spec
         self.device = device
-        self.model = load_module(ref.path, ref.spec.architecture)
+        self.model = load_module(ref.path, ref.spec.architecture, kwargs=ref.spec.torch_kwargs)
         self.model.eval().to(device)
         self.name = "torch" if device == "cpu" else f"torch-{device}"
         self._torch = torch
 
-    def infer(self, x: np.ndarray) -> np.ndarray:
-        with self._torch.inference_mode():
-            return self.model(self._torch.from_numpy(np.ascontiguousarray(x)).to(self.device)).cpu().numpy()
+    def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from onnxparity.convert.torch import flatten_outputs
+
+        torch = self._torch
+        xs = [torch.from_numpy(np.ascontiguousarray(x)).to(self.device) for x in ordered_inputs(self.spec, feeds)]
+        with torch.inference_mode():
+            out = self.model(*xs)
+        arrays = [t.detach().cpu().numpy() for t in flatten_outputs(out)]
+        return name_outputs(self.spec, arrays, f"PyTorch model {self.spec.architecture}")
 
     def details(self) -> dict:
         torch = self._torch

@@ -29,6 +29,15 @@ ORT_TYPES = {
 HEADER_LENGTH = "Inference-Header-Content-Length"
 
 
+def v2_datatype(dtype) -> str:
+    """A numpy dtype (or its name) -> its V2 datatype ("float32" -> "FP32")."""
+    want = np.dtype(dtype)
+    for name, np_type in DATATYPES.items():
+        if np.dtype(np_type) == want:
+            return name
+    raise ValueError(f"no V2 datatype for {want}")
+
+
 class RequestError(Exception):
     """A request the server refuses: ``status`` is the HTTP status, the message says why."""
 

@@ -1,0 +1,117 @@
+"""Facts about this machine that decide kernels, threads and devices: a leaf module (no onnxparity imports).
+
+Everything here is read from Linux's files or a tool on PATH, never by importing a framework, so
+the CLI, parity, bench and the ORT session code can all ask without a cost or an import loop.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import shutil
+import subprocess
+
+# The flags that decide which kernels MLAS, oneDNN and Inductor pick (quoted with every benchmark).
+KERNEL_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_tile", "neon", "sve")
+# Where hosts keep nvidia-smi when it is not on PATH (NVIDIA's container toolkit mounts it here).
+NVIDIA_SMI_FALLBACKS = ("/usr/local/nvidia/bin/nvidia-smi", "/usr/bin/nvidia-smi")
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """This CPU's feature flags (``avx2``, ``avx512f``...) from /proc/cpuinfo; empty where there is none."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def kernel_flags() -> list[str]:
+    """The kernel-deciding flags this CPU has, in a fixed order (for reports)."""
+    return [f for f in KERNEL_FLAGS if f in cpu_flags()]
+
+
+def has_vnni() -> bool:
+    """Whether int8 dot products run in one instruction (AVX512-VNNI or AVX-VNNI)."""
+    return bool({"avx512_vnni", "avx_vnni"} & cpu_flags())
+
+
+def nchwc_block(flags: frozenset[str] | None = None) -> int:
+    """MLAS's NCHWc block for ``flags`` (this CPU's by default): 16 floats with AVX-512, 8 with
+    AVX2, 0 where ORT has no NCHWc kernels."""
+    if platform.machine().lower() not in ("x86_64", "amd64") and flags is None:
+        return 0
+    flags = cpu_flags() if flags is None else flags
+    if "avx512f" in flags:
+        return 16
+    if "avx2" in flags:
+        return 8
+    return 0
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def physical_cores() -> int:
+    """Cores this process may run on: its CPU affinity with SMT siblings counted once, capped by
+    a cgroup CPU quota (``docker --cpus``); ``os.cpu_count()`` where Linux's files are missing."""
+    try:
+        allowed = os.sched_getaffinity(0)
+    except AttributeError:
+        return os.cpu_count() or 1
+    cores = set()
+    for cpu in allowed:
+        try:
+            with open(f"/sys/devices/system/cpu/cpu{cpu}/topology/thread_siblings_list") as f:
+                cores.add(f.read().strip())
+        except OSError:
+            cores.add(str(cpu))
+    count = len(cores)
+    try:
+        with open("/sys/fs/cgroup/cpu.max") as f:
+            quota, period = f.read().split()[:2]
+        if quota != "max":
+            count = min(count, -(-int(quota) // int(period)))
+    except (OSError, ValueError):
+        pass
+    return max(1, count)
+
+
+def nvidia_smi() -> str | None:
+    """The nvidia-smi executable: on PATH, else where hosts commonly keep it."""
+    found = shutil.which("nvidia-smi")
+    if found:
+        return found
+    return next((p for p in NVIDIA_SMI_FALLBACKS if os.access(p, os.X_OK)), None)
+
+
+@functools.lru_cache(maxsize=1)
+def nvidia_gpus() -> tuple[list[dict], str | None]:
+    """NVIDIA GPUs from ``nvidia-smi`` (name, driver, memory); the reason when there are none."""
+    exe = nvidia_smi()
+    if exe is None:
+        return [], "no NVIDIA driver here (nvidia-smi not found on PATH or in /usr/local/nvidia/bin)"
+    try:
+        out = subprocess.run([exe, "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return [], f"nvidia-smi failed ({exc})"
+    gpus = []
+    for line in out.stdout.strip().splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) == 3:
+            gpus.append({"name": parts[0], "driver": parts[1], "memory": parts[2]})
+    return gpus, None if gpus else f"nvidia-smi lists no GPU ({(out.stderr or out.stdout).strip()[:120]})"

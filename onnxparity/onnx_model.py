@@ -1,0 +1,100 @@
+"""One facade over an ONNX file: its signature, its onnxparity spec (if any), its sessions.
+
+Every part of the toolkit that opens an ONNX file goes through :class:`OnnxModel`: the runners,
+parity, bench, serve and the Triton export. The file is parsed once, without its external
+weights; a missing, corrupt or empty file is a one-line :class:`~onnxparity.errors.InputError`.
+A file from elsewhere (no ``onnxparity.*`` metadata) still has a signature read from its graph.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+from onnxparity.errors import InputError
+from onnxparity.signature import Signature
+from onnxparity.spec import METADATA_PREFIX, ModelSpec
+
+
+class OnnxModel:
+    """An ONNX file: ``signature``, ``spec`` (None for a file converted elsewhere), ``metadata``."""
+
+    def __init__(self, path: str | os.PathLike):
+        import onnx
+
+        self.path = Path(path).expanduser()
+        if not self.path.is_file():
+            raise InputError(f"{self.path}: no such ONNX file")
+        try:
+            self.proto = onnx.load(str(self.path), load_external_data=False)
+        except Exception as exc:  # protobuf DecodeError and friends
+            raise InputError(f"{self.path}: not a readable ONNX file ({type(exc).__name__})") from None
+        if not self.proto.graph.node:
+            raise InputError(f"{self.path}: not a readable ONNX file (no graph)")
+        self.metadata = {m.key: m.value for m in self.proto.metadata_props}
+        try:
+            self.signature = Signature.from_onnx(self.proto)
+        except InputError as exc:
+            raise InputError(f"{self.path}: {exc}") from None
+
+    @functools.cached_property
+    def spec(self) -> ModelSpec | None:
+        """The spec convert stored in the metadata, its signature refreshed from the graph."""
+        if not any(k.startswith(METADATA_PREFIX) for k in self.metadata):
+            return None
+        try:
+            spec = ModelSpec.from_metadata(self.metadata)
+        except InputError as exc:
+            raise InputError(f"{self.path}: {exc}") from None
+        import dataclasses
+
+        stored = spec.signature
+        ranges = {t.name: t.int_range for t in (stored.inputs if stored else ()) if t.int_range}
+        return dataclasses.replace(spec, signature=self.signature.with_int_ranges(ranges))
+
+    def require_spec(self) -> ModelSpec:
+        if self.spec is None:
+            raise InputError(f"{self.path}: the ONNX file carries no onnxparity metadata; convert it with "
+                             "`onnxparity convert`, or check it against saved outputs (--reference DIR)")
+        return self.spec
+
+    @property
+    def name(self) -> str:
+        return self.spec.name if self.spec else self.path.stem
+
+    @property
+    def batched(self) -> bool:
+        """Every input and output has a free first axis, so requests can be stacked along it."""
+        return self.signature.batched
+
+    @property
+    def precision(self) -> str:
+        """What the weights are: "float32" unless the file says it is a quantized or fp16 variant."""
+        return self.metadata.get(METADATA_PREFIX + "precision", "float32")
+
+    @property
+    def opset(self) -> int:
+        return next((int(o.version) for o in self.proto.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+    def session(self, providers: list[str] | None = None, sess_options=None, *, tuned: bool = False,
+                nchwc_block: int | None = None, profile_prefix: str | None = None):
+        """An ONNX Runtime session: plain ORT on the file as it is, or the toolkit's ``tuned`` one."""
+        from onnxparity.runners.onnxrt import make_session
+
+        return make_session(self.path, providers, sess_options, tuned=tuned, nchwc_block=nchwc_block,
+                            profile_prefix=profile_prefix)
+
+    def triton_config(self, name: str, max_batch_size: int = 64) -> dict:
+        """The model's configuration as Triton has it (``config.pbtxt`` and ``GET .../config``)."""
+        from onnxparity.serve.protocol import v2_datatype
+
+        batch = max_batch_size if self.batched else 0
+
+        def tensors(specs):
+            return [{"name": t.name, "data_type": f"TYPE_{v2_datatype(t.dtype)}",
+                     "dims": [d if isinstance(d, int) else -1 for d in (t.shape[1:] if batch else t.shape)]}
+                    for t in specs]
+
+        return {"name": name, "platform": "onnxruntime_onnx", "backend": "onnxruntime", "max_batch_size": batch,
+                "input": tensors(self.signature.inputs), "output": tensors(self.signature.outputs)}
