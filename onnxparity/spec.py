@@ -121,7 +121,9 @@ class ModelSpec:
         if self.layout == "NCHW":
             x = x.transpose(0, 3, 1, 2)
         dtype = np.dtype(self.signature.inputs[0].dtype) if self.signature and self.signature.inputs else np.float32
-        return np.ascontiguousarray(x.reshape((len(x), *self.input_shape)), dtype=dtype)
+        # A fresh C-ordered copy: after the transpose a reshape may keep odd strides on size-1 axes,
+        # which numpy calls contiguous but torch.from_numpy keeps.
+        return np.array(x.reshape((len(x), *self.input_shape)), dtype=dtype, order="C", copy=True)
 
     # -- outputs ----------------------------------------------------------------------------
     def probabilities(self, outputs: np.ndarray) -> np.ndarray:

@@ -7,3 +7,25 @@ def keras_optimizer_iterations(path) -> int:
     from onnxparity.models.keras_cnn import load
 
     return int(load(path).optimizer.iterations.numpy())
+
+
+# -- models of other shapes, for the "any model" tests (PyTorch ones: tests/torch_models.py) -------
+def save_keras_model(kind: str, path) -> None:
+    """A Keras model of ``kind`` with seeded random weights, saved as ``.keras``."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    if kind == "text":  # int32 token ids -> embedding -> class probabilities
+        ids = keras.Input(shape=(12,), dtype="int32", name="ids")
+        h = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(100, 8)(ids))
+        model = keras.Model(ids, keras.layers.Dense(3, activation="softmax")(h), name="text_classifier")
+    elif kind == "application":  # a Keras application at 32x32x3, random weights, 10 classes
+        model = keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35, weights=None, classes=10)
+    elif kind == "two_outputs":  # a functional model with two named outputs
+        x = keras.Input(shape=(6,), name="features")
+        h = keras.layers.Dense(8, activation="relu")(x)
+        model = keras.Model(x, {"kind": keras.layers.Dense(3, activation="softmax", name="kind")(h),
+                                "size": keras.layers.Dense(1, name="size")(h)}, name="two_outputs")
+    else:
+        raise ValueError(kind)
+    model.save(path)

@@ -128,7 +128,7 @@ class _Sleep:
 
 def test_a_backend_that_failed_later_keeps_its_finished_ratios():
     """A native that fails at batch 1024 still gets ORT/native ratios (and rows) at the sizes it finished."""
-    from onnxparity.bench import BenchConfig, BenchModel, _Cell, _ratios, _rows
+    from onnxparity.bench.run import BenchConfig, BenchModel, _Cell, _ratios, _rows
 
     config = BenchConfig(batch_sizes=(1, 64), rounds=2)
     model = BenchModel("m", "torch", "native", "m.onnx", {})

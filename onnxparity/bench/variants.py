@@ -1,7 +1,8 @@
 """The ways of running a model that the bench times: native baselines and ONNX Runtime.
 
 Each variant is built once per model in its backend's worker process (:mod:`onnxparity.bench.worker`)
-and ``bind(x)`` returns a zero-argument callable that runs one call on the batch ``x`` and waits
+and ``bind(feeds)`` returns a zero-argument callable that runs one call on the batch ``feeds`` (inputs
+by name) and waits
 for its result (numpy out on CPU; on a GPU the batch and the result stay on the device and the
 call ends with a synchronisation). Natives reuse the parity runners where they fit; the bench
 variants the runners lack (``keras.predict``, ``tf.function``, ``torch.compile``, I/O binding)
@@ -32,7 +33,9 @@ class Variant:
         self.ref = ref
         self.device = device
 
-    def bind(self, x: np.ndarray) -> Bound:
+    signature = None  # the ONNX variants' Signature; natives take their inputs in the spec's order
+
+    def bind(self, feeds: dict[str, np.ndarray]) -> Bound:
         raise NotImplementedError
 
     def details(self) -> dict:
@@ -54,16 +57,28 @@ class _Keras(Variant):
 
         self.keras = keras
 
-    def _tensor(self, x: np.ndarray):
-        """The batch as the backend's own tensor, on the device (what a user's pipeline holds)."""
+    def _args(self, feeds):
+        """The model's call argument: one array, or a list in the spec's input order."""
+        from onnxparity.runners import ordered_inputs
+
+        xs = ordered_inputs(self.spec, feeds)
+        return xs[0] if len(xs) == 1 else xs
+
+    def _tensor(self, feeds):
+        """The batch as the backend's own tensors, on the device (what a user's pipeline holds)."""
+        from onnxparity.runners import ordered_inputs
+
+        xs = ordered_inputs(self.spec, feeds)
         if self.runner.engine_name == "torch":
             import torch
 
-            return torch.from_numpy(x).to(self.device)
-        import tensorflow as tf
+            ts = [torch.from_numpy(np.ascontiguousarray(x)).to(self.device) for x in xs]
+        else:
+            import tensorflow as tf
 
-        with tf.device("/cpu:0"):
-            return tf.constant(x)
+            with tf.device("/cpu:0"):
+                ts = [tf.constant(x) for x in xs]
+        return ts[0] if len(ts) == 1 else ts
 
     def _sync(self):
         if self.device == "cuda":
@@ -81,8 +96,9 @@ class KerasPredict(_Keras):
 
     name = "keras.predict"
 
-    def bind(self, x):
-        model, n = self.model, len(x)
+    def bind(self, feeds):
+        model, x = self.model, self._args(feeds)
+        n = len(next(iter(feeds.values())))
         return lambda: model.predict(x, batch_size=n, verbose=0)
 
 
@@ -91,8 +107,8 @@ class KerasCall(_Keras):
 
     name = "keras.call"
 
-    def bind(self, x):
-        model, t, ops = self.model, self._tensor(x), self.keras.ops
+    def bind(self, feeds):
+        model, t, ops = self.model, self._tensor(feeds), self.keras.ops
         if self.runner.engine_name == "torch":
             import torch
 
@@ -105,7 +121,7 @@ class KerasCall(_Keras):
                 return out if self.device == "cuda" else ops.convert_to_numpy(out)
 
             return run
-        return lambda: model(t, training=False).numpy()
+        return lambda: ops.convert_to_numpy(model(t, training=False))
 
 
 class KerasTfFunction(_Keras):
@@ -122,13 +138,11 @@ class KerasTfFunction(_Keras):
         import tensorflow as tf
 
         model = self.model
-        shape = (None, *self.spec.input_shape)
-        self.fn = tf.function(lambda t: model(t, training=False),
-                              input_signature=[tf.TensorSpec(shape, tf.float32)])
+        self.fn = tf.function(lambda t: model(t, training=False), reduce_retracing=True)
 
-    def bind(self, x):
-        fn, t = self.fn, self._tensor(x)
-        return lambda: fn(t).numpy()
+    def bind(self, feeds):
+        fn, t, ops = self.fn, self._tensor(feeds), self.keras.ops
+        return lambda: ops.convert_to_numpy(fn(t))
 
 
 # -- PyTorch -------------------------------------------------------------------------------------
@@ -153,20 +167,23 @@ class TorchEager(Variant):
     def _callable(self):
         return self.model
 
-    def bind(self, x):
+    def bind(self, feeds):
+        from onnxparity.convert.torch import flatten_outputs
+        from onnxparity.runners import ordered_inputs
+
         torch, model = self.torch, self._callable()
-        t = torch.from_numpy(x).to(self.device)
+        ts = [torch.from_numpy(np.ascontiguousarray(x)).to(self.device) for x in ordered_inputs(self.spec, feeds)]
         if self.device == "cuda":
             def run():
                 with torch.inference_mode():
-                    out = model(t)
+                    out = model(*ts)
                 torch.cuda.synchronize()
                 return out
             return run
 
         def run_cpu():
             with torch.inference_mode():
-                return model(t).numpy()
+                return [t.numpy() for t in flatten_outputs(model(*ts))]
         return run_cpu
 
     def details(self) -> dict:
@@ -206,39 +223,42 @@ class OnnxRuntime(Variant):
         super().__init__(ref, device)
         import onnxruntime as ort
 
-        from onnxparity.runners.onnxrt import check_started, make_session, ort_build, resolve_providers
-        from onnxparity.spec import ModelSpec
+        from onnxparity.onnx_model import OnnxModel
+        from onnxparity.runners.onnxrt import check_started, ort_build, resolve_providers
 
         self.ort = ort
         providers: list = resolve_providers([device])
         if device == "cuda" and self.tuned:  # cuDNN's fastest algorithms; the default path keeps ORT's heuristics
             providers[0] = (providers[0], CUDA_OPTIONS)
-        self.session = make_session(ref.path, providers, tuned=self.tuned)
+        model = OnnxModel(ref.path)
+        self.session = model.session(providers, tuned=self.tuned)
         check_started(self.session, providers)
-        self.spec = ModelSpec.from_metadata(self.session.get_modelmeta().custom_metadata_map)
-        self.input_name = self.session.get_inputs()[0].name
-        self.output_name = self.session.get_outputs()[0].name
+        self.spec, self.signature = model.spec, model.signature
         self._build = ort_build()
 
-    def bind(self, x):
-        session, feed = self.session, {self.input_name: x}
+    def bind(self, feeds):
+        session = self.session
+        feeds = {t.name: np.ascontiguousarray(feeds[t.name], dtype=t.dtype) for t in self.signature.inputs}
         if self.device != "cuda":
-            return lambda: session.run(None, feed)[0]
+            return lambda: session.run(None, feeds)
+        # I/O binding: inputs and preallocated outputs live on the GPU, so a call is the graph alone.
         ort = self.ort
-        out_shape = [len(x), *session.get_outputs()[0].shape[1:]]
-        if not all(isinstance(d, int) for d in out_shape):  # a symbolic axis besides the batch: ask the model
-            out_shape = [len(x), *session.run(None, {self.input_name: x[:1]})[0].shape[1:]]
-        x_dev = ort.OrtValue.ortvalue_from_numpy(x, "cuda", 0)
-        y_dev = ort.OrtValue.ortvalue_from_shape_and_type(out_shape, np.float32, "cuda", 0)
+        probe = session.run(None, {k: v[:1] if self.signature.batched else v for k, v in feeds.items()})
+        n = len(next(iter(feeds.values())))
         binding = session.io_binding()
-        binding.bind_ortvalue_input(self.input_name, x_dev)
-        binding.bind_ortvalue_output(self.output_name, y_dev)
-        keep = (x_dev, y_dev)  # the device buffers live as long as the callable
+        keep = []
+        for name, x in feeds.items():
+            keep.append(ort.OrtValue.ortvalue_from_numpy(x, "cuda", 0))
+            binding.bind_ortvalue_input(name, keep[-1])
+        for t, y in zip(self.signature.outputs, probe):
+            shape = [n, *y.shape[1:]] if self.signature.batched else list(y.shape)
+            keep.append(ort.OrtValue.ortvalue_from_shape_and_type(shape, y.dtype, "cuda", 0))
+            binding.bind_ortvalue_output(t.name, keep[-1])
 
-        def run(binding=binding, keep=keep):
+        def run(binding=binding, keep=keep):  # the device buffers live as long as the callable
             session.run_with_iobinding(binding)
             binding.synchronize_outputs()
-            return keep[1]
+            return keep[-1]
 
         return run
 
@@ -254,9 +274,10 @@ class OnnxRuntimeDefault(OnnxRuntime):
     name = "onnxruntime.default"
     tuned = False
 
-    def bind(self, x):
-        session, feed = self.session, {self.input_name: x}
-        return lambda: session.run(None, feed)[0]
+    def bind(self, feeds):
+        session = self.session
+        feeds = {t.name: np.ascontiguousarray(feeds[t.name], dtype=t.dtype) for t in self.signature.inputs}
+        return lambda: session.run(None, feeds)
 
 
 def session_settings(session) -> dict:

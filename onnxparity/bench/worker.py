@@ -20,14 +20,25 @@ SEED = 0
 FRAMEWORK_MODULES = {"keras": "keras", "torch": "torch", "onnxruntime": "onnxruntime"}
 
 
-def bench_inputs(spec, batch_size: int) -> np.ndarray:
-    """The same batch in every process: bundled held-out digits, tiled, in the model's own format."""
-    from onnxparity.data import load_digits
+def bench_inputs(spec, signature, batch_size: int, input_shapes=None, int_range=None) -> dict[str, np.ndarray]:
+    """The same batch in every process, inputs by name: bundled held-out digits, tiled, for a 28x28
+    digit model; seeded samples synthesized from the signature for any other."""
+    from onnxparity.inputs import feeds, synthesize
 
-    images = load_digits(None, "test").images
-    order = np.random.default_rng(SEED).permutation(len(images))
-    picked = images[np.resize(order, batch_size)]
-    return spec.preprocess(picked)
+    if spec is not None and spec.image_size == (28, 28, 1):
+        from onnxparity.data import load_digits
+
+        images = load_digits(None, "test").images
+        order = np.random.default_rng(SEED).permutation(len(images))
+        picked = images[np.resize(order, batch_size)]
+        name = signature.inputs[0].name if signature is not None else (spec.input_name or "input")
+        return {name: spec.preprocess(picked)}
+    if signature is None:
+        raise ValueError("a model without a spec needs its signature")
+    samples = synthesize(signature, batch_size if signature.batched else 1, input_shapes=input_shapes,
+                         int_range=int_range, seed=SEED, edge_cases=False, spec=spec)
+    arrays = feeds(samples, spec, signature)
+    return arrays if signature.batched else {k: v[0] for k, v in arrays.items()}
 
 
 class BenchWorker:
@@ -35,7 +46,8 @@ class BenchWorker:
         self.variants: dict[str, object] = {}
         self.bound: dict[tuple[str, int], object] = {}
 
-    def open(self, key: str, variant: str, model: str, device: str) -> dict:
+    def open(self, key: str, variant: str, model: str, device: str, signature: dict | None = None,
+             input_shapes=None, int_range=None) -> dict:
         """Build a variant; ``{"status": "unavailable", "reason"}`` when it cannot run here."""
         import importlib
 
@@ -49,6 +61,11 @@ class BenchWorker:
             v = build(variant, model, device)
         except BackendUnavailable as exc:
             return {"status": "unavailable", "reason": str(exc)}
+        if v.signature is None and signature is not None:
+            from onnxparity.signature import Signature
+
+            v.signature = Signature.from_dict(signature)
+        v.input_options = {"input_shapes": input_shapes, "int_range": int_range}
         self.variants[key] = v
         return {"status": "ok", "load_s": v.load_seconds, "import_s": imported, "details": v.details(),
                 "compiles": v.compiles, "pid": os.getpid()}
@@ -56,7 +73,7 @@ class BenchWorker:
     def prepare(self, key: str, batch_size: int, warmup_s: float, min_warmup_calls: int = 3) -> dict:
         """Bind the batch, time the first call, warm up; return first-call and warm per-call times."""
         v = self.variants[key]
-        x = bench_inputs(v.spec, batch_size)
+        x = bench_inputs(v.spec, v.signature, batch_size, **v.input_options)
         fn = v.bind(x)
         t0 = time.perf_counter()
         fn()

@@ -37,6 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=float, default=0.5, metavar="S", help="warm-up seconds per backend and batch size")
     p.add_argument("--peak-gflops", type=float, metavar="G",
                    help="the machine's peak FP32 GFLOP/s, to print ONNX Runtime's share of it")
+    from onnxparity.cli.check import add_input_arguments
+
+    add_input_arguments(p)
     p.add_argument("--json", metavar="PATH", help="write the full report (results, ratios, environment) as JSON")
     p.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
 
@@ -58,7 +61,11 @@ def run(args: argparse.Namespace) -> int:
     from onnxparity.bench import BenchConfig, bench
     from onnxparity.bench.report import render
 
+    from onnxparity.signature import parse_input_shapes, parse_int_range
+
     config = BenchConfig(batch_sizes=args.batch_sizes, devices=args.devices, backends=args.backends,
+                         input_shapes=parse_input_shapes(args.input_shape) or None,
+                         int_range=parse_int_range(args.int_range),
                          rounds=args.rounds, round_s=args.round_time, warmup_s=args.warmup)
     progress = (lambda message: print(f"  {message}", file=sys.stderr, flush=True)) if args.verbose else None
     report = bench(args.models or _default_models(), config, progress=progress).to_dict()

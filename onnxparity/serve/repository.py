@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from onnxparity.errors import InputError
+from onnxparity.onnx_model import OnnxModel
 from onnxparity.serve.protocol import ORT_TYPES, TensorInfo
 from onnxparity.spec import ModelSpec
 
@@ -47,13 +48,16 @@ class ServedModel:
     spec: ModelSpec | None
     inputs: dict[str, TensorInfo]
     outputs: dict[str, TensorInfo]
+    model: OnnxModel | None = None
     version: str = "1"
     ready: bool = False
 
     @property
     def batched(self) -> bool:
-        """Whether every input's first axis is free, so requests can be stacked along it."""
-        return all(len(t.shape) > 0 and t.shape[0] == -1 for t in self.inputs.values())
+        """Whether every input and output has a free first axis, so requests can be stacked along it."""
+        if self.model is not None:
+            return self.model.batched
+        return all(len(t.shape) > 0 and t.shape[0] == -1 for t in (*self.inputs.values(), *self.outputs.values()))
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         names = list(self.outputs)
@@ -65,15 +69,9 @@ class ServedModel:
                 "outputs": [t.to_json() for t in self.outputs.values()]}
 
     def triton_config(self, max_batch_size: int) -> dict:
-        """The model's configuration as Triton reports it (``GET /v2/models/{m}/config``)."""
-        batch = max_batch_size if self.batched else 0
-
-        def tensors(infos):
-            return [{"name": t.name, "data_type": f"TYPE_{t.datatype}", "dims": list(t.shape[1:] if batch else t.shape)}
-                    for t in infos.values()]
-
-        return {"name": self.name, "platform": "onnxruntime_onnx", "backend": "onnxruntime",
-                "max_batch_size": batch, "input": tensors(self.inputs), "output": tensors(self.outputs)}
+        """The model's configuration as Triton reports it (``GET /v2/models/{m}/config``): the same
+        builder as the exported ``config.pbtxt``."""
+        return self.model.triton_config(self.name, max_batch_size)
 
     # -- the convenience route: raw 28x28 digits in, probabilities out -----------------------
     @property
@@ -145,17 +143,15 @@ def load_model(name: str, path: Path, providers: list[str], intra_op_threads: in
     """Open ``path`` in an ONNX Runtime session with the given providers and thread settings."""
     import onnxruntime as ort
 
-    from onnxparity.runners.onnxrt import check_started, make_session
+    from onnxparity.runners.onnxrt import check_started
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = intra_op_threads
     options.inter_op_num_threads = inter_op_threads
-    session = make_session(path, providers, sess_options=options)
+    model = OnnxModel(path)
+    session = model.session(providers, options, tuned=True)
     check_started(session, providers)
-    try:
-        spec = ModelSpec.from_metadata(session.get_modelmeta().custom_metadata_map)
-    except InputError:
-        spec = None
+    spec = model.spec
 
     def infos(args) -> dict[str, TensorInfo]:
         out = {}
@@ -166,7 +162,7 @@ def load_model(name: str, path: Path, providers: list[str], intra_op_threads: in
             out[arg.name] = TensorInfo(arg.name, datatype, _dims(arg.shape))
         return out
 
-    return ServedModel(name, Path(path), session, spec, infos(session.get_inputs()), infos(session.get_outputs()))
+    return ServedModel(name, Path(path), session, spec, infos(session.get_inputs()), infos(session.get_outputs()), model)
 
 
 def warm_up(model: ServedModel, max_batch_size: int) -> None:

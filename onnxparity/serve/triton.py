@@ -28,55 +28,25 @@ class ExportedModel:
     model_path: Path
 
 
-def _onnx_tensors(graph_values, initializers: set[str]):
-    """(name, V2 datatype, dims with -1 for free ones) of a graph's inputs or outputs."""
-    from onnx import TensorProto
-
-    from onnxparity.serve.protocol import ORT_TYPES
-
-    out = []
-    for value in graph_values:
-        if value.name in initializers:
-            continue
-        tensor = value.type.tensor_type
-        type_name = TensorProto.DataType.Name(tensor.elem_type).lower()
-        datatype = ORT_TYPES.get(f"tensor({type_name})")  # ONNX's names are ORT's, lowercased
-        if datatype is None:
-            raise InputError(f"{value.name}: element type {type_name} has no Triton datatype")
-        dims = [d.dim_value if d.HasField("dim_value") else -1 for d in tensor.shape.dim]
-        out.append((value.name, datatype, dims))
-    return out
-
-
-def _triton_type(datatype: str) -> str:
-    return "TYPE_STRING" if datatype == "BYTES" else f"TYPE_{datatype}"
-
-
-def _tensor_block(kind: str, tensors, batched: bool) -> str:
+def _tensor_block(kind: str, tensors: list[dict]) -> str:
     parts = []
-    for name, datatype, dims in tensors:
-        shown = dims[1:] if batched else dims
-        parts.append(f"  {{\n    name: {json.dumps(name)}\n    data_type: {_triton_type(datatype)}\n"
-                     f"    dims: [ {', '.join(str(d) for d in shown)} ]\n  }}")
+    for t in tensors:
+        data_type = "TYPE_STRING" if t["data_type"] == "TYPE_BYTES" else t["data_type"]
+        parts.append(f"  {{\n    name: {json.dumps(t['name'])}\n    data_type: {data_type}\n"
+                     f"    dims: [ {', '.join(str(d) for d in t['dims'])} ]\n  }}")
     return f"{kind} [\n" + ",\n".join(parts) + "\n]\n"
 
 
 def model_config(name: str, model_path: str | os.PathLike, max_batch_size: int = 64, max_queue_delay_us: int = 100,
                  instances: int = 1, gpu: bool = False) -> str:
-    """The ``config.pbtxt`` (Triton's ModelConfig, protobuf text format) for one ONNX file."""
-    import onnx
+    """The ``config.pbtxt`` (Triton's ModelConfig, protobuf text format) for one ONNX file: the
+    facade's :meth:`~onnxparity.onnx_model.OnnxModel.triton_config`, which the server reports too."""
+    from onnxparity.onnx_model import OnnxModel
 
-    try:
-        graph = onnx.load(str(model_path), load_external_data=False).graph
-    except Exception as exc:  # onnx raises DecodeError and others for a bad file
-        raise InputError(f"{model_path}: not a readable ONNX file ({type(exc).__name__})") from None
-    initializers = {i.name for i in graph.initializer}
-    inputs = _onnx_tensors(graph.input, initializers)
-    outputs = _onnx_tensors(graph.output, set())
-    # Batched when every input and output has a free first axis (the 'batch' axis convert writes).
-    batched = all(dims and dims[0] == -1 for _, _, dims in inputs + outputs)
-    text = f"name: {json.dumps(name)}\nplatform: \"onnxruntime_onnx\"\nmax_batch_size: {max_batch_size if batched else 0}\n"
-    text += _tensor_block("input", inputs, batched) + _tensor_block("output", outputs, batched)
+    config = OnnxModel(model_path).triton_config(name, max_batch_size)
+    batched = config["max_batch_size"] > 0
+    text = f"name: {json.dumps(name)}\nplatform: \"onnxruntime_onnx\"\nmax_batch_size: {config['max_batch_size']}\n"
+    text += _tensor_block("input", config["input"]) + _tensor_block("output", config["output"])
     if batched:
         text += f"dynamic_batching {{\n  max_queue_delay_microseconds: {max_queue_delay_us}\n}}\n"
     text += (f"instance_group [\n  {{\n    count: {instances}\n    kind: {'KIND_GPU' if gpu else 'KIND_CPU'}\n"

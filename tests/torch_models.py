@@ -1,0 +1,43 @@
+"""PyTorch models of other shapes for the "any model" tests, importable by --torch-class."""
+
+from __future__ import annotations
+
+import torch
+
+
+class TwoInTwoOut(torch.nn.Module):
+    """Two named inputs (an image and a feature vector) and two outputs (class logits and a score)."""
+
+    def __init__(self, width: int = 8):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.meta = torch.nn.Linear(5, width)
+        self.head = torch.nn.Linear(4 + width, 6)
+        self.score = torch.nn.Linear(4 + width, 1)
+
+    def forward(self, image, meta):
+        pooled = torch.relu(self.conv(image)).mean(dim=(2, 3))
+        h = torch.cat([pooled, torch.relu(self.meta(meta))], dim=1)
+        return self.head(h), torch.sigmoid(self.score(h))
+
+
+class TokenClassifier(torch.nn.Module):
+    """Integer token ids (batch, seq) -> class logits, through an embedding table of 50 rows."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = torch.nn.Embedding(50, 8)
+        self.out = torch.nn.Linear(8, 4)
+
+    def forward(self, ids):
+        return self.out(self.embed(ids).mean(dim=1))
+
+
+def save_torch_state(kind: str, path) -> None:
+    """A torch model of ``kind`` with seeded random weights, saved as a state dict."""
+    import torchvision
+
+    torch.manual_seed(0)
+    module = {"two_io": lambda: TwoInTwoOut(width=6), "tokens": TokenClassifier,
+              "mobilenet": lambda: torchvision.models.mobilenet_v3_small(num_classes=10)}[kind]()
+    torch.save(module.state_dict(), path)
