@@ -21,7 +21,6 @@ from onnxparity.convert import ConvertResult, convert
 from onnxparity.convert.graph import runtime_limits
 from onnxparity.errors import InputError
 from onnxparity.runners import open_runner, predict
-from onnxparity.runners.cpu_graph import nchwc_block
 from onnxparity.runners.onnxrt import make_session
 from onnxparity.spec import ModelSpec
 
@@ -150,8 +149,11 @@ def test_reference_model_matches_original_at_any_batch(framework, reference_onnx
     _assert_close(_run_onnx(result.path, thousand)[0], np.concatenate([original, original]))
     onnx_runner = open_runner(result.path)  # what parity and serving do: spec from the file's metadata
     _assert_close(predict(onnx_runner, test_digits.images), original)
-    if framework == "torch" and nchwc_block():  # so the comparisons above ran the CPU rewrites
-        assert any("10 -> 16 channels" in line for line in make_session(result.path).graph_rewrites)
+    for block in (8, 16):  # the tuned session (serve, bench) with AVX2's and AVX-512's block, on any CPU
+        tuned = make_session(result.path, tuned=True, nchwc_block=block)
+        if framework == "torch":
+            assert any("10 -> 16 channels" in line for line in tuned.graph_rewrites) == (block == 8)
+        _assert_close(tuned.run(None, {"input": x})[0], original)
 
 
 @pytest.mark.parametrize("batch_preserving", [True, False])

@@ -137,12 +137,19 @@ class KerasTfFunction(_Keras):
         super().__init__(ref, device)
         import tensorflow as tf
 
-        model = self.model
-        self.fn = tf.function(lambda t: model(t, training=False), reduce_retracing=True)
+        self.fn = None
 
     def bind(self, feeds):
-        fn, t, ops = self.fn, self._tensor(feeds), self.keras.ops
-        return lambda: ops.convert_to_numpy(fn(t))
+        import tensorflow as tf
+
+        t, ops = self._tensor(feeds), self.keras.ops
+        if self.fn is None:  # traced once, at the first batch size, for any batch size after it
+            model, many = self.model, isinstance(t, list)
+            specs = [tf.TensorSpec((None, *x.shape[1:]), x.dtype) for x in (t if many else [t])]
+            self.fn = tf.function(lambda *xs: model(list(xs) if many else xs[0], training=False),
+                                  input_signature=specs)
+        fn, args = self.fn, (t if isinstance(t, list) else [t])
+        return lambda: ops.convert_to_numpy(fn(*args))
 
 
 # -- PyTorch -------------------------------------------------------------------------------------
