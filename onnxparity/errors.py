@@ -27,3 +27,7 @@ class ParityFailure(OnnxParityError):
     """Outputs differ beyond tolerance (exit 1)."""
 
     exit_code = 1
+
+
+class BackendUnavailable(OnnxParityError):
+    """This backend cannot run on this machine (no GPU, a provider missing from the build...)."""

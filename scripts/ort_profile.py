@@ -26,7 +26,7 @@ from onnxparity.runners.onnxrt import make_session, tune_options
 def node_profile(path: str, x: np.ndarray, calls: int) -> list[tuple[float, float, str, str]]:
     """(share of kernel time, microseconds per call, op type, node name), largest first."""
     with tempfile.TemporaryDirectory() as tmp:
-        session = make_session(path, profile_prefix=str(Path(tmp) / "ort"))
+        session = make_session(path, tuned=True, profile_prefix=str(Path(tmp) / "ort"))
         name = session.get_inputs()[0].name
         for _ in range(calls):
             session.run(None, {name: x})
@@ -42,7 +42,7 @@ def node_profile(path: str, x: np.ndarray, calls: int) -> list[tuple[float, floa
 def rewrites_ab(path: str, x: np.ndarray, rounds: int) -> tuple[float, float, list[float]]:
     """images/s without and with the rewrites (medians) and the per-round ratios with/without."""
     plain = make_session(path, sess_options=tune_options(), tuned=False)  # the same options, no rewrites
-    rewritten = make_session(path)
+    rewritten = make_session(path, tuned=True)
     name = plain.get_inputs()[0].name
     calls = max(1, 768 // len(x))
     times: dict[str, list[float]] = {"plain": [], "rewritten": []}
@@ -67,7 +67,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--top", type=int, default=8, help="nodes listed per batch size")
     args = parser.parse_args()
-    probe = make_session(args.model)
+    probe = make_session(args.model, tuned=True)
     print("rewrites:", "; ".join(probe.graph_rewrites) or "none apply")
     shape = [d if isinstance(d, int) else 1 for d in probe.get_inputs()[0].shape[1:]]
     rng = np.random.default_rng(0)

@@ -246,7 +246,8 @@ def test_gpu_runners_say_why_they_cannot_run_here(torch_checkpoint, run_dir):
     import onnxruntime as ort
     import torch
 
-    from onnxparity.runners import BackendUnavailable, open_runner
+    from onnxparity.errors import BackendUnavailable
+    from onnxparity.runners import open_runner
 
     if torch.cuda.is_available():
         pytest.skip("CUDA is available here: the GPU backends run instead (test_gpu_runners)")

@@ -16,9 +16,8 @@ from typing import Callable
 
 import numpy as np
 
-from onnxparity.errors import InputError
+from onnxparity.errors import BackendUnavailable, InputError
 from onnxparity.models import ModelRef, resolve
-from onnxparity.runners import BackendUnavailable
 
 Bound = Callable[[], object]
 
@@ -135,8 +134,6 @@ class KerasTfFunction(_Keras):
             raise BackendUnavailable("tf.function needs TensorFlow, which the GPU runs here do not use "
                                      "(Keras runs on its torch backend there)")
         super().__init__(ref, device)
-        import tensorflow as tf
-
         self.fn = None
 
     def bind(self, feeds):

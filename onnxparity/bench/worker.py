@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from onnxparity.runners import BackendUnavailable
+from onnxparity.errors import BackendUnavailable
 
 SEED = 0
 FRAMEWORK_MODULES = {"keras": "keras", "torch": "torch", "onnxruntime": "onnxruntime"}

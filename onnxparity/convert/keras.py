@@ -63,7 +63,6 @@ def _max_opset() -> int:
 
 def _keras_source(model, sha256: str, spec) -> Source:
     import keras
-    import tensorflow as tf
 
     from onnxparity.runners.keras import flatten_outputs
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from onnxparity import _process
 from onnxparity.backends import Backend, backends_for, requested_providers
-from onnxparity.errors import InputError, WorkerError
+from onnxparity.errors import BackendUnavailable, InputError, WorkerError
 from onnxparity.inputs import Inputs, prepare
 from onnxparity.machine import physical_cores
 from onnxparity.models import resolve
@@ -30,7 +30,7 @@ from onnxparity.onnx_model import OnnxModel
 from onnxparity.parity import environment
 from onnxparity.parity.metrics import Comparison, Tolerance, accuracy, compare, holds_classes, tolerance_for
 from onnxparity.parity.result import BackendRun, ParityResult
-from onnxparity.runners import BackendUnavailable, merge_specs
+from onnxparity.runners import merge_specs
 from onnxparity.runners.onnxrt import resolve_providers
 from onnxparity.signature import Signature
 from onnxparity.spec import ModelSpec

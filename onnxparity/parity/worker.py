@@ -19,7 +19,8 @@ PLACEMENT_SAMPLES = 4  # inputs in the profiled run that tells which provider ea
 def run_backend(job: dict) -> dict:
     started = time.perf_counter()
     from onnxparity.inputs import open_feeds
-    from onnxparity.runners import BackendUnavailable, open_runner
+    from onnxparity.errors import BackendUnavailable
+    from onnxparity.runners import open_runner
     from onnxparity.spec import ModelSpec
 
     if job.get("crash"):  # fault injection: die by this signal, as a segfaulting framework would

@@ -15,7 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
-from onnxparity.errors import InputError, OnnxParityError
+from onnxparity.errors import BackendUnavailable, InputError  # noqa: F401 (BackendUnavailable: re-exported)
 from onnxparity.models import resolve
 from onnxparity.spec import ModelSpec
 
@@ -28,10 +28,6 @@ RUNNERS = {
     "onnxruntime": "onnxparity.runners.onnxrt:OnnxRuntimeRunner",
 }
 DEFAULT_RUNNER = {"keras": "keras", "torch": "torch", "onnx": "onnxruntime"}
-
-
-class BackendUnavailable(OnnxParityError):
-    """This backend cannot run on this machine (no GPU, a provider missing from the build...)."""
 
 
 def cuda_unavailable_reason() -> str | None:

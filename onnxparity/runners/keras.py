@@ -13,9 +13,9 @@ import sys
 
 import numpy as np
 
-from onnxparity.errors import InputError
+from onnxparity.errors import BackendUnavailable, InputError
 from onnxparity.models import ModelRef
-from onnxparity.runners import BackendUnavailable, cuda_unavailable_reason, name_outputs, ordered_inputs
+from onnxparity.runners import cuda_unavailable_reason, name_outputs, ordered_inputs
 
 
 class KerasRunner:

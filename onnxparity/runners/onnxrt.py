@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 
 from onnxparity.backends import provider_name
-from onnxparity.errors import InputError
+from onnxparity.errors import BackendUnavailable, InputError
 from onnxparity.machine import physical_cores
 from onnxparity.models import ModelRef
-from onnxparity.runners import BackendUnavailable
+
 
 def resolve_providers(names: list[str] | None) -> list[str]:
     """The providers for a session, in order: aliases expanded (``"cuda"``), TensorRT backed by CUDA

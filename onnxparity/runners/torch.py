@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from onnxparity.errors import InputError
+from onnxparity.errors import BackendUnavailable, InputError
 from onnxparity.models import ModelRef
-from onnxparity.runners import BackendUnavailable, cuda_unavailable_reason, name_outputs, ordered_inputs
+from onnxparity.runners import cuda_unavailable_reason, name_outputs, ordered_inputs
 
 
 class TorchRunner:

@@ -48,16 +48,14 @@ class ServedModel:
     spec: ModelSpec | None
     inputs: dict[str, TensorInfo]
     outputs: dict[str, TensorInfo]
-    model: OnnxModel | None = None
+    model: OnnxModel  # the file's facade: signature, batched rule, Triton config
     version: str = "1"
     ready: bool = False
 
     @property
     def batched(self) -> bool:
         """Whether every input and output has a free first axis, so requests can be stacked along it."""
-        if self.model is not None:
-            return self.model.batched
-        return all(len(t.shape) > 0 and t.shape[0] == -1 for t in (*self.inputs.values(), *self.outputs.values()))
+        return self.model.batched
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         names = list(self.outputs)
