@@ -103,7 +103,7 @@ def test_torchvision_model_built_with_kwargs_is_rebuilt_from_the_metadata(torch_
     pth, out = torch_models / "mobilenet.pth", tmp_path / "mobilenet.onnx"
     without = onnxparity("convert", pth, "-o", out, "--torch-class", "torchvision.models:mobilenet_v3_small",
                          "--input-shape", "3,64,64")
-    assert_one_line_error(without, "do not fit", "--torch-kwargs")
+    assert_one_line_error(without, "do not fit", "--torch-kwargs")  # "weights do not fit ...; pass them with"
     assert not out.exists()
     d = converted(onnxparity("convert", pth, "-o", out, "--torch-class", "torchvision.models:mobilenet_v3_small",
                              "--torch-kwargs", '{"num_classes": 10}', "--input-shape", "3,64,64", "--json"))
@@ -120,13 +120,12 @@ def test_two_inputs_two_outputs_and_a_perturbed_file(torch_models, tmp_path):
                              "--input-shape", "meta=5", "--json"))
     sig = d["spec"]["signature"]
     assert [t["name"] for t in sig["inputs"]] == ["image", "meta"]
-    assert [t["name"] for t in sig["outputs"]] == ["output_0", "output_1"]
-    assert set(d["max_abs_diff_per_output"]) == {"output_0", "output_1"}
+    assert [t["name"] for t in sig["outputs"]] == ["logits", "output_1"]  # a tuple: the first named by its kind
+    assert set(d["max_abs_diff_per_output"]) == {"logits", "output_1"}
     report = tmp_path / "two_io.json"
     r = checked(onnxparity("check", pth, out, "--providers", "cpu", "--json", report), report)
-    assert {c["output"] for c in r["comparisons"]} == {"output_0", "output_1"} and r["passed"]
-    for c in r["comparisons"]:
-        print(c["candidate"], c["output"], c["max_abs_diff"])
+    judged = {c["output"]: c["judged_as"] for c in r["comparisons"]}
+    assert judged == {"logits": "class scores", "output_1": "element-wise"} and r["passed"]
 
     import onnx
     from onnx import numpy_helper

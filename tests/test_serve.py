@@ -434,7 +434,7 @@ def test_cli_errors_are_one_line(tmp_path):
     assert r.returncode == 2 and "no .onnx files" in r.stderr
     (tmp_path / "broken.onnx").write_bytes(b"not onnx")
     r = run("serve", str(tmp_path))
-    assert r.returncode == 2 and "cannot load" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "not a readable ONNX file" in r.stderr and "Traceback" not in r.stderr
     r = run("serve", str(tmp_path), "--providers", "NoSuchExecutionProvider")
     assert r.returncode == 2 and "NoSuchExecutionProvider" in r.stderr
 

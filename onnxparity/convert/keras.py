@@ -67,7 +67,6 @@ def _keras_source(model, sha256: str, spec) -> Source:
     from onnxparity.runners.keras import flatten_outputs
 
     declared = [_tensor_spec(t, i) for i, t in enumerate(getattr(model, "inputs", None) or [])] or None
-    names = list(getattr(model, "output_names", None) or []) or None
     source: Source
 
     def forward(xs: list[np.ndarray]) -> list[np.ndarray]:
@@ -83,7 +82,7 @@ def _keras_source(model, sha256: str, spec) -> Source:
     framework_version, converter_version = _versions()
     source = Source(framework="keras", name=model.name, forward=forward, export=_exporter(call),
                     framework_version=framework_version, converter="tf2onnx", converter_version=converter_version,
-                    sha256=sha256, inputs=declared, output_names=names, embedding_rows=min(rows) if rows else None,
+                    sha256=sha256, inputs=declared, embedding_rows=min(rows) if rows else None,
                     spec=spec, converter_max_opset=_max_opset())
     return source
 

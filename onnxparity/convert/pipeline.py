@@ -129,7 +129,7 @@ def convert(model, out: str | os.PathLike | None = None, *, opset: int | None = 
         reference = source.forward(xs)
     except Exception as exc:  # noqa: BLE001 - a shape mismatch surfaces as any framework error
         shown = ", ".join(f"{t.name} {t.dtype}{list(x.shape[1:])}" for t, x in zip(inputs, xs))
-        raise InputError(f"inputs {shown} do not fit the model ({graph.first_line(exc)}); "
+        raise InputError(f"input shape {shown} does not fit the model ({graph.first_line(exc)}); "
                          "pass --input-shape / --input-dtype") from None
     output_names = _output_names(source, given_spec, reference)
     spec = _final_spec(given_spec, probe_spec, source, inputs, reference, output_names)
@@ -315,15 +315,15 @@ def probe_inputs(spec: ModelSpec, inputs: list[TensorSpec]) -> tuple[np.ndarray 
 
 
 def _output_names(source, spec: ModelSpec | None, reference: list[np.ndarray]) -> list[str]:
-    """One output is named after what it holds (``probabilities``...); several keep the model's names."""
-    if len(reference) == 1:
-        return [spec.output if spec else output_kind(reference[0])]
+    """Outputs the model names (dict outputs, a SavedModel's signature) keep their names; otherwise
+    the first is named after what it holds (``probabilities``...) and the others ``output_1``..."""
     names = list(source.output_names or [])
     if spec is not None and spec.signature is not None and len(spec.signature.outputs) == len(reference):
         names = spec.signature.output_names
-    if len(names) != len(reference) or len(set(names)) != len(names):
-        names = [f"output_{i}" for i in range(len(reference))]
-    return names
+    if len(names) == len(reference) and len(set(names)) == len(names) and len(reference) > 1:
+        return names
+    first = spec.output if spec else output_kind(reference[0])
+    return [first] + [f"output_{i}" for i in range(1, len(reference))]
 
 
 def _final_spec(given, probe: ModelSpec, source, inputs, reference, output_names) -> ModelSpec:
@@ -336,7 +336,7 @@ def _final_spec(given, probe: ModelSpec, source, inputs, reference, output_names
     first = reference[0]
     classes = first.shape[-1] if first.ndim >= 2 else 1
     labels = DIGITS if classes == 10 else tuple(str(i) for i in range(classes))
-    return dataclasses.replace(probe, output=output_kind(first) if len(reference) == 1 else "logits", labels=labels,
+    return dataclasses.replace(probe, output=output_kind(first), labels=labels,
                                input_dtype=input_dtype)
 
 
