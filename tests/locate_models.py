@@ -67,3 +67,32 @@ def keras_branches(out) -> str:
     model.save(out / "model.keras")
     ModelSpec(name="branches", framework="keras", input_shape=(28, 28, 1), layout="NHWC").save(out)
     return str(convert(out, out / "model.onnx").path)
+
+
+def torchscript_resnet(out) -> str:
+    """:func:`torch_resnet`'s checkpoint exported with the TorchScript exporter instead: no node
+    metadata, scopes in node names, and each BatchNorm folded into the Conv before it (under the
+    Conv's name). Written with onnxparity's own finishing step, so it carries the spec."""
+    import io
+    import warnings
+    from pathlib import Path
+
+    import onnx
+    import torch
+
+    from onnxparity.convert.graph import BATCH, finish
+    from onnxparity.models.torch_io import load_state
+    from onnxparity.spec import ModelSpec
+
+    torch_resnet(out)
+    out = Path(out)
+    model = resnet18_10().eval()
+    model.load_state_dict(load_state(out / "model.pth"))
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.zeros(2, 3, 64, 64),), buffer, dynamo=False, input_names=["input"],
+                          output_names=["logits"], dynamic_axes={"input": {0: BATCH}, "logits": {0: BATCH}})
+    proto = finish(onnx.load_from_string(buffer.getvalue()), ["logits"], ModelSpec.load(out).to_metadata())
+    onnx.save(proto, out / "torchscript.onnx")
+    return str(out / "torchscript.onnx")

@@ -89,15 +89,21 @@ def test_torch_net_perturbed_linear_is_located_at_its_module(torch_checkpoint, t
 
 
 def test_resnet_conv_fused_with_its_batchnorm_names_its_block(tmp_path):
-    onnx_path = _process.call("tests.locate_models:torch_resnet", str(tmp_path / "resnet"), name="resnet")
-    bad = tmp_path / "bad.onnx"
-    node = _perturb(onnx_path, bad, lambda nodes: next(n for n in nodes if "layer2.0.conv1.weight" in n.input))
-    result = locate(tmp_path / "resnet", bad, n=8)
-    first = result.first_divergence
-    assert node in first["onnx_nodes"] and first["mode"] == "isolated"
-    assert first["original_layer"] == "layer2.0.bn1" and first["covers"] == ["layer2.0.conv1"]
-    departing = [layer.original_layer for layer in result.layers if not layer.isolated["within_tolerance"]]
-    assert departing == ["layer2.0.bn1"]
+    """Both PyTorch exporters fold each BatchNorm into its Conv: dynamo under the BatchNorm's name
+    (with node metadata), TorchScript under the Conv's name (scopes in node names only)."""
+    torchscript = _process.call("tests.locate_models:torchscript_resnet", str(tmp_path / "resnet"), name="resnet")
+    dynamo = tmp_path / "resnet" / "model.onnx"
+    expected = {dynamo: ("layer2.0.bn1", ["layer2.0.conv1"]), torchscript: ("layer2.0.conv1", ["layer2.0.bn1"])}
+    for file, (layer, covers) in expected.items():
+        bad = tmp_path / "bad.onnx"
+        node = _perturb(file, bad, lambda nodes: next(n for n in nodes if "layer2.0.conv1.weight" in n.input
+                                                      or n.name == "/layer2/layer2.0/conv1/Conv"))
+        result = locate(tmp_path / "resnet", bad, n=8)
+        first = result.first_divergence
+        assert node in first["onnx_nodes"] and first["mode"] == "isolated"
+        assert (first["original_layer"], first["covers"]) == (layer, covers)
+        departing = [row.original_layer for row in result.layers if not row.isolated["within_tolerance"]]
+        assert departing == [layer]
 
 
 def test_keras_branches_with_a_nested_model(tmp_path):

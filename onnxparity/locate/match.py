@@ -19,6 +19,7 @@ exporter folded into the BatchNorm after it is reported as covered by that Batch
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,6 +41,11 @@ class Row:
     nodes: list[int]  # ONNX node indices owned by the call and the calls inside it
     aliases: list[str] = field(default_factory=list)  # other calls with the same output (containers)
     covers: list[int] = field(default_factory=list)  # calls with no nodes fused into this row
+    compare: int | None = None  # the call whose output the anchor holds (a later call fused into this one)
+
+    @property
+    def target(self) -> int:
+        return self.call if self.compare is None else self.compare
 
 
 def owners(g: Graph, records: list[dict]) -> list[int | None]:
@@ -79,6 +85,8 @@ def _torch_owners(g: Graph, records: list[dict]) -> list[int | None]:
     for r in records:
         calls.setdefault(r["path"], []).append(r["index"])
     paths = [_module_path(n) for n in g.nodes]
+    if all(p is None for p in paths):
+        return _torchscript_owners(g, records, calls)
     out: list[int | None] = [None] * len(paths)
     for path, indices in calls.items():
         mine = [i for i, p in enumerate(paths) if p == path]
@@ -90,6 +98,44 @@ def _torch_owners(g: Graph, records: list[dict]) -> list[int | None]:
             for i in group:
                 out[i] = by_call[min(k, len(by_call) - 1)]
     return out
+
+
+def _torchscript_owners(g: Graph, records: list[dict], calls: dict[str, list[int]]) -> list[int | None]:
+    """Files from the TorchScript exporter carry no metadata; their node names are scopes, such as
+    ``/layer4/layer4.0/downsample/downsample.0/Conv`` or ``/layer1/layer1.0/relu_1/Relu`` (the
+    module ``layer1.0.relu``, second call). Each component is resolved against the real module
+    paths, so a name that does not resolve exactly belongs to no module."""
+    by_call = {(records[i]["path"], records[i].get("call", 0)): i for indices in calls.values() for i in indices}
+    out: list[int | None] = []
+    for node in g.nodes:
+        parts = node.name.split("/")
+        if not node.name.startswith("/") or len(parts) < 3:
+            out.append(by_call.get(("", 0)) if node.name.startswith("/") else None)
+            continue
+        prefix, call = "", 0
+        for comp in parts[1:-1]:
+            step = _resolve(prefix, comp, calls)
+            if step is None:
+                prefix = None
+                break
+            prefix, call = step
+        out.append(None if prefix is None else by_call.get((prefix, call)))
+    return out
+
+
+def _resolve(prefix: str, comp: str, calls: dict[str, list[int]]) -> tuple[str, int] | None:
+    join = (lambda name: f"{prefix}.{name}" if prefix else name)
+    options = [join(comp)]
+    last = prefix.rsplit(".", 1)[-1]
+    if prefix and comp.startswith(last + "."):  # Sequential children are named "layer1.0" under "layer1"
+        options.append(join(comp[len(last) + 1:]))
+    for path in options:
+        if path in calls:
+            return path, 0
+        match = re.fullmatch(r"(.+)_(\d+)", path)
+        if match and match.group(1) in calls:
+            return match.group(1), int(match.group(2))
+    return None
 
 
 def _components(g: Graph, nodes: list[int]) -> list[list[int]]:

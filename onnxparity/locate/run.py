@@ -129,7 +129,7 @@ class _Run:
         self.first = True
 
     def wanted(self) -> list[int]:
-        calls = {r.call for r in self.rows}
+        calls = {r.target for r in self.rows}
         if self.first:
             calls |= set(self.empty)
             for c in self.empty:
@@ -145,7 +145,7 @@ class _Run:
             lay = self.layout.get(k)
             if lay is None:
                 continue
-            ref = lay.to_onnx(original[row.call])
+            ref = lay.to_onnx(original[row.target])
             self.cum[k] = stats.merge(self.cum.get(k), stats.batch_stats(ref, values[row.anchor], rtol=self.rtol,
                                                                          offset=offset))
         if self.iso_session is not None:
@@ -161,12 +161,12 @@ class _Run:
                         feed[b] = xb
                     else:
                         k = row_of_anchor[b]
-                        feed[b] = np.ascontiguousarray(self.layout[k].to_onnx(original[self.rows[k].call]),
+                        feed[b] = np.ascontiguousarray(self.layout[k].to_onnx(original[self.rows[k].target]),
                                                        dtype=self.dtypes[b])
         outs = self.iso_session.run(self.iso_outputs, feed)
         for (k, _), out in zip(self.iso_parts, outs):
             row = self.rows[k]
-            ref = self.layout[k].to_onnx(original[row.call])
+            ref = self.layout[k].to_onnx(original[row.target])
             self.iso[k] = stats.merge(self.iso.get(k), stats.batch_stats(ref, out, rtol=self.rtol, offset=offset))
 
     # -- the first batch settles layouts, identities, fusions and the isolated model -----------
@@ -174,21 +174,11 @@ class _Run:
         self.first = False
         self.dtypes = {t: v.dtype for t, v in values.items()}
         for k, row in enumerate(self.rows):
-            rec = self.records[row.call]
-            value = values[row.anchor]
-            self.onnx_shape[k] = list(value.shape[1:])
-            producers = [p for p in rec["inputs"] if p is not None]
-            producer_shape = None
-            if len(producers) == 1:
-                producer_shape = list(xb.shape[1:]) if producers[0] == -1 else self.records[producers[0]]["shape"]
-            options = layouts.candidates(list(original[row.call].shape[1:]), self.onnx_shape[k], producer_shape,
-                                         self.channels_last)
-            if not options:
-                self.layout[k] = None
+            self.onnx_shape[k] = list(values[row.anchor].shape[1:])
+            self.layout[k], self.by_data[k] = self._fit(row.call, values[row.anchor], xb, original)
+            if self.layout[k] is None:
                 self.notes[k] = (f"shape {list(original[row.call].shape[1:])} and ONNX shape {self.onnx_shape[k]} "
                                  "have no layout in common")
-                continue
-            self.layout[k], self.by_data[k] = layouts.choose(options, original[row.call], value)
         identity = set()
         for c in self.empty:
             producers = [p for p in self.records[c]["inputs"] if p is not None]
@@ -196,10 +186,50 @@ class _Run:
                 before = xb if producers[0] == -1 else original.get(producers[0])
                 if before is not None and before.shape == original[c].shape and np.array_equal(before, original[c]):
                     identity.add(c)
+        self._absorb_downstream(xb, original, values, identity)
         left = match.assign_covered(self.rows, self.records, self.empty, identity)
         self.not_in_onnx = [{"original_layer": self.records[item["call"]]["name"], "kind": self.records[item["call"]]["kind"],
                              "reason": item["reason"]} for item in left]
         self._build_isolated(xb)
+
+    def _fit(self, call, value, xb, original):
+        """The layout mapping ``call``'s output onto ``value`` (None when none fits), and whether data chose it."""
+        producers = [p for p in self.records[call]["inputs"] if p is not None]
+        producer_shape = None
+        if len(producers) == 1:
+            producer_shape = list(xb.shape[1:]) if producers[0] == -1 else self.records[producers[0]]["shape"]
+        options = layouts.candidates(list(original[call].shape[1:]), list(value.shape[1:]), producer_shape,
+                                     self.channels_last)
+        return layouts.choose(options, original[call], value) if options else (None, False)
+
+    def _absorb_downstream(self, xb, original, values, identity) -> None:
+        """A call with no nodes right after a row whose ONNX tensor is closer to that call's output
+        than to the row's own (a BatchNorm or ReLU folded into the Conv before it, under the Conv's
+        name): the row covers it and is compared with its output from then on. Closeness, not
+        tolerance, decides, so that a folded layer with wrong weights is still seen as folded."""
+        changed = True
+        while changed:
+            changed = False
+            for c in [c for c in self.empty if c not in identity and c in original]:
+                producers = [p for p in self.records[c]["inputs"] if p is not None]
+                k = next((k for k, row in enumerate(self.rows) if producers == [row.target]), None)
+                if k is None:
+                    continue
+                row, value = self.rows[k], values[self.rows[k].anchor]
+                lay, by_data = self._fit(c, value, xb, original)
+                if lay is None:
+                    continue
+                fused = stats.batch_stats(lay.to_onnx(original[c]), value, rtol=self.rtol)
+                own = None if self.layout[k] is None else \
+                    stats.batch_stats(self.layout[k].to_onnx(original[row.target]), value, rtol=self.rtol)
+                if own is not None and own.sum_sq_err <= fused.sum_sq_err:
+                    continue  # the row's own output is as close: nothing was folded into it
+                row.covers.append(c)
+                row.compare = c
+                self.layout[k], self.by_data[k] = lay, by_data
+                self.notes.pop(k, None)
+                self.empty.remove(c)
+                changed = True
 
     def _build_isolated(self, xb) -> None:
         from onnx import helper
@@ -238,7 +268,7 @@ class _Run:
         names = [n.name or f"#{i} {n.op_type}" for i, n in enumerate(self.g.nodes)]
         layers = []
         for k, row in enumerate(self.rows):
-            rec = self.records[row.call]
+            rec = self.records[row.target]
             iso_nodes = self.iso_nodes.get(k, set())
             layers.append(LayerResult(
                 order=k, original_layer=row.name, path=row.path, kind=row.kind,
