@@ -80,12 +80,32 @@ def test_keras_cnn_perturbed_conv_is_located_at_its_layer(keras_checkpoint, kera
     assert layers["conv2d"].layout == "channels-last -> channels-first"
 
 
-def test_torch_net_perturbed_linear_is_located_at_its_module(torch_checkpoint, torch_onnx, tmp_path):
-    bad = tmp_path / "bad.onnx"
-    node = _perturb(torch_onnx, bad, lambda nodes: next(n for n in nodes if "fc1.weight" in n.input))
+@pytest.fixture(scope="module")
+def torch_bad(torch_onnx, tmp_path_factory):
+    """The PyTorch Net's file with fc1's weights changed, and the changed node's name."""
+    bad = tmp_path_factory.mktemp("locate-torch-bad") / "bad.onnx"
+    return bad, _perturb(torch_onnx, bad, lambda nodes: next(n for n in nodes if "fc1.weight" in n.input))
+
+
+def test_torch_net_perturbed_linear_is_located_at_its_module(torch_checkpoint, torch_bad, tmp_path):
+    bad, node = torch_bad
     assert main(["locate", str(torch_checkpoint), str(bad), "--n", str(N), "--json", str(tmp_path / "r.json")]) == 1
-    first = json.loads((tmp_path / "r.json").read_text())["first_divergence"]
+    report = json.loads((tmp_path / "r.json").read_text())
+    first = report["first_divergence"]
     assert first["original_layer"] == "fc1" and first["onnx_nodes"] == [node] and first["mode"] == "isolated"
+    layers = {layer["original_layer"]: layer for layer in report["layers"]}
+    assert layers["conv2"]["within_tolerance"] and not layers["fc2"]["cumulative"]["within_tolerance"]
+    assert layers["fc1"]["isolated_via"]  # the functional max_pool2d/relu/view before it run in its copy
+    assert [item["original_layer"] for item in report["not_in_onnx"]] == ["conv2_drop"]
+
+
+def test_check_locate_names_the_layer_when_parity_fails(torch_checkpoint, torch_bad, capsys):
+    bad, node = torch_bad
+    assert main(["check", str(torch_checkpoint), str(bad), "--cpu-only", "--n", "20", "--batch1-n", "4",
+                 "--locate"]) == 1
+    captured = capsys.readouterr()
+    assert f"first divergence (isolated): fc1 at ONNX {node}" in captured.out
+    assert captured.out.index("parity FAILED") < captured.out.index("first divergence")
 
 
 def test_resnet_conv_fused_with_its_batchnorm_names_its_block(tmp_path):

@@ -86,6 +86,10 @@ class KerasCapture:
 
     def _finish(self) -> list[dict]:
         position = {entry: i for i, entry in enumerate(self._exits)}
+        totals: dict[str, int] = {}
+        for entry in self._exits:
+            totals[self._calls[entry]["layer"].name] = totals.get(self._calls[entry]["layer"].name, 0) + 1
+        seen: dict[str, int] = {}
         records = []
         for i, entry in enumerate(self._exits):
             c = self._calls[entry]
@@ -94,8 +98,10 @@ class KerasCapture:
             while parent is not None and parent not in position:
                 parent = self._calls[parent]["parent"]
             shape = c["output"].shape
+            seen[layer.name] = seen.get(layer.name, 0) + 1
+            name = layer.name + (f"#{seen[layer.name]}" if totals[layer.name] > 1 else "")  # a shared layer
             records.append({
-                "index": i, "name": layer.name, "path": "/".join(c["parents"] + (layer.name,)),
+                "index": i, "name": name, "path": "/".join(c["parents"] + (layer.name,)),
                 "kind": type(layer).__name__, "parent": None if parent is None else position[parent],
                 "inputs": [p if p in (-1, None) else position.get(p) for p in c["producers"]],
                 "shape": [None if d is None else int(d) for d in list(shape)[1:]], "n_outputs": c["n_outputs"],
