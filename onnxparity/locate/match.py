@@ -178,8 +178,8 @@ def rows(g: Graph, records: list[dict], owner: list[int | None]) -> tuple[list[R
         return nodes
 
     by_anchor: dict[str, Row] = {}
-    result, empty = [], []
-    for r in records:
+    result, empty, claimed = [], [], set()
+    for r in records:  # in exit order: inner calls come before the containers that hold them
         nodes = subtree(r["index"])
         anchor = _anchor(g, nodes, r) if nodes and r["n_outputs"] == 1 else None
         if anchor is None:
@@ -189,7 +189,9 @@ def rows(g: Graph, records: list[dict], owner: list[int | None]) -> tuple[list[R
         if anchor in by_anchor:
             by_anchor[anchor].aliases.append(r["name"])
             continue
-        row = Row(call=r["index"], name=r["name"], path=r["path"], kind=r["kind"], anchor=anchor, nodes=sorted(nodes))
+        own = nodes - claimed  # a container lists only the nodes no inner row already shows
+        claimed |= nodes
+        row = Row(call=r["index"], name=r["name"], path=r["path"], kind=r["kind"], anchor=anchor, nodes=sorted(own))
         by_anchor[anchor] = row
         result.append(row)
     return result, empty
