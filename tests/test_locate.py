@@ -18,8 +18,7 @@ from onnx import numpy_helper
 from onnxparity import _process
 from onnxparity.cli import main
 from onnxparity.locate import locate
-
-pytestmark = pytest.mark.slow
+from onnxparity.locate import layout, stats
 
 N = 16  # inputs per locate run: enough to show a departure, quick on two cores
 
@@ -54,6 +53,7 @@ def torch_onnx(torch_checkpoint, tmp_path_factory):
     return _convert(torch_checkpoint, tmp_path_factory.mktemp("locate-torch") / "model.onnx")
 
 
+@pytest.mark.slow
 def test_faithful_files_exit_0_with_reports(keras_checkpoint, keras_onnx, torch_checkpoint, torch_onnx, tmp_path, capsys):
     for name, original, file in (("keras", keras_checkpoint, keras_onnx), ("torch", torch_checkpoint, torch_onnx)):
         js, page = tmp_path / f"{name}.json", tmp_path / f"{name}.html"
@@ -67,6 +67,7 @@ def test_faithful_files_exit_0_with_reports(keras_checkpoint, keras_onnx, torch_
     assert names[:4] == ["conv1", "conv2", "fc1", "fc2"]
 
 
+@pytest.mark.slow
 def test_keras_cnn_perturbed_conv_is_located_at_its_layer(keras_checkpoint, keras_onnx, tmp_path):
     bad = tmp_path / "bad.onnx"
     node = _perturb(keras_onnx, bad, lambda nodes: _ops(nodes, "Conv")[1])  # the second Conv2D, layer conv2d_1
@@ -87,6 +88,7 @@ def torch_bad(torch_onnx, tmp_path_factory):
     return bad, _perturb(torch_onnx, bad, lambda nodes: next(n for n in nodes if "fc1.weight" in n.input))
 
 
+@pytest.mark.slow
 def test_torch_net_perturbed_linear_is_located_at_its_module(torch_checkpoint, torch_bad, tmp_path):
     bad, node = torch_bad
     assert main(["locate", str(torch_checkpoint), str(bad), "--n", str(N), "--json", str(tmp_path / "r.json")]) == 1
@@ -99,6 +101,7 @@ def test_torch_net_perturbed_linear_is_located_at_its_module(torch_checkpoint, t
     assert [item["original_layer"] for item in report["not_in_onnx"]] == ["conv2_drop"]
 
 
+@pytest.mark.slow
 def test_check_locate_names_the_layer_when_parity_fails(torch_checkpoint, torch_bad, capsys):
     bad, node = torch_bad
     assert main(["check", str(torch_checkpoint), str(bad), "--cpu-only", "--n", "20", "--batch1-n", "4",
@@ -108,6 +111,7 @@ def test_check_locate_names_the_layer_when_parity_fails(torch_checkpoint, torch_
     assert captured.out.index("parity FAILED") < captured.out.index("first divergence")
 
 
+@pytest.mark.slow
 def test_resnet_conv_fused_with_its_batchnorm_names_its_block(tmp_path):
     """Both PyTorch exporters fold each BatchNorm into its Conv: dynamo under the BatchNorm's name
     (with node metadata), TorchScript under the Conv's name (scopes in node names only)."""
@@ -126,6 +130,7 @@ def test_resnet_conv_fused_with_its_batchnorm_names_its_block(tmp_path):
         assert departing == [layer]
 
 
+@pytest.mark.slow
 def test_keras_branches_with_a_nested_model(tmp_path):
     onnx_path = _process.call("tests.locate_models:keras_branches", str(tmp_path / "k"), name="branches")
     bad = tmp_path / "bad.onnx"
@@ -142,6 +147,7 @@ def test_keras_branches_with_a_nested_model(tmp_path):
     assert not layers["merge"].cumulative["within_tolerance"]
 
 
+@pytest.mark.slow
 def test_flatten_in_the_wrong_order_is_located_at_the_dense_after_it(keras_checkpoint, keras_onnx, tmp_path):
     """A converter that flattens NCHW without permuting the Dense's weights (the transpose back to
     NHWC before the Reshape dropped): the Flatten is only a layout, the Dense is what is wrong."""
@@ -161,6 +167,7 @@ def test_flatten_in_the_wrong_order_is_located_at_the_dense_after_it(keras_check
     assert layers["flatten"].within_tolerance and layers["flatten"].layout == "flatten (H,W,C) -> (C,H,W)"
 
 
+@pytest.mark.slow
 def test_bad_input_exits_2(keras_checkpoint, keras_onnx, tmp_path, capsys):
     npy = tmp_path / "x.npy"
     np.save(npy, np.zeros((4, 3, 3), np.float32))
@@ -184,3 +191,47 @@ def test_bad_input_exits_2(keras_checkpoint, keras_onnx, tmp_path, capsys):
         assert main(["locate", *argv]) == 2, argv
         err = capsys.readouterr().err
         assert err.startswith("onnxparity: error: ") and "Traceback" not in err, argv
+
+
+# -- the pure parts, without frameworks --------------------------------------------------------
+def test_stats_merged_over_batches_equal_the_whole():
+    rng = np.random.default_rng(1)
+    ref = rng.normal(0, 3, (10, 4, 5)).astype(np.float32)
+    cand = ref + rng.normal(0, 1e-3, ref.shape).astype(np.float32)
+    whole = stats.batch_stats(ref, cand, rtol=1e-3)
+    parts = None
+    for i in range(0, 10, 3):
+        parts = stats.merge(parts, stats.batch_stats(ref[i:i + 3], cand[i:i + 3], rtol=1e-3, offset=i))
+    assert parts.n == whole.n and parts.max_abs == whole.max_abs and parts.worst_input == whole.worst_input
+    assert parts.sum_sq_err == pytest.approx(whole.sum_sq_err) and parts.max_excess == whole.max_excess
+    diff = np.abs(cand.astype(np.float64) - ref)
+    expected_db = 10 * np.log10(np.square(ref.astype(np.float64)).sum() / np.square(diff).sum())
+    assert stats.summarize(parts, atol=1e-4)["sqnr_db"] == pytest.approx(expected_db, abs=0.01)
+    assert parts.worst_input == int(np.unravel_index(diff.argmax(), diff.shape)[0])
+
+
+def test_stats_tolerance_exactness_and_nonfinite_values():
+    ref = np.array([[100.0, 0.0, 1.0]], np.float32)
+    assert stats.summarize(stats.batch_stats(ref, ref.copy(), rtol=1e-3), atol=1e-4)["exact"]
+    # atol scales with the peak (100): 0.009 + 1e-3 * 0 is within 1e-4 * 100 + ..., 0.02 is not
+    near = stats.batch_stats(ref, ref + np.array([[0.0, 0.009, 0.0]], np.float32), rtol=1e-3)
+    far = stats.batch_stats(ref, ref + np.array([[0.0, 0.02, 0.0]], np.float32), rtol=1e-3)
+    assert stats.within(near, atol=1e-4) and not stats.within(far, atol=1e-4)
+    nan_both = np.array([[np.nan, 1.0]], np.float32)
+    assert stats.within(stats.batch_stats(nan_both, nan_both.copy(), rtol=0), atol=0)
+    assert not stats.within(stats.batch_stats(np.ones((1, 2), np.float32), nan_both, rtol=1), atol=1)
+    assert stats.summarize(None, atol=1e-4)["within_tolerance"]
+
+
+def test_layout_candidates_undo_channels_last_and_flatten_order():
+    x = np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5)  # N, H, W, C
+    (only,) = layout.candidates([3, 4, 5], [5, 3, 4], None, channels_last=True)
+    assert np.array_equal(only.to_onnx(x), x.transpose(0, 3, 1, 2))
+    flat_hwc = x.reshape(2, -1)
+    options = layout.candidates([60], [60], [3, 4, 5], channels_last=True)
+    assert [o.name for o in options] == ["same", "flatten (H,W,C) -> (C,H,W)"]
+    flat_chw = x.transpose(0, 3, 1, 2).reshape(2, -1)
+    chosen, by_data = layout.choose(options, flat_hwc, flat_chw)
+    assert by_data and np.array_equal(chosen.to_onnx(flat_hwc), flat_chw)
+    assert [o.name for o in layout.candidates([60], [60], [3, 4, 5], channels_last=False)] == ["same"]
+    assert layout.candidates([3, 4], [5, 6], None, channels_last=False) == []
