@@ -35,13 +35,16 @@ def _layer_name(layer) -> str:
 
 
 def table(result: LocateResult) -> str:
-    """One row per compared layer in execution order, then what has no ONNX node, then the verdict."""
+    """One row per compared layer in execution order, then what has no ONNX node, then the verdict.
+
+    A layer DEPARTS when it is wrong by itself (isolated mode); it ``inherits`` when only the error
+    carried in from the layers before it shows (cumulative mode)."""
     rows = [("#", "layer", "kind", "ONNX nodes", "shape", "cumul. max abs", "SQNR dB", "isol. max abs", "max rel",
              "SQNR dB", "verdict")]
     first = result.first_divergence
     for layer in result.layers:
         cum, iso = layer.cumulative, layer.isolated
-        verdict = "ok" if layer.within_tolerance else "DEPARTS"
+        verdict = layer.verdict.upper() if layer.verdict == "departs" else layer.verdict
         if first and first["original_layer"] == layer.original_layer:
             verdict += " <- first"
         rows.append((str(layer.order), _layer_name(layer), layer.kind, _nodes(layer.onnx_nodes),
@@ -80,7 +83,7 @@ def _chart(result: LocateResult) -> str:
     low = math.floor(math.log10(min(values))) if values else -8
     high = max(math.ceil(math.log10(max(values))) if values else 0, low + 1)
     floor = low - 1  # exact zeros sit on this line
-    step, left, top, height = max(14, min(40, 900 // len(layers))), 60, 20, 220
+    step, left, top, height = max(14, min(70, 900 // len(layers))), 60, 20, 220
     width = left + step * len(layers) + 20
     label_room = 130
 
@@ -148,13 +151,13 @@ def html_page(result: LocateResult) -> str:
         extra = "".join(f"<br><small>{e(label)}: {e(', '.join(items))}</small>" for label, items in
                         (("fused", layer.covers), ("same output as", layer.aliases), ("isolated copy also runs", layer.isolated_via))
                         if items)
-        ok = layer.within_tolerance
+        ok = layer.verdict != "departs"
         out.append(f"<tr class='{'first' if is_first else ''}'><td>{layer.order}</td><td>{e(layer.original_layer)}{extra}"
                    f"{'<br><small>' + e(layer.note) + '</small>' if layer.note else ''}</td><td>{e(layer.kind)}</td>"
                    f"<td>{'<br>'.join(e(n) for n in layer.onnx_nodes)}</td><td>{e(str(layer.shape))}</td>"
                    f"<td>{e(layer.layout or 'none fits')}{' (by data)' if layer.layout_by_data else ''}</td>"
                    f"<td>{cells[0]}</td><td>{cells[1]}</td>"
-                   f"<td class='{'ok' if ok else 'bad'}'>{'ok' if ok else 'DEPARTS'}</td></tr>")
+                   f"<td class='{'ok' if ok else 'bad'}'>{layer.verdict}</td></tr>")
     out.append("</table>")
     if result.not_in_onnx:
         out.append("<h2>Layers with no ONNX node</h2><ul>")

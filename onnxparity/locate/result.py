@@ -33,6 +33,15 @@ class LayerResult:
     def within_tolerance(self) -> bool:
         return all(m is None or m["within_tolerance"] for m in (self.cumulative, self.isolated)) and self.layout is not None
 
+    @property
+    def verdict(self) -> str:
+        """``ok``; ``departs`` (wrong by itself, or no layout fits); ``inherits`` (only the error carried in)."""
+        if self.layout is None or (self.isolated is not None and not self.isolated["within_tolerance"]):
+            return "departs"
+        if self.isolated is None and not self.within_tolerance:
+            return "departs"
+        return "ok" if self.within_tolerance else "inherits"
+
 
 @dataclass
 class LocateResult:
@@ -56,6 +65,7 @@ class LocateResult:
         d["passed"] = self.passed
         for layer, item in zip(self.layers, d["layers"]):
             item["within_tolerance"] = layer.within_tolerance
+            item["verdict"] = layer.verdict
         return _finite(d)
 
     def save(self, path: str | Path) -> Path:
