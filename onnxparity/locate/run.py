@@ -52,7 +52,7 @@ def locate(original, onnx, *, data: str | None = None, n: int | None = None, inp
     x, source = model_inputs(spec, data, n, inputs)
     env = {"CUDA_VISIBLE_DEVICES": "", "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2"}
     args = (str(weights), tuple(spec.input_shape)) if framework == "keras" else \
-        (str(weights), spec.architecture, tuple(spec.input_shape))
+        (str(weights), spec.architecture, tuple(spec.input_shape), getattr(spec, "torch_kwargs", None))
     with _process.Service(WORKERS[framework], *args, name=f"locate: {framework} original", env=env,
                           timeout=timeout) as worker, tempfile.TemporaryDirectory(prefix="onnxparity-locate-") as tmp:
         records = worker.call("records")
