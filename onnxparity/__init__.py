@@ -7,3 +7,12 @@ package loads no framework.
 """
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """``onnxparity.locate(original, onnx, ...)`` without importing it (or a framework) up front."""
+    if name == "locate":
+        import importlib
+
+        return importlib.import_module("onnxparity.locate")
+    raise AttributeError(f"module 'onnxparity' has no attribute {name!r}")

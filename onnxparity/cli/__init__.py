@@ -23,6 +23,7 @@ COMMANDS = {
     "check": "onnxparity.cli.check",
     "run": "onnxparity.cli.run",
     "compare": "onnxparity.cli.compare",
+    "locate": "onnxparity.cli.locate",
     "convert": "onnxparity.cli.convert",
     "serve": "onnxparity.cli.serve",
     "export-triton": "onnxparity.cli.export_triton",

@@ -61,6 +61,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_parity_arguments(p)
     p.add_argument("--json", metavar="PATH", help="write the result as JSON (schema in docs/parity.md)")
     p.add_argument("--html", metavar="PATH", help="write a self-contained HTML report")
+    p.add_argument("--locate", action="store_true", help="when parity fails, name the first layer where the ONNX file "
+                                                        "departs from the original (`onnxparity locate`)")
 
 
 def parity_options(args: argparse.Namespace) -> dict:
@@ -104,4 +106,10 @@ def run(args: argparse.Namespace) -> int:
         original, onnx = None, args.original
     result = check(original, onnx, reference=args.reference, json_path=args.json, html_path=args.html,
                    **parity_options(args))
-    return finish(result)
+    try:
+        return finish(result)
+    finally:
+        if args.locate and not result.passed and original is not None:  # after check's table, before its verdict
+            from onnxparity.locate.report import locate_failures
+
+            locate_failures(result, original, onnx, data=args.data)

@@ -1,0 +1,35 @@
+"""Name the first layer where an ONNX file departs from the Keras or PyTorch model it came from.
+
+Both run layer by layer on the same inputs: cumulative (end to end) and isolated (each ONNX layer
+fed the original's own inputs to it). Exit status 0 when no layer departs beyond tolerance, 1 when
+one does, 2 for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("original", help="the original: checkpoint folder, .keras/.h5, or model.pth beside spec.json")
+    p.add_argument("onnx", help="its ONNX file")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--inputs", metavar="FILE", help="preprocessed inputs: .npy, or .npz with one array")
+    source.add_argument("--data", help="digits (an IDX folder or mnist.npz; default: the bundled held-out digits)")
+    p.add_argument("--n", type=int, help="only the first N inputs (default 64)")
+    p.add_argument("--batch-size", type=int, default=32, help="inputs per batch (default 32); memory holds one batch")
+    p.add_argument("--atol", type=float, default=1e-4, help="absolute tolerance, times max(1, the layer's peak |value|)")
+    p.add_argument("--rtol", type=float, default=1e-3, help="relative tolerance")
+    p.add_argument("--json", metavar="PATH", help="write the result as JSON")
+    p.add_argument("--html", metavar="PATH", help="write an HTML report with a per-layer error chart")
+
+
+def run(args: argparse.Namespace) -> int:
+    from onnxparity.locate import locate
+    from onnxparity.locate.report import table
+
+    result = locate(args.original, args.onnx, inputs=args.inputs, data=args.data, n=args.n,
+                    batch_size=args.batch_size, atol=args.atol, rtol=args.rtol, json_path=args.json,
+                    html_path=args.html)
+    print(table(result))
+    return 0 if result.passed else 1

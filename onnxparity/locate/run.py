@@ -1,0 +1,305 @@
+"""``locate``: run the original and its ONNX file side by side, layer by layer, and compare.
+
+The original runs in a worker process of its own framework (:mod:`.capture_keras`,
+:mod:`.capture_torch`); this process never imports TensorFlow or PyTorch. It runs ONNX Runtime
+(the plain session on the file, ``make_session(..., tuned=False)``) on the cumulative and the
+isolated model (:mod:`.graph`), and folds each batch into per-layer statistics (:mod:`.stats`)
+before the next batch is asked for, so memory holds one batch of activations at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from onnxparity import _process
+from onnxparity.errors import InputError
+from onnxparity.locate import graph as onnx_graph
+from onnxparity.locate import layout as layouts
+from onnxparity.locate import match, stats
+from onnxparity.locate.inputs import model_inputs
+from onnxparity.locate.result import LayerResult, LocateResult
+
+log = logging.getLogger(__name__)
+
+ATOL, RTOL = 1e-4, 1e-3  # atol scales with each layer's peak |value| (see stats)
+BATCH_SIZE = 32
+WORKERS = {"keras": "onnxparity.locate.capture_keras:KerasCapture",
+           "torch": "onnxparity.locate.capture_torch:TorchCapture"}
+
+
+def locate(original, onnx, *, data: str | None = None, n: int | None = None, inputs=None,
+           batch_size: int = BATCH_SIZE, atol: float = ATOL, rtol: float = RTOL, json_path=None, html_path=None,
+           timeout: float = 600) -> LocateResult:
+    """Name the first layer where ``onnx`` departs from ``original`` (see docs/locate.md).
+
+    ``original``: a checkpoint folder, ``.keras``/``.h5`` file, or ``.pth`` state dict with its
+    class (spec.json or the ONNX metadata's ``architecture``). Inputs: ``inputs`` (.npy/.npz),
+    ``data`` (digits) or seeded random tensors; ``n`` of them (64 by default).
+    """
+    started = time.perf_counter()
+    if batch_size < 1:
+        raise InputError("--batch-size must be at least 1")
+    framework, weights, spec = _original(original, onnx)
+    g = onnx_graph.load(onnx)
+    if len(g.inputs) != 1:
+        raise InputError(f"{onnx}: the graph takes {len(g.inputs)} inputs; locate compares one-input models")
+    x, source = model_inputs(spec, data, n, inputs)
+    env = {"CUDA_VISIBLE_DEVICES": "", "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    args = (str(weights), tuple(spec.input_shape)) if framework == "keras" else \
+        (str(weights), spec.architecture, tuple(spec.input_shape), getattr(spec, "torch_kwargs", None))
+    with _process.Service(WORKERS[framework], *args, name=f"locate: {framework} original", env=env,
+                          timeout=timeout) as worker, tempfile.TemporaryDirectory(prefix="onnxparity-locate-") as tmp:
+        records = worker.call("records")
+        owner = match.owners(g, records)
+        rows, empty = match.rows(g, records, owner)
+        if not rows:
+            raise InputError(f"{onnx}: no node carries a name or scope of the original's layers; locate reads "
+                             "tf2onnx's scopes and the torch.onnx dynamo exporter's metadata")
+        run = _Run(g, records, rows, empty, framework, Path(tmp), atol, rtol)
+        for start in range(0, len(x), batch_size):
+            xb = x[start:start + batch_size]
+            run.batch(xb, worker.call("run", xb, run.wanted()), start)
+    result = run.result(str(original), str(onnx), {"source": source, "n": len(x), "batch_size": batch_size},
+                        round(time.perf_counter() - started, 2))
+    if json_path:
+        result.save(json_path)
+    if html_path:
+        from onnxparity.locate.report import write_html
+
+        write_html(html_path, result)
+    return result
+
+
+def _original(original, onnx):
+    """(framework, weights path, spec): the spec from beside the original or from the ONNX metadata."""
+    import onnx as onnx_lib
+
+    from onnxparity.models import resolve
+    from onnxparity.spec import ModelSpec
+
+    ref = resolve(original)
+    if ref.framework == "onnx":
+        raise InputError(f"{original}: an ONNX file; ORIGINAL is the Keras or PyTorch model it was converted from")
+    path = Path(onnx)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        props = {p.key: p.value for p in onnx_lib.load(str(path), load_external_data=False).metadata_props}
+    except Exception as exc:  # noqa: BLE001
+        raise InputError(f"{path}: not a readable ONNX file ({type(exc).__name__})") from None
+    onnx_spec = ModelSpec.from_metadata(props)
+    if onnx_spec.input_dtype != "float32":
+        raise InputError(f"{path}: takes raw {onnx_spec.input_dtype} pixels (embedded preprocessing); "
+                         "locate the file converted without --embed-preprocessing")
+    spec = ref.spec or onnx_spec
+    if ref.framework == "torch" and not spec.architecture:
+        raise InputError(f"{original}: a state dict, and nothing names its model class (spec.json's architecture)")
+    return ref.framework, ref.path, spec
+
+
+class _Run:
+    """The per-batch comparison: layouts and the isolated model are settled on the first batch."""
+
+    def __init__(self, g, records, rows, empty, framework, tmp: Path, atol: float, rtol: float):
+        from onnxparity.runners.onnxrt import make_session
+
+        self.g, self.records, self.rows, self.empty = g, records, rows, empty
+        self.channels_last = framework == "keras"
+        self.framework, self.tmp, self.atol, self.rtol = framework, tmp, atol, rtol
+        self.anchors = [r.anchor for r in rows]
+        path = onnx_graph.save(onnx_graph.cumulative_model(g, self.anchors), tmp / "cumulative.onnx")
+        self.session = make_session(path, tuned=False)
+        self.input_name = g.inputs[0]
+        self.layout: dict[int, layouts.Layout | None] = {}
+        self.by_data: dict[int, bool] = {}
+        self.onnx_shape: dict[int, list] = {}
+        self.cum: dict[int, stats.ErrorStats | None] = {}
+        self.iso: dict[int, stats.ErrorStats | None] = {}
+        self.iso_session = None
+        self.iso_parts: list[tuple[int, list[str]]] = []  # (row index, boundary tensors)
+        self.iso_nodes: dict[int, set[int]] = {}
+        self.notes: dict[int, str] = {}
+        self.not_in_onnx: list[dict] = []
+        self.first = True
+
+    def wanted(self) -> list[int]:
+        calls = {r.target for r in self.rows}
+        if self.first:
+            calls |= set(self.empty)
+            for c in self.empty:
+                calls |= {p for p in self.records[c]["inputs"] if p is not None and p >= 0}
+        return sorted(calls)
+
+    # -- one batch ------------------------------------------------------------------------------
+    def batch(self, xb: np.ndarray, original: dict[int, np.ndarray], offset: int) -> None:
+        values = dict(zip(self.anchors, self.session.run(self.anchors, {self.input_name: xb})))
+        if self.first:
+            self._settle(xb, original, values)
+        for k, row in enumerate(self.rows):
+            lay = self.layout.get(k)
+            if lay is None:
+                continue
+            ref = lay.to_onnx(original[row.target])
+            self.cum[k] = stats.merge(self.cum.get(k), stats.batch_stats(ref, values[row.anchor], rtol=self.rtol,
+                                                                         offset=offset))
+        if self.iso_session is not None:
+            self._isolated(xb, original, offset)
+
+    def _isolated(self, xb, original, offset) -> None:
+        feed = {}
+        row_of_anchor = {row.anchor: k for k, row in enumerate(self.rows)}
+        for _, boundary in self.iso_parts:
+            for b in boundary:
+                if b not in feed:
+                    if b == self.input_name:
+                        feed[b] = xb
+                    else:
+                        k = row_of_anchor[b]
+                        feed[b] = np.ascontiguousarray(self.layout[k].to_onnx(original[self.rows[k].target]),
+                                                       dtype=self.dtypes[b])
+        outs = self.iso_session.run(self.iso_outputs, feed)
+        for (k, _), out in zip(self.iso_parts, outs):
+            row = self.rows[k]
+            ref = self.layout[k].to_onnx(original[row.target])
+            self.iso[k] = stats.merge(self.iso.get(k), stats.batch_stats(ref, out, rtol=self.rtol, offset=offset))
+
+    # -- the first batch settles layouts, identities, fusions and the isolated model -----------
+    def _settle(self, xb, original, values) -> None:
+        self.first = False
+        self.dtypes = {t: v.dtype for t, v in values.items()}
+        for k, row in enumerate(self.rows):
+            self.onnx_shape[k] = list(values[row.anchor].shape[1:])
+            self.layout[k], self.by_data[k] = self._fit(row.call, values[row.anchor], xb, original)
+            if self.layout[k] is None:
+                self.notes[k] = (f"shape {list(original[row.call].shape[1:])} and ONNX shape {self.onnx_shape[k]} "
+                                 "have no layout in common")
+        identity = set()
+        for c in self.empty:
+            producers = [p for p in self.records[c]["inputs"] if p is not None]
+            if len(producers) == 1 and c in original:
+                before = xb if producers[0] == -1 else original.get(producers[0])
+                if before is not None and before.shape == original[c].shape and np.array_equal(before, original[c]):
+                    identity.add(c)
+        self._absorb_downstream(xb, original, values, identity)
+        left = match.assign_covered(self.rows, self.records, self.empty, identity)
+        self.not_in_onnx = [{"original_layer": self.records[item["call"]]["name"], "kind": self.records[item["call"]]["kind"],
+                             "reason": item["reason"]} for item in left]
+        self._build_isolated(xb)
+
+    def _fit(self, call, value, xb, original):
+        """The layout mapping ``call``'s output onto ``value`` (None when none fits), and whether data chose it."""
+        producers = [p for p in self.records[call]["inputs"] if p is not None]
+        producer_shape = None
+        if len(producers) == 1:
+            producer_shape = list(xb.shape[1:]) if producers[0] == -1 else self.records[producers[0]]["shape"]
+        options = layouts.candidates(list(original[call].shape[1:]), list(value.shape[1:]), producer_shape,
+                                     self.channels_last)
+        return layouts.choose(options, original[call], value) if options else (None, False)
+
+    def _absorb_downstream(self, xb, original, values, identity) -> None:
+        """A call with no nodes right after a row whose ONNX tensor is closer to that call's output
+        than to the row's own (a BatchNorm or ReLU folded into the Conv before it, under the Conv's
+        name): the row covers it and is compared with its output from then on. Closeness, not
+        tolerance, decides, so that a folded layer with wrong weights is still seen as folded."""
+        changed = True
+        while changed:
+            changed = False
+            for c in [c for c in self.empty if c not in identity and c in original]:
+                producers = [p for p in self.records[c]["inputs"] if p is not None]
+                k = next((k for k, row in enumerate(self.rows) if producers == [row.target]), None)
+                if k is None:
+                    continue
+                row, value = self.rows[k], values[self.rows[k].anchor]
+                lay, by_data = self._fit(c, value, xb, original)
+                if lay is None:
+                    continue
+                fused = stats.batch_stats(lay.to_onnx(original[c]), value, rtol=self.rtol)
+                own = None if self.layout[k] is None else \
+                    stats.batch_stats(self.layout[k].to_onnx(original[row.target]), value, rtol=self.rtol)
+                if own is not None and own.sum_sq_err <= fused.sum_sq_err:
+                    continue  # the row's own output is as close: nothing was folded into it
+                row.covers.append(c)
+                row.compare = c
+                self.layout[k], self.by_data[k] = lay, by_data
+                self.notes.pop(k, None)
+                self.empty.remove(c)
+                changed = True
+
+    def _build_isolated(self, xb) -> None:
+        from onnx import helper
+
+        from onnxparity.runners.onnxrt import make_session
+
+        feedable = {row.anchor for k, row in enumerate(self.rows) if self.layout.get(k) is not None}
+        parts = []
+        for k, row in enumerate(self.rows):
+            if self.layout.get(k) is None:
+                continue
+            nodes, boundary = onnx_graph.walk_back(self.g, row.anchor, feedable - {row.anchor})
+            if any(onnx_graph.has_subgraph(self.g.nodes[i]) for i in nodes):
+                self.notes[k] = "isolated mode skipped: the layer's nodes hold subgraphs (If, Loop, Scan)"
+                continue
+            self.iso_nodes[k] = nodes
+            parts.append((k, row.anchor, nodes, boundary))
+        if not parts:
+            return
+        types = {t: helper.make_tensor_type_proto(helper.np_dtype_to_tensor_dtype(dt), None)
+                 for t, dt in self.dtypes.items()}
+        types[self.input_name] = helper.make_tensor_type_proto(helper.np_dtype_to_tensor_dtype(xb.dtype), None)
+        model, self.iso_outputs = onnx_graph.isolated_model(
+            self.g, [(anchor, nodes, boundary) for _, anchor, nodes, boundary in parts], types)
+        self.iso_parts = [(k, boundary) for k, _, _, boundary in parts]
+        try:
+            self.iso_session = make_session(onnx_graph.save(model, self.tmp / "isolated.onnx"), tuned=False)
+        except InputError as exc:
+            log.warning("isolated mode unavailable: %s", exc)
+            for k, *_ in parts:
+                self.notes[k] = f"isolated mode unavailable: {exc}"
+            self.iso_parts = []
+
+    # -- the result -------------------------------------------------------------------------------
+    def result(self, original: str, onnx: str, inputs: dict, seconds: float) -> LocateResult:
+        names = [n.name or f"#{i} {n.op_type}" for i, n in enumerate(self.g.nodes)]
+        layers = []
+        for k, row in enumerate(self.rows):
+            rec = self.records[row.target]
+            iso_nodes = self.iso_nodes.get(k, set())
+            layers.append(LayerResult(
+                order=k, original_layer=row.name, path=row.path, kind=row.kind,
+                onnx_nodes=[names[i] for i in row.nodes], onnx_tensor=row.anchor, shape=rec["shape"],
+                onnx_shape=self.onnx_shape.get(k), layout=None if self.layout.get(k) is None else self.layout[k].name,
+                layout_by_data=self.by_data.get(k, False), covers=[self.records[c]["name"] for c in row.covers],
+                aliases=list(row.aliases), isolated_via=[names[i] for i in sorted(iso_nodes - set(row.nodes))],
+                cumulative=stats.summarize(self.cum[k], atol=self.atol) if k in self.cum else None,
+                isolated=stats.summarize(self.iso[k], atol=self.atol) if k in self.iso else None,
+                note=self.notes.get(k)))
+        return LocateResult(original=original, onnx=onnx, framework=self.framework, inputs=inputs,
+                            tolerance={"atol": self.atol, "rtol": self.rtol, "atol_scaled_by": "max(1, peak |reference|)"},
+                            layers=layers, not_in_onnx=self.not_in_onnx, first_divergence=first_divergence(layers),
+                            seconds=seconds, created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+
+def first_divergence(layers: list[LayerResult]) -> dict | None:
+    """The first layer in execution order that departs by itself (isolated mode); failing that, the
+    first that departs end to end, or has no layout in common with its ONNX tensor."""
+    def entry(layer, mode):
+        figures = getattr(layer, mode) if mode != "shape" else None
+        return {"original_layer": layer.original_layer, "onnx_nodes": layer.onnx_nodes,
+                "max_abs_diff": figures["max_abs_diff"] if figures else None, "mode": mode,
+                "covers": layer.covers, "kind": layer.kind}
+
+    for layer in layers:
+        if layer.isolated is not None and not layer.isolated["within_tolerance"]:
+            return entry(layer, "isolated")
+    for layer in layers:
+        if layer.layout is None:
+            return entry(layer, "shape")
+        if layer.cumulative is not None and not layer.cumulative["within_tolerance"]:
+            return entry(layer, "cumulative")
+    return None
