@@ -67,6 +67,8 @@ class BenchConfig:
             raise InputError(f"devices must be among {', '.join(DEVICES)} (got {', '.join(bad) or 'none'})")
         if self.rounds < 1 or self.round_s <= 0 or self.warmup_s < 0:
             raise InputError("rounds must be at least 1 and the round time positive")
+        if self.timeout_s <= 0:
+            raise InputError("the timeout must be positive")
         from onnxparity.bench.variants import VARIANTS
 
         for b in self.backends or ():

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import functools
 import platform
-import shutil
-import subprocess
 import sys
 from importlib import metadata
 
@@ -33,25 +31,17 @@ def cpu_name() -> str:
 
 @functools.lru_cache(maxsize=1)
 def nvidia_gpus() -> tuple[list[dict], str | None]:
-    """NVIDIA GPUs from ``nvidia-smi`` (name, driver, memory); the reason when there are none."""
-    exe = shutil.which("nvidia-smi")
-    if exe is None:
-        return [], "no NVIDIA driver here (nvidia-smi not found)"
-    try:
-        out = subprocess.run([exe, "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return [], f"nvidia-smi failed ({exc})"
-    gpus = []
-    for line in out.stdout.strip().splitlines():
-        parts = [p.strip() for p in line.split(",")]
-        if len(parts) == 3:
-            gpus.append({"name": parts[0], "driver": parts[1], "memory": parts[2]})
-    return gpus, None if gpus else f"nvidia-smi lists no GPU ({(out.stderr or out.stdout).strip()[:120]})"
+    """NVIDIA GPUs (name, driver, memory) and the reason when there are none: see :func:`onnxparity.gpu.detect`."""
+    from onnxparity.gpu import detect
+
+    return detect()
 
 
 @functools.lru_cache(maxsize=1)
 def ort_providers() -> list[str]:
+    from onnxparity.gpu import prepare_onnxruntime
+
+    prepare_onnxruntime(["cuda"])  # a build that registers CUDA at import must find its libraries then
     import onnxruntime as ort
 
     return [p for p in ort.get_available_providers() if p != "AzureExecutionProvider"]
