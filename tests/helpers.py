@@ -7,3 +7,8 @@ def keras_optimizer_iterations(path) -> int:
     from onnxparity.models.keras_cnn import load
 
     return int(load(path).optimizer.iterations.numpy())
+
+
+def print_then_fail(message: str) -> None:
+    print(message, flush=True)
+    raise RuntimeError("failed after printing")
