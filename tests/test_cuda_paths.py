@@ -105,6 +105,7 @@ def test_tf32_is_pinned_off():
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
 
 
+@pytest.mark.slow
 def test_torch_runner_sends_a_plain_str_version(torch_checkpoint):
     from onnxparity.runners import open_runner
 

@@ -28,7 +28,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from onnxparity import __version__, _process
+from onnxparity import __version__, _process, progress
 from onnxparity.errors import InputError, WorkerError
 from onnxparity.models import resolve
 from onnxparity.spec import SPEC_FILE
@@ -278,7 +278,8 @@ def bench(paths: list[str], config: BenchConfig | None = None, progress=None) ->
                         "details": cell.opened.get("details", {}),
                         "worker": cell.worker, "path": model.onnx if cell.backend.startswith("onnxruntime") else model.native}
                 for batch in config.batch_sizes:
-                    _measure(cells, int(batch), config, workers, say)
+                    with progress.steps(f"{model.name} batch {batch}", total=config.rounds) as bar:
+                        _measure(cells, int(batch), config, workers, say, bar.advance)
                 for cell in cells:
                     if cell.error:
                         skipped.append({"model": model.name, "backend": cell.backend, "device": cell.device,
@@ -335,7 +336,8 @@ def _no_gpu_reason() -> str | None:
     return None if gpus else why
 
 
-def _measure(cells: list[_Cell], batch: int, config: BenchConfig, workers: _Workers, say) -> None:
+def _measure(cells: list[_Cell], batch: int, config: BenchConfig, workers: _Workers, say,
+             tick=lambda n=1, note=None: None) -> None:
     live = []
     for cell in cells:
         if cell.error:
@@ -360,6 +362,7 @@ def _measure(cells: list[_Cell], batch: int, config: BenchConfig, workers: _Work
                 cell.rounds[batch].append(workers.call(cell.worker, "time", cell.key, batch, cell.calls[batch]))
             except (WorkerError, InputError) as exc:
                 cell.error = f"batch {batch}, round {r + 1}: {exc}"
+        tick(1, f"round {r + 1}/{config.rounds}")
     for cell in live:
         with contextlib.suppress(WorkerError, KeyError):
             workers.call(cell.worker, "release", cell.key, batch)

@@ -30,14 +30,20 @@ __all__ = ["check", "check_many", "compare_runs", "write_reports", "Target", "Pa
 
 def check_many(targets: list[Target], *, data: str | None = None, n: int | None = None, synthetic: bool = True,
                json_path: str | Path | None = None, html_path: str | Path | None = None,
-               save_outputs_path: str | Path | None = None, **options) -> ParityResult:
+               save_outputs_path: str | Path | None = None, require_devices=None, **options) -> ParityResult:
     """Parity for several (original, ONNX) pairs in one matrix; writes the reports asked for.
 
     ``options`` go to :func:`onnxparity.parity.matrix.run` (providers, gpu, atol, rtol,
-    min_agreement, batch_size, batch1_limit, jobs, timeout).
+    min_agreement, batch_size, batch1_limit, jobs, timeout). ``require_devices`` ("cuda"): a
+    device where a model's original or ONNX file did not run fails the check
+    (:mod:`onnxparity.parity.require`).
     """
+    from onnxparity.parity import require
+
+    require.parse(require_devices)  # a bad name is an input error before anything runs
     inputs = load_inputs(data, n, synthetic=synthetic)
     result, outputs = run(targets, inputs, **options)
+    require.apply(result, require_devices)
     write_reports(result, inputs, outputs, json_path=json_path, html_path=html_path,
                   save_outputs_path=save_outputs_path)
     return result

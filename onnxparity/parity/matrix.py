@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from onnxparity import _process
+from onnxparity import _process, progress
 from onnxparity.errors import InputError, WorkerError
 from onnxparity.models import resolve
 from onnxparity.parity import environment
@@ -235,7 +235,8 @@ def run(targets: list[Target], inputs: ParityInputs, *, providers=None, gpu: boo
         todo.sort(key=lambda t: (weight.get(t[0].runner, 9), t[0].batch_size == 1))
         running: list[tuple[Job, _process.Worker, float]] = []
         try:
-            _drive(todo, running, jobs or len(todo), crash, timeout, inputs, runs, outputs)
+            with progress.steps("parity backends", total=len(todo)) as bar:
+                _drive(todo, running, jobs or len(todo), crash, timeout, inputs, runs, outputs, bar.advance)
         finally:  # an input error in the reference (or Ctrl-C) ends the rest too
             for _, worker, _ in running:
                 worker.stop()
@@ -274,7 +275,7 @@ def run(targets: list[Target], inputs: ParityInputs, *, providers=None, gpu: boo
     return result, outputs
 
 
-def _drive(todo, running, limit, crash, timeout, inputs, runs, outputs) -> None:
+def _drive(todo, running, limit, crash, timeout, inputs, runs, outputs, tick=lambda n=1, note=None: None) -> None:
     """Keep up to ``limit`` workers running until every job is done; collect each as it finishes."""
     while todo or running:
         while todo and len(running) < limit:
@@ -290,6 +291,7 @@ def _drive(todo, running, limit, crash, timeout, inputs, runs, outputs) -> None:
             running.remove(item)
             job, worker, t0 = item
             runs[job.model, job.label], out = _collect(job, worker, t0, inputs)
+            tick(1, f"{job.model} {job.label} {runs[job.model, job.label].status}")
             if out is not None:
                 outputs[job.model, job.label] = out
 

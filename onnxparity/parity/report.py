@@ -47,6 +47,8 @@ def table(result: ParityResult) -> str:
     for c in result.comparisons:
         if not c.passed:
             lines.append(f"why      {c.model}: {c.candidate}: {'; '.join(c.reasons)}")
+    for line in getattr(result, "unmet", ()):
+        lines.append(f"REQUIRED {line}")
     s = result.inputs
     lines.append(f"inputs: {s['n_digits']} digits from {s['source']} + {s['n_synthetic']} synthetic edge cases; "
                  f"parity {'PASSED' if result.passed else 'FAILED'} in {result.seconds:.1f} s")
