@@ -7,39 +7,16 @@ weights; real matrices on the CPU, each backend in its own worker.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
-import numpy as np
 import pytest
 
-from onnxparity import _process, testing
+from onnxparity import testing
 from onnxparity.pytest_plugin import assert_parity  # noqa: F401  (the fixture, as the plugin provides it)
 
 pytestmark = pytest.mark.slow  # converts a model and runs real matrices
 N = 30
-
-
-@pytest.fixture(scope="module")
-def torch_pair(torch_checkpoint, tmp_path_factory) -> tuple[Path, Path, Path]:
-    """(checkpoint, its ONNX file, a perturbed copy of that file)."""
-    import onnx
-    from onnx import numpy_helper
-
-    folder = tmp_path_factory.mktemp("pair") / "torch"
-    shutil.copytree(torch_checkpoint, folder)
-    good = folder.parent / "torch.onnx"
-    _process.call("onnxparity.convert:convert", str(folder), str(good), name="convert torch")
-    model = onnx.load(str(good))
-    init = max(model.graph.initializer, key=lambda t: int(np.prod(t.dims)))
-    w = numpy_helper.to_array(init).copy()
-    w.flat[: w.size // 10] += 0.05
-    init.CopyFrom(numpy_helper.from_array(w, init.name))
-    broken = folder.parent / "broken.onnx"
-    onnx.save(model, str(broken))
-    return folder, good, broken
 
 
 def onnxparity(*args, env=None, timeout=300):

@@ -61,7 +61,7 @@ def write_reports(result: ParityResult, inputs: ParityInputs, outputs: dict, *, 
     if html_path:
         from onnxparity.parity.report import write_html
 
-        write_html(html_path, result, inputs)
+        write_html(html_path, result, inputs, outputs)
     if save_outputs_path:
         save_outputs(save_outputs_path, result, outputs, inputs)
 
