@@ -202,10 +202,23 @@ finish parity $status
 begin bench
 t "${BUDGET[bench]}" "$PY" -m onnxparity bench "$dir" --devices cuda --batch-sizes 1,64,1024 \
     --backends onnxruntime,onnxruntime.default,torch.eager,keras.call --rounds 5 --round-time 0.1 --warmup 0.3 \
-    --timeout 60 --json "$OUT/bench-gpu.json" --markdown
+    --timeout 60 --json "$OUT/bench-gpu.json" --markdown &&
+"$PY" -c 'import json, sys; rows = json.load(open(sys.argv[1]))["results"]
+sys.exit(0 if any(r["device"] == "cuda" for r in rows) else "bench: no CUDA row was measured (see not measured)")' \
+    "$OUT/bench-gpu.json"
 finish bench $?
 
 begin serve
+t 30 "$PY" - "$dir" <<'EOF' &&
+import sys
+from onnxparity.errors import OnnxParityError
+from onnxparity.serve import load_models
+try:  # the sessions the server will make, so a CUDA provider that does not start says why here
+    models = load_models(sys.argv[1], ["cuda"])
+except OnnxParityError as exc:
+    sys.exit(f"serve cannot use CUDA: {exc}")
+print("serving on:", {name: m.session.get_providers()[0] for name, m in models.items()})
+EOF
 t "${BUDGET[serve]}" "$PY" scripts/load_test.py "$dir" --modes on --duration 8 --concurrency 32 --client python \
     --server-args "--providers cuda --workers 4" --json "$OUT/serve-gpu.json"
 finish serve $?

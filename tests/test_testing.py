@@ -31,7 +31,7 @@ def test_assert_parity_passes_and_returns_the_result(torch_pair):
     assert {c.candidate for c in result.comparisons} == {"onnxruntime:cpu", "onnxruntime:cpu:b1"}
 
 
-def test_assert_parity_fails_with_a_table_of_the_failing_comparisons(torch_pair, assert_parity, tmp_path):
+def test_assert_parity_fails_with_a_table_of_the_failing_comparisons(torch_pair, assert_parity, tmp_path):  # noqa: F811
     folder, _, broken = torch_pair
     with pytest.raises(AssertionError) as info:
         assert_parity(folder, broken, providers="cpu", n=N, batch1_limit=10)

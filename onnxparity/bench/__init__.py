@@ -28,7 +28,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from onnxparity import __version__, _process, progress
+from onnxparity import __version__, _process
+from onnxparity.progress import steps as progress_steps
 from onnxparity.errors import InputError, WorkerError
 from onnxparity.models import resolve
 from onnxparity.spec import SPEC_FILE
@@ -278,7 +279,7 @@ def bench(paths: list[str], config: BenchConfig | None = None, progress=None) ->
                         "details": cell.opened.get("details", {}),
                         "worker": cell.worker, "path": model.onnx if cell.backend.startswith("onnxruntime") else model.native}
                 for batch in config.batch_sizes:
-                    with progress.steps(f"{model.name} batch {batch}", total=config.rounds) as bar:
+                    with progress_steps(f"{model.name} batch {batch}", total=config.rounds) as bar:
                         _measure(cells, int(batch), config, workers, say, bar.advance)
                 for cell in cells:
                     if cell.error:
