@@ -223,7 +223,8 @@ def _backends(backends) -> str:
             status += f"<details><summary>error output</summary><pre>{e(b.error_tail)}</pre></details>"
         placement = ", ".join(f"{e(k.replace('ExecutionProvider', ''))}: {v}" for k, v in (b.placement or {}).items())
         details = "<br>".join(f"{e(str(k))}: {e(str(v))}" for k, v in (b.details or {}).items())
-        rows.append([f"<td class='label'>{e(b.label)}</td>", e(b.role), e(b.device), status, f"<td class='num'>{b.batch_size}</td>",
+        rows.append([f"<td class='label'>{e(b.label)}</td>", e(b.role), e(b.device), status,
+                     f"<td class='num'>{b.batch_size}</td>",
                      f"<td class='num'>{b.n}</td>", acc]
                     + [f"<td class='num'>{_num((b.seconds or {}).get(k), '{:.2f}')}</td>" for k in keys]
                     + [placement or "-", f"<small>{details}</small>" if details else "-"])
@@ -265,7 +266,8 @@ def html_page(result, inputs=None, outputs=None, locate=None) -> str:
            + (f" + {s['n_synthetic']} synthetic edge cases" if s.get("n_synthetic") else "")
            + f"; {result.seconds:.1f} s; {e(result.created)}</p>",
            "<nav>" + "".join(f"<a href='#model-{e(m)}'>{e(m)}</a>" for m in models)
-           + ("<a href='#locate'>locate</a>" if locate is not None else "") + "<a href='#environment'>environment</a></nav>"]
+           + ("<a href='#locate'>locate</a>" if locate is not None else "")
+           + "<a href='#environment'>environment</a></nav>"]
     problems = list(getattr(result, "unmet", [])) + [f"{b.model}: {b.label} failed: {b.reason}"
                                                       for b in result.backends if b.status == "failed"]
     if problems:
