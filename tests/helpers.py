@@ -12,3 +12,9 @@ def keras_optimizer_iterations(path) -> int:
 def print_then_fail(message: str) -> None:
     print(message, flush=True)
     raise RuntimeError("failed after printing")
+
+
+def runner_details(path, **options) -> dict:
+    from onnxparity.runners import open_runner
+
+    return open_runner(path, **options).details()

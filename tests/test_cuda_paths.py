@@ -175,3 +175,13 @@ def test_bench_timeout_option(tmp_path):
     with pytest.raises(InputError):
         BenchConfig(timeout_s=0)
     assert main(["bench", str(tmp_path / "none.onnx"), "--timeout", "0"]) == 2
+
+
+@pytest.mark.slow
+def test_torch_on_cuda_runs_without_tf32(torch_checkpoint):
+    from onnxparity.parity.environment import nvidia_gpus
+
+    if not nvidia_gpus()[0]:
+        pytest.skip(f"no GPU: {nvidia_gpus()[1]}")
+    details = _process.call("tests.helpers:runner_details", str(torch_checkpoint), device="cuda")
+    assert details["precision"] == {"tf32": False, "cudnn_allow_tf32": False, "matmul_allow_tf32": False}
