@@ -68,6 +68,20 @@ def test_sections_follow_outputs_when_comparisons_name_them(failing_run):
     assert re.findall(r"<h3>Output (\w+)</h3>", text) == ["probabilities", "embedding"]
 
 
+def test_outputs_held_by_name_give_the_same_margins(failing_run):
+    """Backends of models with several outputs hold a dict of arrays by output name (issue 10)."""
+    result, inputs, outputs, page = failing_run
+    named_result = copy.deepcopy(result)
+    for c in named_result.comparisons:
+        c.output = "log_probabilities"
+    named = {key: {**run, "outputs": {"log_probabilities": run["outputs"], "other": run["outputs"] * 0}}
+             for key, run in outputs.items()}
+    cards = re.compile(r"<div class='card .*?</div></div>", re.S)
+    plain = cards.findall(html_page(result, inputs, outputs))
+    assert plain and cards.findall(html_page(named_result, inputs, named)) == plain
+    assert "reference's margin" in plain[0]
+
+
 def test_a_page_from_saved_json_alone_still_renders(failing_run):
     from onnxparity.parity.result import ParityResult
 

@@ -126,15 +126,21 @@ def _labels(result, model: str) -> list[str] | None:
     return None
 
 
-def _rows_of(outputs, model: str, label: str, index: int):
-    """The raw output row of one backend for input ``index`` (None where it did not run that input)."""
+def _rows_of(outputs, model: str, label: str, index: int, output: str | None = None):
+    """The raw output row of one backend for input ``index`` (None where it did not run that input).
+    A backend's ``outputs`` is one array, or a dict of them by output name (models with several)."""
     run = (outputs or {}).get((model, label))
     if run is None:
         return None
+    arrays = run["outputs"]
+    if isinstance(arrays, dict):
+        arrays = arrays.get(output) if output in arrays else (next(iter(arrays.values())) if len(arrays) == 1 else None)
+        if arrays is None:
+            return None
     where = np.flatnonzero(np.asarray(run["indices"]) == index)
     if not len(where):
         return None
-    row = np.asarray(run["outputs"])[where[0]]
+    row = np.asarray(arrays)[where[0]]
     return row if row.ndim == 1 and row.size >= 2 else None
 
 
@@ -152,8 +158,9 @@ def _card(result, inputs, outputs, c, index: int, near: bool) -> str:
         return e(names[k]) if names and k < len(names) else str(k)
 
     img = ""
-    if inputs is not None and 0 <= index < len(inputs.images):
-        url = _png(inputs.images[index])
+    images = getattr(inputs, "images", None)  # None: a model fed named arrays, not pictures
+    if images is not None and 0 <= index < len(images):
+        url = _png(images[index])
         img = f"<img src='{url}' alt='input {index}'>" if url else ""
     label, kind = "", ""
     if inputs is not None and index < len(inputs.labels):
@@ -161,7 +168,9 @@ def _card(result, inputs, outputs, c, index: int, near: bool) -> str:
         kind = inputs.kinds[index]
     tag = "<b>near tie</b>" if near else "<b>disagreement</b>"  # margins: top score minus the runner-up's
     head = f"{img}<div>#{index} {e(kind)}<br>{label}<br>{tag}</div>"
-    ref, cand = _rows_of(outputs, c.model, c.reference, index), _rows_of(outputs, c.model, c.candidate, index)
+    output = getattr(c, "output", None)
+    ref = _rows_of(outputs, c.model, c.reference, index, output)
+    cand = _rows_of(outputs, c.model, c.candidate, index, output)
     if ref is not None and cand is not None:
         rt, rs, rm = _top(ref)
         ct, cs, cm = _top(cand)
