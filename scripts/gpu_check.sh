@@ -41,6 +41,7 @@ dir=$(cd "$dir" && pwd)
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root" || exit 2
 PY=${PYTHON:-python3}
+WHEELS=${GPU_CHECK_WHEELS:-.whl}  # the wheel transfers' folder (../shared/gpu/README.md)
 DEADLINE_S=${GPU_CHECK_SECONDS:-470}
 MODELS=(torch keras)
 # step name -> seconds; their sum must stay under DEADLINE_S (the dry run checks it)
@@ -107,9 +108,9 @@ dry_run() {
   mib=$(du -sm "$dir" | cut -f1)
   [ "$mib" -lt 60 ] && echo "OK       $dir is ${mib} MiB to carry" \
     || { echo "BAD      $dir is ${mib} MiB, too much to carry in one call (64 MiB)"; status=2; }
-  if [ -f .whl/install.sh ] && [ -f .whl/ort-gpu.name ]; then
-    read -r name count < .whl/ort-gpu.name
-    echo "OK       wheels: $name in $count parts, $(ls .whl/ort-gpu.part* 2>/dev/null | wc -l) here, $(ls .whl/extra 2>/dev/null | wc -l) extra wheels"
+  if [ -f "$WHEELS/install.sh" ] && [ -f "$WHEELS/ort-gpu.name" ]; then
+    read -r name count < "$WHEELS/ort-gpu.name"
+    echo "OK       wheels: $name in $count parts, $(ls "$WHEELS"/ort-gpu.part* 2>/dev/null | wc -l) here, $(ls "$WHEELS/extra" 2>/dev/null | wc -l) extra wheels"
   else
     echo "NOTE     wheels: no .whl/ here yet (bash ../shared/gpu/prepare.sh makes it; needed there, not for this check)"
   fi
@@ -156,11 +157,11 @@ t() {  # run a command under the step's limit
 check_inputs || { echo "gpu_check: bad inputs in $dir (run the dry run here first)"; exit 2; }
 
 begin install
-if [ -f .whl/install.sh ]; then
-  t "${BUDGET[install]}" bash .whl/install.sh && source <(bash .whl/install.sh --env)
+if [ -f "$WHEELS/install.sh" ]; then
+  t "${BUDGET[install]}" bash "$WHEELS/install.sh" && source <(bash "$WHEELS/install.sh" --env)
   finish install $?
 else
-  echo "no .whl/ here: using the Python packages as they are"; finish install 0
+  echo "no $WHEELS/install.sh here: using the Python packages as they are"; finish install 0
 fi
 
 begin environment

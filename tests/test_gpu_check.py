@@ -53,7 +53,7 @@ def test_a_model_of_the_wrong_framework_is_caught(torch_pair, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_ready_folder_passes(keras_checkpoint, torch_checkpoint, tmp_path):
+def test_a_ready_folder_passes_the_dry_run_and_fails_loudly_without_a_gpu(keras_checkpoint, torch_checkpoint, tmp_path):
     from onnxparity.parity.pipeline import train_and_convert
 
     for name, ckpt in (("keras", keras_checkpoint), ("torch", torch_checkpoint)):
@@ -64,3 +64,22 @@ def test_a_ready_folder_passes(keras_checkpoint, torch_checkpoint, tmp_path):
     assert "OK       keras: model.keras and keras.onnx (keras_cnn" in res.stdout
     assert "OK       time: steps" in res.stdout
     assert res.stdout.rstrip().endswith("dry run: ready")
+    # The run itself, here without a GPU: every CUDA step fails loudly instead of passing empty.
+    from onnxparity.parity.environment import nvidia_gpus
+
+    if nvidia_gpus()[0]:
+        return  # there it is the real run, minutes long: scripts/gpu_check.sh is run by hand
+    out = tmp_path / "out"
+    res = subprocess.run(["bash", str(SCRIPT), str(tmp_path)], capture_output=True, text=True, timeout=600,
+                         cwd=ROOT, env={**os.environ, "PYTHON": sys.executable, "OUT": str(out),
+                                        "GPU_CHECK_WHEELS": str(tmp_path / "no-wheels")})
+    assert res.returncode == 1, res.stdout[-3000:]
+    summary = res.stdout[res.stdout.index("=== summary"):]
+    for step, verdict in (("install", "ok"), ("environment", "ok"), ("parity", "FAILED (1)"),
+                          ("bench", "FAILED (1)"), ("serve", "FAILED (1)"), ("quantize", "skipped")):
+        assert f"  {step:<12} {verdict}" in summary, summary
+    assert "onnxruntime" in res.stdout and "build info:" in res.stdout  # get_build_info() printed
+    assert "REQUIRED torch_net: required device cuda" in res.stdout
+    assert {p.name for p in out.iterdir()} == {"gpu_check.log", "parity-torch.json", "parity-keras.json",
+                                                "parity-torch.html", "parity-keras.html", "bench-gpu.json",
+                                                "gpu-outputs.tar"}
