@@ -6,9 +6,10 @@
 #   onnxparity run --out runs/gpu --n 100              # train (or reuse) and convert both models
 #   bash ../shared/gpu/prepare.sh                      # onnxparity-gpu/keras/aiohttp wheels into .whl/
 #   bash scripts/gpu_check.sh --dry-run runs/gpu       # checks the inputs, the files and the plan
-# There, after ../shared/gpu/README.md's wheel transfers (one part per call, each followed by
-# `bash .whl/install.sh`; carry runs/gpu with a call that has room, e.g. the last part if it fits):
-#   bash scripts/gpu_check.sh runs/gpu                 # device tool: timeout_s 540, carry [".whl", "runs/gpu"]
+# There, after ../shared/gpu/README.md's wheel transfers (one ~51 MB part per call, each followed by
+# `bash .whl/install.sh`, which keeps what it got in /tmp/whl-parts), one last call carries only
+# runs/gpu (about 20 MB: it does not fit beside a part under the 64 MiB a call carries) and runs:
+#   bash scripts/gpu_check.sh runs/gpu                 # device tool: timeout_s 540, carry ["runs/gpu"]
 #
 # Steps, each under its own time limit, all under one deadline (GPU_CHECK_SECONDS, 470 s):
 #   1. the wheels installed and sourced; 2. the environment: nvidia-smi, onnxruntime.get_build_info(),
