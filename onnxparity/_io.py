@@ -18,6 +18,10 @@ def atomic_path(dest: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     ``suffix`` keeps extensions that writers insist on (Keras wants ``.keras``).
     """
     dest = Path(dest)
+    if dest.exists() and not dest.is_file() and not dest.is_dir():
+        # /dev/null, /dev/stdout, a FIFO: written in place; replacing one would put a plain file there.
+        yield dest
+        return
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix or dest.suffix, dir=dest.parent)
     os.close(fd)

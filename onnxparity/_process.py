@@ -22,11 +22,18 @@ from typing import Any, Mapping
 from onnxparity.errors import InputError, OnnxParityError, WorkerError
 
 TAIL_CHARS = 2000
+STDOUT_ENV = "ONNXPARITY_WORKER_STDOUT"  # "1" in a worker's env: its stdout stays the parent's (training progress)
 
 
 def _setup_child(env: Mapping[str, str], stderr_path: str) -> None:
+    """The child's stderr, and its stdout unless the caller wants it shown, go to the log file whose
+    end a failure reports: a library's banner (ORT's "EP Error ... Falling back") must not land in
+    the command's own output. ``ONNXPARITY_WORKER_STDOUT=1`` in ``env`` keeps stdout."""
     fd = os.open(stderr_path, os.O_WRONLY | os.O_APPEND)
     os.dup2(fd, 2)
+    if env.get(STDOUT_ENV) != "1":
+        os.dup2(fd, 1)
+    os.close(fd)
     os.environ.update(env)
 
 

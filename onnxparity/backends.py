@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass, field
 
-from onnxparity.machine import nvidia_gpus
 
 # Short names for the execution providers; any other full name works too.
 PROVIDER_ALIASES = {
@@ -60,7 +59,9 @@ class Backend:
         if self.device == "cuda":
             if not gpu:
                 return "GPU runs turned off (--cpu-only)"
-            gpus, why = nvidia_gpus()
+            from onnxparity.gpu import detect
+
+            gpus, why = detect()
             if not gpus:
                 return why
         return None

@@ -15,7 +15,7 @@ import subprocess
 # The flags that decide which kernels MLAS, oneDNN and Inductor pick (quoted with every benchmark).
 KERNEL_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_tile", "neon", "sve")
 # Where hosts keep nvidia-smi when it is not on PATH (NVIDIA's container toolkit mounts it here).
-NVIDIA_SMI_FALLBACKS = ("/usr/local/nvidia/bin/nvidia-smi", "/usr/bin/nvidia-smi")
+NVIDIA_SMI_FALLBACKS = ("/usr/local/nvidia/bin/nvidia-smi", "/usr/bin/nvidia-smi", "/opt/nvidia/bin/nvidia-smi")
 
 
 @functools.lru_cache(maxsize=1)
@@ -90,20 +90,16 @@ def physical_cores() -> int:
     return max(1, count)
 
 
-def nvidia_smi() -> str | None:
-    """The nvidia-smi executable: on PATH, else where hosts commonly keep it."""
+def find_nvidia_smi(fallbacks: tuple[str, ...] = NVIDIA_SMI_FALLBACKS) -> str | None:
+    """``nvidia-smi`` on the PATH, else the first of ``fallbacks`` that is an executable file."""
     found = shutil.which("nvidia-smi")
     if found:
         return found
-    return next((p for p in NVIDIA_SMI_FALLBACKS if os.access(p, os.X_OK)), None)
+    return next((p for p in fallbacks if os.path.isfile(p) and os.access(p, os.X_OK)), None)
 
 
-@functools.lru_cache(maxsize=1)
-def nvidia_gpus() -> tuple[list[dict], str | None]:
-    """NVIDIA GPUs from ``nvidia-smi`` (name, driver, memory); the reason when there are none."""
-    exe = nvidia_smi()
-    if exe is None:
-        return [], "no NVIDIA driver here (nvidia-smi not found on PATH or in /usr/local/nvidia/bin)"
+def query_nvidia_smi(exe: str) -> tuple[list[dict], str | None]:
+    """Name, driver and memory of every GPU ``exe`` lists; the reason when it lists none."""
     try:
         out = subprocess.run([exe, "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
                              capture_output=True, text=True, timeout=20)
@@ -113,5 +109,15 @@ def nvidia_gpus() -> tuple[list[dict], str | None]:
     for line in out.stdout.strip().splitlines():
         parts = [p.strip() for p in line.split(",")]
         if len(parts) == 3:
-            gpus.append({"name": parts[0], "driver": parts[1], "memory": parts[2]})
-    return gpus, None if gpus else f"nvidia-smi lists no GPU ({(out.stderr or out.stdout).strip()[:120]})"
+            gpus.append({"name": parts[0], "driver": parts[1], "memory": parts[2], "source": exe})
+    return gpus, None if gpus else f"{exe} lists no GPU ({(out.stderr or out.stdout).strip()[:120]})"
+
+
+@functools.lru_cache(maxsize=1)
+def nvidia_gpus() -> tuple[list[dict], str | None]:
+    """NVIDIA GPUs from ``nvidia-smi`` (name, driver, memory); the reason when there are none.
+    :func:`onnxparity.gpu.detect` asks torch too where the driver is present without the tool."""
+    exe = find_nvidia_smi()
+    if exe is None:
+        return [], "no NVIDIA driver here (nvidia-smi not found on PATH or in /usr/local/nvidia/bin)"
+    return query_nvidia_smi(exe)

@@ -9,6 +9,7 @@ are imported here first, in the safe order, whatever order pytest collects test 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -44,3 +45,24 @@ def torch_checkpoint(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("torch") / "torch"
     _process.call("onnxparity.models:train", "torch", out, epochs=3, log_interval=0)
     return out
+
+
+@pytest.fixture(scope="session")
+def torch_pair(torch_checkpoint, tmp_path_factory) -> tuple[Path, Path, Path]:
+    """(a copy of the PyTorch checkpoint, its ONNX file, a copy of that file with perturbed weights)."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    folder = tmp_path_factory.mktemp("pair") / "torch"
+    shutil.copytree(torch_checkpoint, folder)
+    good = folder.parent / "torch.onnx"
+    _process.call("onnxparity.convert:convert", str(folder), str(good), name="convert torch")
+    model = onnx.load(str(good))
+    init = max(model.graph.initializer, key=lambda t: int(np.prod(t.dims)))  # the largest weight
+    w = numpy_helper.to_array(init).copy()
+    w.flat[: w.size // 10] += 0.05
+    init.CopyFrom(numpy_helper.from_array(w, init.name))
+    broken = folder.parent / "broken.onnx"
+    onnx.save(model, str(broken))
+    return folder, good, broken

@@ -9,6 +9,17 @@ def keras_optimizer_iterations(path) -> int:
     return int(load(path).optimizer.iterations.numpy())
 
 
+def print_then_fail(message: str) -> None:
+    print(message, flush=True)
+    raise RuntimeError("failed after printing")
+
+
+def runner_details(path, **options) -> dict:
+    from onnxparity.runners import open_runner
+
+    return open_runner(path, **options).details()
+
+
 # -- models of other shapes, for the "any model" tests (PyTorch ones: tests/torch_models.py) -------
 def save_keras_model(kind: str, path) -> None:
     """A Keras model of ``kind`` with seeded random weights, saved as ``.keras``."""

@@ -31,6 +31,7 @@ import numpy as np
 from onnxparity import __version__, _process
 from onnxparity.errors import InputError, WorkerError
 from onnxparity.models import resolve
+from onnxparity.progress import steps as progress_steps
 from onnxparity.spec import SPEC_FILE
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,8 @@ class BenchConfig:
             raise InputError(f"devices must be among {', '.join(DEVICES)} (got {', '.join(bad) or 'none'})")
         if self.rounds < 1 or self.round_s <= 0 or self.warmup_s < 0:
             raise InputError("rounds must be at least 1 and the round time positive")
+        if self.timeout_s <= 0:
+            raise InputError("the timeout must be positive")
         from onnxparity.bench.variants import VARIANTS
 
         for b in self.backends or ():
@@ -281,7 +284,8 @@ def bench(paths: list[str], config: BenchConfig | None = None, progress=None) ->
                         "details": cell.opened.get("details", {}),
                         "worker": cell.worker, "path": model.onnx if cell.backend.startswith("onnxruntime") else model.native}
                 for batch in config.batch_sizes:
-                    _measure(cells, int(batch), config, workers, say)
+                    with progress_steps(f"{model.name} batch {batch}", total=config.rounds) as bar:
+                        _measure(cells, int(batch), config, workers, say, bar.advance)
                 for cell in cells:
                     if cell.error:
                         skipped.append({"model": model.name, "backend": cell.backend, "device": cell.device,
@@ -350,13 +354,14 @@ def _signature(model: BenchModel) -> dict | None:
 
 def _no_gpu_reason() -> str | None:
     """Without an NVIDIA driver no CUDA backend can run: say so without starting their workers."""
-    from onnxparity.machine import nvidia_gpus
+    from onnxparity.gpu import detect
 
-    gpus, why = nvidia_gpus()
+    gpus, why = detect()
     return None if gpus else why
 
 
-def _measure(cells: list[_Cell], batch: int, config: BenchConfig, workers: _Workers, say) -> None:
+def _measure(cells: list[_Cell], batch: int, config: BenchConfig, workers: _Workers, say,
+             tick=lambda n=1, note=None: None) -> None:
     live = []
     for cell in cells:
         if cell.error:
@@ -381,6 +386,7 @@ def _measure(cells: list[_Cell], batch: int, config: BenchConfig, workers: _Work
                 cell.rounds[batch].append(workers.call(cell.worker, "time", cell.key, batch, cell.calls[batch]))
             except (WorkerError, InputError) as exc:
                 cell.error = f"batch {batch}, round {r + 1}: {exc}"
+        tick(1, f"round {r + 1}/{config.rounds}")
     for cell in live:
         with contextlib.suppress(WorkerError, KeyError):
             workers.call(cell.worker, "release", cell.key, batch)

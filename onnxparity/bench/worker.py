@@ -55,7 +55,12 @@ class BenchWorker:
 
         started = time.perf_counter()
         if variant in VARIANTS:  # the framework's import, once per process, is not the model's load
-            importlib.import_module(FRAMEWORK_MODULES[VARIANTS[variant][1]])
+            module = FRAMEWORK_MODULES[VARIANTS[variant][1]]
+            try:
+                importlib.import_module(module)
+            except ImportError as exc:  # Keras on CPU without TensorFlow (the GPU machine), say
+                engine = f" (KERAS_BACKEND={os.environ.get('KERAS_BACKEND')})" if module == "keras" else ""
+                return {"status": "unavailable", "reason": f"cannot import {module}{engine}: {exc}"}
         imported = time.perf_counter() - started
         try:
             v = build(variant, model, device)

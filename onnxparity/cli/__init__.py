@@ -49,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="onnxparity: %(levelname)s: %(message)s")
+    if getattr(args, "json", None) or args.verbose:  # machine-read output, or log lines instead
+        from onnxparity import progress
+
+        progress.configure(False)
     try:
         return int(args._run(args) or 0)
     except OnnxParityError as exc:

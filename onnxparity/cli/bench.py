@@ -35,6 +35,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--round-time", type=float, default=0.15, metavar="S",
                    help="seconds of calls per backend per round (default 0.15)")
     p.add_argument("--warmup", type=float, default=0.5, metavar="S", help="warm-up seconds per backend and batch size")
+    p.add_argument("--timeout", type=float, default=900, metavar="S",
+                   help="seconds any one worker call may take (a load, a compile, one round's turn) before that "
+                        "backend is stopped and reported (default 900)")
     p.add_argument("--peak-gflops", type=float, metavar="G",
                    help="the machine's peak FP32 GFLOP/s, to print ONNX Runtime's share of it")
     from onnxparity.cli.check import add_input_arguments
@@ -66,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     config = BenchConfig(batch_sizes=args.batch_sizes, devices=args.devices, backends=args.backends,
                          input_shapes=parse_input_shapes(args.input_shape) or None,
                          int_range=parse_int_range(args.int_range),
-                         rounds=args.rounds, round_s=args.round_time, warmup_s=args.warmup)
+                         rounds=args.rounds, round_s=args.round_time, warmup_s=args.warmup, timeout_s=args.timeout)
     progress = (lambda message: print(f"  {message}", file=sys.stderr, flush=True)) if args.verbose else None
     report = bench(args.models or _default_models(), config, progress=progress).to_dict()
     report["config"]["peak_gflops"] = args.peak_gflops

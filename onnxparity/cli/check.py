@@ -35,6 +35,9 @@ def add_parity_arguments(p: argparse.ArgumentParser) -> None:
                    help="inputs run at batch size 1 (default 1000; 0: all)")
     p.add_argument("--jobs", type=int, help="workers at once (default: all)")
     p.add_argument("--timeout", type=float, default=600, help="seconds before a backend's worker is stopped")
+    p.add_argument("--require-devices", metavar="DEVICE,...",
+                   help="devices that must have run (cuda): where a model's original or its ONNX file did not run "
+                        "on one, parity fails (exit 1) instead of listing those backends as not run")
     p.add_argument("--save-outputs", metavar="PATH", help="write the raw outputs (.npz) for `onnxparity compare`")
 
 
@@ -79,7 +82,7 @@ def parity_options(args: argparse.Namespace) -> dict:
                 int_range=parse_int_range(args.int_range),
                 gpu=not args.cpu_only, atol=args.atol, rtol=args.rtol, min_agreement=args.min_agreement,
                 batch_size=args.batch_size, batch1_limit=args.batch1_n or None, jobs=args.jobs,
-                timeout=args.timeout, save_outputs_path=args.save_outputs)
+                timeout=args.timeout, save_outputs_path=args.save_outputs, require_devices=args.require_devices)
 
 
 def finish(result) -> int:

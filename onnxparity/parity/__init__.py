@@ -63,16 +63,22 @@ def _data_error(data, spec):
 def check_many(targets: list[Target], *, data: str | None = None, n: int | None = None, synthetic: bool = True,
                inputs: str | Path | None = None, input_shapes=None, int_range=None, samples: int | None = None,
                json_path: str | Path | None = None, html_path: str | Path | None = None,
-               save_outputs_path: str | Path | None = None, **options) -> ParityResult:
+               save_outputs_path: str | Path | None = None, require_devices=None, **options) -> ParityResult:
     """Parity for several models in one matrix, each on its own inputs; writes the reports asked for.
 
     ``options`` go to :func:`onnxparity.parity.matrix.run` (providers, gpu, atol, rtol,
-    min_agreement, batch_size, batch1_limit, jobs, timeout).
+    min_agreement, batch_size, batch1_limit, jobs, timeout). ``require_devices`` ("cuda"): a
+    device where a model's original or ONNX file did not run fails the check
+    (:mod:`onnxparity.parity.require`).
     """
+    from onnxparity.parity import require
+
+    require.parse(require_devices)  # a bad name is an input error before anything runs
     chosen = [choose_inputs(t, data=data, n=n, synthetic=synthetic, inputs=inputs, input_shapes=input_shapes,
                             int_range=int_range, samples=samples) for t in targets]
     per_target = [c[0] for c in chosen]
     result, outputs = run(targets, per_target, saved=[c[1] for c in chosen], **options)
+    require.apply(result, require_devices)
     write_reports(result, per_target[0], outputs, json_path=json_path, html_path=html_path,
                   save_outputs_path=save_outputs_path)
     return result
@@ -93,6 +99,6 @@ def write_reports(result: ParityResult, inputs: Inputs, outputs: dict, *, json_p
     if html_path:
         from onnxparity.parity.report import write_html
 
-        write_html(html_path, result, inputs)
+        write_html(html_path, result, inputs, outputs)
     if save_outputs_path:
         save_outputs(save_outputs_path, result, outputs, inputs)

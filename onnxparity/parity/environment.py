@@ -7,7 +7,7 @@ import platform
 import sys
 from importlib import metadata
 
-from onnxparity.machine import cpu_name, nvidia_gpus
+from onnxparity.machine import cpu_name
 
 PACKAGES = ("onnxparity", "numpy", "tensorflow", "keras", "torch", "torchvision", "onnx", "onnxruntime",
             "onnxruntime-gpu", "tf2onnx", "jax")
@@ -20,8 +20,18 @@ def _version(dist: str) -> str | None:
         return None
 
 
+def nvidia_gpus() -> tuple[list[dict], str | None]:
+    """NVIDIA GPUs (name, driver, memory) and the reason when there are none: see :func:`onnxparity.gpu.detect`."""
+    from onnxparity.gpu import detect
+
+    return detect()
+
+
 @functools.lru_cache(maxsize=1)
 def ort_providers() -> list[str]:
+    from onnxparity.gpu import prepare_onnxruntime
+
+    prepare_onnxruntime(["cuda"])  # a build that registers CUDA at import must find its libraries then
     import onnxruntime as ort
 
     return [p for p in ort.get_available_providers() if p != "AzureExecutionProvider"]

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from onnxparity import _process
+from onnxparity import _process, progress
 from onnxparity.backends import Backend, backends_for, requested_providers
 from onnxparity.errors import BackendUnavailable, InputError, WorkerError
 from onnxparity.inputs import Inputs, prepare
@@ -228,7 +228,8 @@ def run(targets: list[Target], inputs: Inputs | list[Inputs], *, providers=None,
         todo.sort(key=lambda t: (weight.get(t[0].backend.runner, 9), t[0].batch_size == 1))
         running: list[tuple[Job, _process.Worker, float]] = []
         try:
-            _drive(todo, running, jobs or len(todo), crash, timeout, model_inputs, runs, outputs)
+            with progress.steps("parity backends", total=len(todo)) as bar:
+                _drive(todo, running, jobs or len(todo), crash, timeout, model_inputs, runs, outputs, bar.advance)
         finally:  # an input error in the reference (or Ctrl-C) ends the rest too
             for _, worker, _ in running:
                 worker.stop()
@@ -287,7 +288,8 @@ def _compare_all(models, planned, runs, outputs, atol, rtol, min_agreement):
     return comparisons, tolerances
 
 
-def _drive(todo, running, limit, crash, timeout, model_inputs, runs, outputs) -> None:
+def _drive(todo, running, limit, crash, timeout, model_inputs, runs, outputs,
+           tick=lambda n=1, note=None: None) -> None:
     """Keep up to ``limit`` workers running until every job is done; collect each as it finishes."""
     while todo or running:
         while todo and len(running) < limit:
@@ -303,6 +305,7 @@ def _drive(todo, running, limit, crash, timeout, model_inputs, runs, outputs) ->
             running.remove(item)
             job, worker, t0 = item
             runs[job.model, job.label], out = _collect(job, worker, t0, model_inputs[job.model])
+            tick(1, f"{job.model} {job.label} {runs[job.model, job.label].status}")
             if out is not None:
                 outputs[job.model, job.label] = out
 

@@ -56,6 +56,7 @@ class ParityResult:
     tolerances: dict  # device -> {atol, rtol, min_agreement} as used
     disagreements: list[dict] = field(default_factory=list)  # inputs where any backend's top-1 differs
     seconds: float = 0.0  # wall time of the whole parity run (worker start-up included)
+    unmet: list[str] = field(default_factory=list)  # required devices (--require-devices) that did not run
     schema: str = SCHEMA
     created: str = ""
 
@@ -66,6 +67,7 @@ class ParityResult:
                  + f": {'; '.join(c.reasons)}"
                  for c in self.comparisons if not c.passed]
         lines += [f"{b.model}: {b.label} failed: {b.reason}" for b in self.backends if b.status == "failed"]
+        lines += list(self.unmet)
         return lines
 
     def to_dict(self) -> dict:

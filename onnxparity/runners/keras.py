@@ -22,6 +22,7 @@ class KerasRunner:
     """The saved Keras model on whatever backend Keras runs on in this process (TensorFlow by default)."""
 
     engine: str | None = None  # the Keras backend this runner insists on; None takes what is configured
+    precision: dict | None = None  # on a GPU under torch: the float32 mode pinned (no TF32)
 
     def __init__(self, ref: ModelRef, device: str = "cpu"):
         if ref.spec is None:
@@ -54,9 +55,8 @@ class KerasRunner:
                     f"Keras is already loaded with the {current} backend in this process; the {self.engine} "
                     f"backend needs a fresh process with KERAS_BACKEND={self.engine}"
                 )
-            if current == "torch" and os.environ.get("KERAS_TORCH_DEVICE", device) != device:
-                raise InputError(f"Keras on torch was loaded for {os.environ['KERAS_TORCH_DEVICE']}, not {device}; "
-                                 "use a fresh process")
+            if current == "torch" and (actual := keras_torch_device()) != device:
+                raise InputError(f"Keras on torch was loaded for {actual}, not {device}; use a fresh process")
             return
         engine = self.engine or os.environ.get("KERAS_BACKEND", "tensorflow")
         if importlib_find(engine) is None:
@@ -72,6 +72,11 @@ class KerasRunner:
             reason = cuda_unavailable_reason()
             if reason:
                 raise BackendUnavailable(f"Keras on the torch backend: {reason}")
+            import torch
+
+            from onnxparity.gpu import pin_full_precision
+
+            self.precision = pin_full_precision(torch)  # no TF32: float32 against float32
         elif self.engine_name == "tensorflow":
             import tensorflow as tf
 
@@ -95,7 +100,8 @@ class KerasRunner:
     def details(self) -> dict:
         import keras
 
-        return {"keras": keras.__version__, "keras_backend": self.engine_name, "device": self.device}
+        d = {"keras": keras.__version__, "keras_backend": self.engine_name, "device": self.device}
+        return {**d, "precision": self.precision} if self.precision else d
 
 
 class KerasTorchRunner(KerasRunner):
@@ -111,6 +117,14 @@ def flatten_outputs(out) -> list:
     if isinstance(out, (list, tuple)):
         return [t for item in out for t in flatten_outputs(item)]
     return [out]
+
+
+def keras_torch_device() -> str:
+    """The device Keras' torch backend puts tensors on in this process ("cpu", "cuda"), whatever
+    ``KERAS_TORCH_DEVICE`` says now: Keras read it once, at import."""
+    from keras.src.backend.torch.core import get_device
+
+    return str(get_device()).split(":", 1)[0]
 
 
 def importlib_find(module: str):

@@ -23,6 +23,9 @@ def resolve_providers(names: list[str] | None) -> list[str]:
     Raises :class:`BackendUnavailable` naming a provider the installed build lacks; ORT itself would
     only warn and run on the CPU under the accelerator's name.
     """
+    from onnxparity.gpu import prepare_onnxruntime
+
+    prepare_onnxruntime(names)  # CUDA libraries in before ORT's first import, where a GPU is asked for
     import onnxruntime as ort
 
     wanted = [provider_name(p) for p in (names or ["CPUExecutionProvider"])]
@@ -83,23 +86,10 @@ def _provider_of(entry) -> str:
 
 
 def preload_cuda_libraries() -> None:
-    """Load the CUDA libraries (cudart, cuBLAS, cuDNN) that torch's nvidia-* wheels bring, before
-    ORT's CUDA provider looks for them: ORT's GPU wheel does not ship them (../shared/gpu/README.md).
-    Best effort; where they are missing, the session's start says so."""
-    import importlib
+    """See :func:`onnxparity.gpu.preload_cuda_libraries` (torch's CUDA libraries, then ORT's preload)."""
+    from onnxparity.gpu import preload_cuda_libraries as preload
 
-    import onnxruntime as ort
-
-    try:
-        importlib.import_module("torch")  # its import loads the libraries from the nvidia-* wheels
-    except ImportError:
-        pass
-    preload = getattr(ort, "preload_dlls", None)  # ORT 1.21+: the same from the wheels it knows
-    if preload is not None:
-        try:
-            preload()
-        except Exception:  # noqa: BLE001
-            pass
+    preload()
 
 
 def _cpu_rewritten(path, providers, block: int | None = None) -> tuple[str | bytes, list[str]]:

@@ -23,6 +23,11 @@ class TorchRunner:
                 raise BackendUnavailable(f"PyTorch: {reason}")
         self.spec = ref.spec
         self.device = device
+        self.precision = None
+        if device.startswith("cuda"):
+            from onnxparity.gpu import pin_full_precision
+
+            self.precision = pin_full_precision(torch)  # no TF32: float32 against float32
         self.model = load_module(ref.path, ref.spec.architecture, kwargs=ref.spec.torch_kwargs)
         self.model.eval().to(device)
         self.name = "torch" if device == "cpu" else f"torch-{device}"
@@ -40,8 +45,9 @@ class TorchRunner:
 
     def details(self) -> dict:
         torch = self._torch
-        d = {"torch": torch.__version__, "device": self.device}
+        d = {"torch": str(torch.__version__), "device": self.device}  # a str: the parent need not import torch
         if self.device.startswith("cuda"):
             d["gpu"] = torch.cuda.get_device_name(0)
             d["cuda"] = torch.version.cuda
+            d["precision"] = self.precision
         return d
