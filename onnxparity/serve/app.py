@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import logging
 import signal
 import sys
@@ -24,7 +23,7 @@ import numpy as np
 
 from onnxparity import __version__
 from onnxparity.serve.batching import Batcher
-from onnxparity.serve.protocol import HEADER_LENGTH, RequestError, encode_infer_response, parse_infer_request
+from onnxparity.serve.protocol import HEADER_LENGTH, RequestError, dumps, encode_infer_response, parse_infer_request
 from onnxparity.serve.repository import ServedModel, warm_up
 
 log = logging.getLogger(__name__)
@@ -44,6 +43,7 @@ class ServeConfig:
     max_batch_size: int = 64
     max_queue_delay_us: int = 0
     instances: int = 1  # concurrent batches per model, all on one session (Triton's instance_group)
+    inline_below_us: int = 1000  # a batch expected to run faster than this runs on the event loop (batching.py)
     max_request_bytes: int = 8 * 1024 * 1024
 
 
@@ -65,10 +65,25 @@ class Metrics:
         self.compute = Histogram("onnxparity_inference_duration_seconds", "Time of one ONNX Runtime run",
                                  ["model"], registry=self.registry,
                                  buckets=(.0001, .0005, .001, .002, .005, .01, .02, .05, .1, .5, 1))
+        self._children: dict[tuple, object] = {}
+
+    def _child(self, metric, *labels):
+        # labels() validates and locks on every call; the label sets are few (routes, models, statuses).
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    def request(self, route: str, model: str, status: str, seconds: float | None = None) -> None:
+        """One answered request; its latency too where given."""
+        self._child(self.requests, route, model, status).inc()
+        if seconds is not None:
+            self._child(self.latency, route, model).observe(seconds)
 
     def batch(self, model: str, rows: int, seconds: float) -> None:
-        self.batch_size.labels(model).observe(rows)
-        self.compute.labels(model).observe(seconds)
+        self._child(self.batch_size, model).observe(rows)
+        self._child(self.compute, model).observe(seconds)
 
     def render(self) -> bytes:
         from prometheus_client import generate_latest
@@ -117,7 +132,8 @@ class InferenceServer:
             for name, model in self.models.items():
                 if model.batched:
                     b = Batcher(model, self.executor, self.config.max_batch_size,
-                                self.config.max_queue_delay_us / 1e6, self.config.instances, self.metrics.batch)
+                                self.config.max_queue_delay_us / 1e6, self.config.instances, self.metrics.batch,
+                                self.config.inline_below_us / 1e6)
                     b.start()
                     self.batchers[name] = b
 
@@ -136,7 +152,7 @@ class InferenceServer:
     def _json(self, obj, status: int = 200):
         from aiohttp import web
 
-        return web.Response(body=json.dumps(obj, separators=(",", ":")), status=status,
+        return web.Response(body=dumps(obj), status=status,
                             content_type="application/json")
 
     @property
@@ -167,9 +183,8 @@ class InferenceServer:
                 log.exception("internal error on %s %s", request.method, request.path)
                 response = self._json({"error": f"internal server error ({type(exc).__name__})"}, 500)
             if route is not None:
-                self.metrics.requests.labels(route, model, str(response.status)).inc()
-                if route in ("infer", "predict"):
-                    self.metrics.latency.labels(route, model).observe(time.perf_counter() - started)
+                self.metrics.request(route, model, str(response.status),
+                                     time.perf_counter() - started if route in ("infer", "predict") else None)
             return response
 
         return middleware

@@ -41,9 +41,8 @@ def _rpc(route: str):
                 log.exception("internal error in %s", method.__name__)
                 code, message = "INTERNAL", f"internal server error ({type(exc).__name__})"
             finally:
-                self.server.metrics.requests.labels(route, model, code).inc()
-                if route == "grpc_infer":
-                    self.server.metrics.latency.labels(route, model).observe(time.perf_counter() - started)
+                self.server.metrics.request(route, model, code,
+                                            time.perf_counter() - started if route == "grpc_infer" else None)
             await context.abort(getattr(grpc.StatusCode, code), message)
 
         return call
