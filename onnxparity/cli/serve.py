@@ -31,6 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-queue-delay-us", type=int, default=0,
                    help="how long a request may wait for others to batch with, in microseconds (default: 0: "
                         "batch only what queued up while the model was busy)")
+    p.add_argument("--inline-below-us", type=int, default=1000,
+                   help="a batch its model's last run says will take less than this runs on the event loop, not "
+                        "in a worker thread, whose round trip costs as much (default: 1000; 0 = always a thread)")
     p.add_argument("--instances", type=int, default=1,
                    help="batches of one model that may run at once, on its one session (default: 1)")
     p.add_argument("--max-request-mb", type=float, default=8.0, help="largest request body in MiB (default: 8)")
@@ -41,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from onnxparity.serve import load_models
     from onnxparity.serve.app import ServeConfig, serve
 
-    for name in ("threads", "max_queue_delay_us"):
+    for name in ("threads", "max_queue_delay_us", "inline_below_us"):
         if getattr(args, name) < 0:
             raise InputError(f"--{name.replace('_', '-')} must be 0 or more")
     for name in ("workers", "max_batch_size", "instances"):
@@ -59,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
                          providers=next(iter(models.values())).session.get_providers(),
                          batching=args.batching, max_batch_size=args.max_batch_size,
                          max_queue_delay_us=args.max_queue_delay_us, instances=args.instances,
+                         inline_below_us=args.inline_below_us,
                          max_request_bytes=int(args.max_request_mb * 1024 * 1024))
     serve(models, config)
     return 0
