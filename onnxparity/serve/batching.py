@@ -41,7 +41,7 @@ def _timed_run(model: ServedModel, feeds: dict[str, np.ndarray]) -> tuple[dict[s
 
 
 class Batcher:
-    """Combines concurrent requests to one model into batches and runs them off the event loop."""
+    """Combines concurrent requests to one model into batches and runs them (in a thread, unless cheap)."""
 
     def __init__(self, model: ServedModel, executor: Executor, max_batch_size: int, max_queue_delay_s: float,
                  instances: int = 1, on_batch: Callable[[str, int, float], None] | None = None,
