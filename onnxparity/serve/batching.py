@@ -6,9 +6,9 @@ rows, waiting at most ``max_queue_delay`` after the oldest one arrived for more 
 load the queue fills while a batch runs, so batches grow by themselves with no delay set.
 
 A batch runs in a worker thread (ONNX Runtime releases the GIL, so the event loop goes on
-parsing requests meanwhile), except a batch that the model's last run says will take less than
-``inline_below_s``: that one runs on the event loop, because handing it to a thread and back
-costs as much CPU as running it.
+parsing requests meanwhile), except a batch that the model's last run on inputs of the same
+shapes says will take less than ``inline_below_s``: that one runs on the event loop, because
+handing it to a thread and back costs as much CPU as running it.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class Batcher:
         self.max_queue_delay_s = max_queue_delay_s
         self.on_batch = on_batch
         self.inline_below_s = inline_below_s
-        self._row_s: float | None = None  # seconds per row in the last run
+        self._row_s: dict[tuple, float] = {}  # seconds per row in the last run, by input shapes
         self._items: collections.deque[_Item] = collections.deque()
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(instances)
@@ -126,7 +126,8 @@ class Batcher:
             else:
                 feeds = {n: np.concatenate([i.feeds[n] for i in batch]) for n in names}
             try:
-                if self._row_s is not None and self._row_s * rows < self.inline_below_s:
+                row_s = self._row_s.get(batch[0].key)
+                if row_s is not None and row_s * rows < self.inline_below_s:
                     outputs, seconds = _timed_run(self.model, feeds)
                 else:
                     outputs, seconds = await asyncio.get_running_loop().run_in_executor(
@@ -136,7 +137,9 @@ class Batcher:
                     if not item.future.done():
                         item.future.set_exception(exc)
                 return
-            self._row_s = seconds / rows
+            if len(self._row_s) >= 256:  # clients choose the shapes: a bounded memory of them
+                self._row_s.clear()
+            self._row_s[batch[0].key] = seconds / rows
             if self.on_batch is not None:
                 self.on_batch(self.model.name, rows, seconds)
             start = 0

@@ -16,6 +16,7 @@ import logging
 import time
 
 from onnxparity import __version__
+from onnxparity.errors import InputError
 from onnxparity.serve.grpc_protocol import encode_model_infer, parse_model_infer, status_code
 from onnxparity.serve.protocol import RequestError
 
@@ -111,9 +112,12 @@ def servicer(server):
 
 async def start_grpc(server, host: str, port: int, max_message_bytes: int):
     """Bind and start the gRPC server on the running loop: (the grpc.aio server, the port bound)."""
-    import grpc
-    from tritonclient.grpc import service_pb2_grpc
-
+    try:
+        import grpc
+        from tritonclient.grpc import service_pb2_grpc
+    except ImportError as exc:  # both are dependencies; a trimmed install may lack them
+        raise InputError(f"gRPC needs grpcio and tritonclient[grpc] ({exc}): pip install grpcio "
+                         "'tritonclient[grpc]'") from None
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     _check_free(host, port, address)
     aio = grpc.aio.server(options=[
@@ -128,8 +132,6 @@ async def start_grpc(server, host: str, port: int, max_message_bytes: int):
         bound = 0
     if not bound:
         await aio.stop(None)
-        from onnxparity.errors import InputError
-
         raise InputError(f"cannot listen for gRPC on {address}")
     await aio.start()
     return aio, bound
@@ -139,8 +141,6 @@ def _check_free(host: str, port: int, address: str) -> None:
     """A one-line error for a port in use, before gRPC's core logs its own multi-line one."""
     import os
     import socket
-
-    from onnxparity.errors import InputError
 
     if port == 0:
         return
