@@ -22,6 +22,7 @@ import pytest
 from tests.test_serve import MAX_BATCH, _feed, _metric, served_models  # noqa: F401  (the session fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # every test here serves the reference models, trained and converted once a session
 
 
 class Servers:
@@ -300,13 +301,16 @@ def test_grpc_port_in_use_is_a_one_line_error(served_models):  # noqa: F811
     assert "ready" not in r.stdout
 
 
-def test_kserve_manifest_names_the_grpc_port():
+def test_kserve_manifest_names_the_grpc_port(served_models, tmp_path):  # noqa: F811
     yaml = pytest.importorskip("yaml")
     from onnxparity.serve.triton import GRPC_PORT, inference_service
 
     rest = inference_service("digits", "s3://b/r")
     assert yaml.safe_load(rest)["spec"]["predictor"]["model"]["protocolVersion"] == "v2"
     assert f"containerPort: {GRPC_PORT}" in rest and "grpc-v2" in rest  # said, in a comment
-    model = yaml.safe_load(inference_service("digits", "s3://b/r", grpc=True))["spec"]["predictor"]["model"]
-    assert model["protocolVersion"] == "grpc-v2"
+    r = subprocess.run([sys.executable, "-m", "onnxparity", "export-triton", str(served_models / "torch_net.onnx"),
+                        str(tmp_path / "repo"), "--grpc"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    model = yaml.safe_load((tmp_path / "repo" / "inferenceservice.yaml").read_text())["spec"]["predictor"]["model"]
+    assert model["protocolVersion"] == "grpc-v2" and model["runtime"] == "kserve-tritonserver"
     assert model["ports"] == [{"containerPort": 9000, "name": "h2c", "protocol": "TCP"}]
