@@ -11,6 +11,7 @@ would send.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
@@ -28,14 +29,15 @@ def _rpc(route: str):
     def wrap(method):
         @functools.wraps(method)
         async def call(self, request, context):
-            import grpc
-
             started = time.perf_counter()
             model = getattr(request, "model_name", None) or getattr(request, "name", "")
             model = model if model in self.server.models else ""  # no label per made-up name
             code, message = "OK", None
             try:
                 return await method(self, request, context)
+            except asyncio.CancelledError:  # the client went away
+                code = "CANCELLED"
+                raise
             except RequestError as exc:
                 code, message = status_code(exc.status), str(exc)
             except Exception as exc:  # noqa: BLE001  (logged here, never sent to the client)
@@ -44,6 +46,8 @@ def _rpc(route: str):
             finally:
                 self.server.metrics.request(route, model, code,
                                             time.perf_counter() - started if route == "grpc_infer" else None)
+            import grpc
+
             await context.abort(getattr(grpc.StatusCode, code), message)
 
         return call
