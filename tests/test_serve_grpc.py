@@ -314,3 +314,12 @@ def test_kserve_manifest_names_the_grpc_port(served_models, tmp_path):  # noqa: 
     model = yaml.safe_load((tmp_path / "repo" / "inferenceservice.yaml").read_text())["spec"]["predictor"]["model"]
     assert model["protocolVersion"] == "grpc-v2" and model["runtime"] == "kserve-tritonserver"
     assert model["ports"] == [{"containerPort": 9000, "name": "h2c", "protocol": "TCP"}]
+
+
+def test_grpc_service_imports_no_training_framework(served_models):  # noqa: F811
+    code = ("import sys; from onnxparity.serve import load_models; from onnxparity.serve.app import InferenceServer, "
+            "ServeConfig; from onnxparity.serve.grpc_server import servicer; "
+            f"servicer(InferenceServer(load_models({str(served_models)!r}), ServeConfig())); "
+            "bad = [m for m in ('torch', 'tensorflow', 'keras', 'torchvision', 'tf2onnx') if m in sys.modules]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)
