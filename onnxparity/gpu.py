@@ -12,7 +12,7 @@ import functools
 import glob
 import sys
 
-from onnxparity.machine import NVIDIA_SMI_FALLBACKS, find_nvidia_smi, nvidia_gpus, query_nvidia_smi  # noqa: F401
+from onnxparity.machine import nvidia_gpus
 
 # The driver's device nodes and proc entries: present wherever a GPU is visible, whatever the tools.
 DEVICE_NODES = ("/dev/nvidia[0-9]*", "/proc/driver/nvidia/gpus/*")
@@ -56,7 +56,7 @@ def _torch_gpus_here() -> tuple[list[dict], str | None]:
 @functools.lru_cache(maxsize=1)
 def detect() -> tuple[list[dict], str | None]:
     """NVIDIA GPUs here and, when there are none, why: nvidia-smi (on the PATH or in
-    :data:`NVIDIA_SMI_FALLBACKS`), else torch where the driver's device nodes exist."""
+    :data:`onnxparity.machine.NVIDIA_SMI_FALLBACKS`), else torch where the driver's device nodes exist."""
     gpus, why = nvidia_gpus()
     if gpus:
         return gpus, None

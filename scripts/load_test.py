@@ -1,14 +1,21 @@
-"""Load benchmark for `onnxparity serve`: single-image V2 requests on loopback, batching on and off.
+"""Load benchmark for `onnxparity serve`: single-image V2 requests on loopback, over HTTP and gRPC.
 
 Why a script and not a test: its figures depend on the machine and on whatever else runs on it.
-It starts the server itself (127.0.0.1, a free port) once per mode, sends binary-form V2
-requests (tritonclient's wire format) of one real digit each, alternating between the served
-models, from ``--concurrency`` client connections for ``--duration`` seconds (and at most
-``--max-requests``), then prints requests/s and latency percentiles, and the mean batch size
-the server reports in /metrics.
+It starts the server itself (127.0.0.1, free ports) once per case, sends V2 requests of one
+real digit each, alternating between the served models, from ``--concurrency`` connections for
+``--duration`` seconds (and at most ``--max-requests``), then prints requests/s, latency
+percentiles, the mean batch size the server reports in /metrics and the CPU time per request.
 
-    python scripts/load_test.py runs/latest                # batching on, then off; 32 clients, 10 s
-    python scripts/load_test.py DIR --modes on --models torch_net --client python --json out.json
+HTTP bodies are tritonclient's binary form (``--format binary``) or plain JSON (``--format
+json``: ``data`` lists in, JSON out), sent by wrk (``wrk -t2``) where installed; gRPC requests
+are ``ModelInferRequest`` with ``raw_input_contents`` (what tritonclient.grpc sends), sent by
+grpcio's asyncio client in this process (there is no ghz here), which takes CPU from the server
+on a small machine. ``--trees`` runs other source trees' servers too (say a checkout of main),
+interleaved round by round, so before and after are measured side by side under the same load.
+
+    python scripts/load_test.py runs/latest                                  # batching on, then off
+    python scripts/load_test.py DIR --models torch --modes on --format json --protocols http,grpc
+    python scripts/load_test.py DIR --models torch --modes on --format json --trees /tmp/main,. --rounds 3
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import os
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,11 +41,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def payloads(folder: str, only: list[str] | None = None, n: int = 16) -> list[tuple[str, bytes, dict]]:
-    """(model, body, headers) for n real digits per model that takes digits, in binary V2 form."""
+def _digit_feeds(folder: str, only: list[str] | None, n: int):
+    """(model name, ServedModel, input name, datatype, rows) for each served model that takes digits."""
     from onnxparity.data import load_digits
     from onnxparity.serve import load_models
-    from onnxparity.serve.protocol import HEADER_LENGTH
 
     digits = load_digits(None, "test").images[:n]
     out = []
@@ -45,43 +52,86 @@ def payloads(folder: str, only: list[str] | None = None, n: int = 16) -> list[tu
         if not model.takes_digits or (only and name not in only):
             continue
         (feed_name, x), = model.digits_feed(digits).items()
-        datatype = next(iter(model.inputs.values())).datatype
+        out.append((name, model, feed_name, next(iter(model.inputs.values())).datatype, x))
+    if not out:
+        raise SystemExit(f"{folder}: no model that takes 28x28 digits" + (f" among {only}" if only else ""))
+    return out
+
+
+def payloads(folder: str, only: list[str] | None = None, n: int = 16, fmt: str = "binary"):
+    """(model, body, headers) for n real digits per model: binary V2 (tritonclient's form) or plain JSON."""
+    from onnxparity.serve.protocol import HEADER_LENGTH
+
+    out = []
+    for name, model, feed_name, datatype, x in _digit_feeds(folder, only, n):
         for row in x:
+            if fmt == "json":
+                body = json.dumps({"inputs": [{"name": feed_name, "datatype": datatype, "shape": [1, *row.shape],
+                                               "data": row.ravel().tolist()}],
+                                   "outputs": [{"name": model.digit_output}]}).encode()
+                out.append((name, body, {"Content-Type": "application/json"}))
+                continue
             raw = np.ascontiguousarray(row[None]).tobytes()
             header = json.dumps({"inputs": [{"name": feed_name, "datatype": datatype, "shape": [1, *row.shape],
                                              "parameters": {"binary_data_size": len(raw)}}],
                                  "outputs": [{"name": model.digit_output, "parameters": {"binary_data": True}}]})
             out.append((name, header.encode() + raw, {HEADER_LENGTH: str(len(header.encode())),
                                                       "Content-Type": "application/octet-stream"}))
-    if not out:
-        raise SystemExit(f"{folder}: no model that takes 28x28 digits")
     return out
 
 
-def start_server(folder: str, extra: list[str]) -> tuple[subprocess.Popen, str]:
+def grpc_requests(folder: str, only: list[str] | None = None, n: int = 16) -> list:
+    """ModelInferRequest messages for n real digits per model, with raw_input_contents."""
+    from tritonclient.grpc import service_pb2
+
+    out = []
+    for name, model, feed_name, datatype, x in _digit_feeds(folder, only, n):
+        for row in x:
+            request = service_pb2.ModelInferRequest(model_name=name)
+            request.inputs.add(name=feed_name, datatype=datatype, shape=[1, *row.shape])
+            request.outputs.add(name=model.digit_output)
+            request.raw_input_contents.append(np.ascontiguousarray(row[None]).tobytes())
+            out.append(request)
+    return out
+
+
+def start_server(folder: str, extra: list[str], tree: Path = ROOT) -> tuple[subprocess.Popen, str, str | None]:
+    """`onnxparity serve` from ``tree`` on free ports: (process, HTTP URL, gRPC address or None)."""
     cmd = [sys.executable, "-m", "onnxparity", "serve", folder, "--port", "0", *extra]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url, deadline = None, time.time() + 60
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    proc = subprocess.Popen(cmd, cwd=tree, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url, grpc, deadline, last = None, None, time.time() + 60, ""
     while time.time() < deadline:
         line = proc.stdout.readline()
         if not line:
-            raise SystemExit(f"the server exited ({proc.wait()})")
+            raise SystemExit(f"the server exited ({proc.wait()}): {last.strip()[-300:]}")
+        last = line
         m = re.search(r"(http://[\d.]+:\d+)/", line)
         url = url or (m.group(1) if m else None)
+        m = re.search(r"grpc ([\d.]+:\d+)", line)
+        grpc = grpc or (m.group(1) if m else None)
         if "ready" in line and url:
             # Keep reading what it prints, so a full pipe never stalls it.
             threading.Thread(target=proc.stdout.read, daemon=True).start()
-            return proc, url
+            return proc, url, grpc
     proc.kill()
     raise SystemExit("the server did not become ready in 60 s")
 
 
+def _summary(latencies: list[float], errors: int, elapsed: float) -> dict:
+    lat = np.array(latencies or [float("nan")]) * 1000
+    return {"requests": len(latencies), "errors": errors, "seconds": round(elapsed, 2),
+            "requests_per_s": round(len(latencies) / elapsed, 1),
+            "p50_ms": round(float(np.percentile(lat, 50)), 2), "p90_ms": round(float(np.percentile(lat, 90)), 2),
+            "p99_ms": round(float(np.percentile(lat, 99)), 2), "max_ms": round(float(lat.max()), 2)}
+
+
 async def load(url: str, bodies, concurrency: int, duration: float, max_requests: int) -> dict:
+    """HTTP from aiohttp clients in this process."""
     import aiohttp
 
     latencies: list[float] = []
-    errors = 0
-    sent = 0
+    errors = sent = 0
     stop_at = time.perf_counter() + duration
 
     async def client(k: int, session) -> None:
@@ -102,29 +152,57 @@ async def load(url: str, bodies, concurrency: int, duration: float, max_requests
     async with aiohttp.ClientSession(connector=connector) as session:
         started = time.perf_counter()
         await asyncio.gather(*(client(k, session) for k in range(concurrency)))
-        elapsed = time.perf_counter() - started
-        async with session.get(f"{url}/metrics") as r:
-            metrics = await r.text()
-    lat = np.array(latencies) * 1000
-    return {"requests": len(lat), "errors": errors, "seconds": round(elapsed, 2),
-            "requests_per_s": round(len(lat) / elapsed, 1),
-            "p50_ms": round(float(np.percentile(lat, 50)), 2), "p90_ms": round(float(np.percentile(lat, 90)), 2),
-            "p99_ms": round(float(np.percentile(lat, 99)), 2), "max_ms": round(float(lat.max()), 2),
-            "mean_batch": _mean_batch(metrics)}
+        return _summary(latencies, errors, time.perf_counter() - started)
+
+
+async def load_grpc(address: str, requests, concurrency: int, duration: float, max_requests: int,
+                    channels: int = 4) -> dict:
+    """gRPC ModelInfer calls from grpcio's asyncio client: ``concurrency`` callers over ``channels`` connections."""
+    import grpc
+    from tritonclient.grpc import service_pb2_grpc
+
+    latencies: list[float] = []
+    errors = sent = 0
+    stop_at = time.perf_counter() + duration
+    opened = [grpc.aio.insecure_channel(address) for _ in range(max(1, channels))]
+    stubs = [service_pb2_grpc.GRPCInferenceServiceStub(c) for c in opened]
+
+    async def client(k: int) -> None:
+        nonlocal errors, sent
+        stub, i = stubs[k % len(stubs)], k
+        while time.perf_counter() < stop_at and sent < max_requests:
+            sent += 1
+            request = requests[i % len(requests)]
+            i += 1
+            t0 = time.perf_counter()
+            try:
+                await stub.ModelInfer(request, timeout=10)
+            except grpc.aio.AioRpcError:
+                errors += 1
+            latencies.append(time.perf_counter() - t0)
+
+    try:
+        started = time.perf_counter()
+        await asyncio.gather(*(client(k) for k in range(concurrency)))
+        return _summary(latencies, errors, time.perf_counter() - started)
+    finally:
+        for c in opened:
+            await c.close()
 
 
 WRK_SCRIPT = """
-local files, paths, lengths = {}, {}, {}
+local files, paths, lengths, types = {}, {}, {}, {}
 for line in io.lines("%(index)s") do
-  local file, path, length = line:match("^(%%S+) (%%S+) (%%S+)$")
+  local file, path, length, ctype = line:match("^(%%S+) (%%S+) (%%S+) (%%S+)$")
   local f = assert(io.open(file, "rb")); files[#files + 1] = f:read("*a"); f:close()
-  paths[#paths + 1] = path; lengths[#lengths + 1] = length
+  paths[#paths + 1] = path; lengths[#lengths + 1] = length; types[#types + 1] = ctype
 end
 local i = 0
 request = function()
   i = i %% #files + 1
-  return wrk.format("POST", paths[i], {["Inference-Header-Content-Length"] = lengths[i],
-                    ["Content-Type"] = "application/octet-stream"}, files[i])
+  local headers = {["Content-Type"] = types[i]}
+  if lengths[i] ~= "-" then headers["Inference-Header-Content-Length"] = lengths[i] end
+  return wrk.format("POST", paths[i], headers, files[i])
 end
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -136,18 +214,19 @@ end
 """
 
 
-def load_wrk(url: str, bodies, concurrency: int, duration: float, workdir: Path) -> dict:
-    """The same requests from wrk (C, one thread): a client that leaves the server most of the CPU."""
+def load_wrk(url: str, bodies, concurrency: int, duration: float, workdir: Path, threads: int = 2) -> dict:
+    """The same requests from wrk (C): a client that leaves the server most of the CPU."""
     import resource
 
     lines = []
     for k, (name, body, headers) in enumerate(bodies):
         (workdir / f"body{k}.bin").write_bytes(body)
-        lines.append(f"{workdir / f'body{k}.bin'} /v2/models/{name}/infer {headers['Inference-Header-Content-Length']}")
+        lines.append(f"{workdir / f'body{k}.bin'} /v2/models/{name}/infer "
+                     f"{headers.get('Inference-Header-Content-Length', '-')} {headers['Content-Type']}")
     (workdir / "index.txt").write_text("\n".join(lines) + "\n")
     (workdir / "load.lua").write_text(WRK_SCRIPT % {"index": workdir / "index.txt"})
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    out = subprocess.run(["wrk", "-t1", f"-c{concurrency}", f"-d{duration:.0f}s", "--timeout", "5s",
+    out = subprocess.run(["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{duration:.0f}s", "--timeout", "5s",
                           "-s", str(workdir / "load.lua"), url], capture_output=True, text=True,
                          timeout=duration + 30)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -193,61 +272,118 @@ def run(coro):
         return asyncio.run(coro)
 
 
+def measure(args, tree: Path, mode: str, protocol: str, bodies, requests, duration: float) -> dict:
+    """One server from ``tree``, warmed, under ``duration`` seconds of load."""
+    extra = args.server_args.split() + ([] if mode == "on" else ["--no-batching"])
+    extra += ["--grpc-port", "0"] if protocol == "grpc" else []
+    proc, url, grpc = start_server(args.folder, extra, tree)
+    try:
+        if protocol == "grpc":
+            if grpc is None:
+                raise SystemExit(f"{tree}: this server has no gRPC (--grpc-port)")
+            run(load_grpc(grpc, requests, args.concurrency, 1.0, 2000, args.channels))  # warm the connections
+        else:
+            run(load(url, bodies, args.concurrency, 1.0, 2000))
+        server_cpu, client_cpu = cpu_seconds(proc.pid), time.process_time()
+        client = "wrk" if protocol == "http" and args.client == "wrk" else "python"
+        if client == "wrk":
+            with tempfile.TemporaryDirectory() as tmp:
+                r = load_wrk(url, bodies, args.concurrency, duration, Path(tmp), args.wrk_threads)
+        elif protocol == "grpc":
+            r = run(load_grpc(grpc, requests, args.concurrency, duration, args.max_requests, args.channels))
+        else:
+            r = run(load(url, bodies, args.concurrency, duration, args.max_requests))
+        if client == "python":
+            r["client_cpu_us_per_request"] = round((time.process_time() - client_cpu) / max(1, r["requests"]) * 1e6)
+        # CPU time per request: a figure that other people's load on the machine moves less.
+        r["server_cpu_us_per_request"] = round((cpu_seconds(proc.pid) - server_cpu) / max(1, r["requests"]) * 1e6)
+        r["mean_batch"] = mean_batch(url)
+        r["load_average_1min"] = os.getloadavg()[0]
+        r["client"] = client
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return r
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("folder", help="folder of .onnx files written by onnxparity convert")
     p.add_argument("--modes", default="on,off", help="dynamic batching modes to run (default: on,off)")
+    p.add_argument("--protocols", default="http", help="comma-separated: http, grpc (default: http)")
+    p.add_argument("--format", choices=("binary", "json"), default="binary",
+                   help="HTTP bodies: binary tensor data (tritonclient's form; default) or plain JSON")
     p.add_argument("--models", help="comma-separated models to send to (default: every model that takes digits, "
                                     "in turn)")
-    p.add_argument("--concurrency", type=int, default=32)
-    p.add_argument("--duration", type=float, default=10.0, help="seconds of load per mode (at most 60)")
+    p.add_argument("--concurrency", type=int, default=32, help="connections (HTTP) or callers (gRPC); default 32")
+    p.add_argument("--channels", type=int, default=4, help="gRPC connections the callers share (default: 4)")
+    p.add_argument("--duration", type=float, default=10.0, help="seconds of load per case (at most 60)")
+    p.add_argument("--rounds", type=int, default=1, help="repeat every case, interleaved; medians are printed "
+                                                         "(at most 10)")
     p.add_argument("--max-requests", type=int, default=200_000)
     p.add_argument("--server-args", default="", help="extra `onnxparity serve` arguments")
+    p.add_argument("--trees", default=str(ROOT),
+                   help="comma-separated source trees whose `onnxparity serve` to run, side by side (default: this "
+                        "one); e.g. a `git worktree` of main, to measure a change before and after")
     p.add_argument("--client", choices=("auto", "python", "wrk"), default="auto",
-                   help="wrk: the wrk tool (apt-get install wrk; C, one thread), which leaves the server most of "
+                   help="HTTP client. wrk: the wrk tool (apt-get install wrk; C), which leaves the server most of "
                         "the CPU; python: aiohttp clients in this process, which take about as much CPU as the "
                         "server; auto (default): wrk where installed")
+    p.add_argument("--wrk-threads", type=int, default=2, help="wrk -t (default: 2)")
     p.add_argument("--json", help="also write the results to this file")
     args = p.parse_args()
     duration = min(args.duration, 60.0)
+    rounds = max(1, min(args.rounds, 10))
     if args.client == "auto":
         args.client = "wrk" if shutil.which("wrk") else "python"
     if args.client == "wrk" and not shutil.which("wrk"):
         raise SystemExit("wrk is not installed (apt-get install wrk), or use --client python")
-    bodies = payloads(args.folder, args.models.split(",") if args.models else None)
-    results = {}
-    for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
-        extra = args.server_args.split() + ([] if mode == "on" else ["--no-batching"])
-        proc, url = start_server(args.folder, extra)
-        try:
-            run(load(url, bodies, args.concurrency, 1.0, 2000))  # warm the connections
-            server_cpu, client_cpu = cpu_seconds(proc.pid), time.process_time()
-            if args.client == "wrk":
-                with tempfile.TemporaryDirectory() as tmp:
-                    r = load_wrk(url, bodies, args.concurrency, duration, Path(tmp))
-                r["mean_batch"] = mean_batch(url)
-            else:
-                r = run(load(url, bodies, args.concurrency, duration, args.max_requests))
-                r["client_cpu_us_per_request"] = round((time.process_time() - client_cpu) / r["requests"] * 1e6)
-            # CPU time per request: a figure that other people's load on the machine moves less.
-            r["server_cpu_us_per_request"] = round((cpu_seconds(proc.pid) - server_cpu) / r["requests"] * 1e6)
-            r["load_average_1min"] = os.getloadavg()[0]
-            r["client"] = args.client
-        finally:
-            proc.send_signal(signal.SIGTERM)
+    only = args.models.split(",") if args.models else None
+    protocols = [x.strip() for x in args.protocols.split(",") if x.strip()]
+    if not set(protocols) <= {"http", "grpc"}:
+        raise SystemExit(f"--protocols: http, grpc, not {args.protocols}")
+    bodies = payloads(args.folder, only, fmt=args.format)
+    requests = grpc_requests(args.folder, only) if "grpc" in protocols else None
+    trees = [Path(t).resolve() for t in args.trees.split(",") if t.strip()]
+    cases = [(tree, mode.strip(), protocol) for mode in args.modes.split(",") if mode.strip()
+             for protocol in protocols for tree in trees]
+    runs: dict[str, list[dict]] = {}
+    flags = sorted({f for f in ("avx2", "avx512f", "avx512_vnni")
+                    if re.search(rf"\b{f}\b", Path("/proc/cpuinfo").read_text())})
+    print(f"{os.cpu_count()} CPUs ({', '.join(flags) or 'no avx2'}), load average "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    for k in range(rounds):
+        for tree, mode, protocol in list(cases):
             try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        results[f"batching_{mode}"] = r
-        print(f"batching {mode:3}: {r['requests_per_s']:8.1f} req/s  p50 {r['p50_ms']:6.2f} ms  "
-              f"p99 {r['p99_ms']:6.2f} ms  max {r['max_ms']:7.2f} ms  errors {r['errors']}  "
-              f"mean batch {r['mean_batch']}  ({r['requests']} requests, {args.concurrency} clients, "
-              f"{r['seconds']} s, {r['client']} client; CPU per request: server {r['server_cpu_us_per_request']} us, client "
-              f"{r['client_cpu_us_per_request']} us; {os.cpu_count()} CPUs, load average {r['load_average_1min']:.1f})",
-              flush=True)
+                r = measure(args, tree, mode, protocol, bodies, requests, duration)
+            except SystemExit as exc:
+                if protocol != "grpc":
+                    raise
+                print(f"{tree}: no gRPC measured ({exc})", flush=True)  # a tree from before --grpc-port
+                cases.remove((tree, mode, protocol))
+                continue
+            key = f"{tree.name if len(trees) > 1 else ''}{'/' if len(trees) > 1 else ''}{protocol}" \
+                  f"{'/' + args.format if protocol == 'http' else ''}/batching_{mode}"
+            runs.setdefault(key, []).append(r)
+            print(f"{key:36} {r['requests_per_s']:8.1f} req/s  p50 {r['p50_ms']:6.2f} ms  p99 {r['p99_ms']:6.2f} ms  "
+                  f"max {r['max_ms']:7.2f} ms  errors {r['errors']}  mean batch {r['mean_batch']}  "
+                  f"({r['requests']} requests, {args.concurrency} clients, {r['seconds']} s, {r['client']} client; "
+                  f"CPU per request: server {r['server_cpu_us_per_request']} us, client "
+                  f"{r['client_cpu_us_per_request']} us; load average {r['load_average_1min']:.1f})", flush=True)
+    if rounds > 1:
+        print("medians:")
+        for key, rs in runs.items():
+            med = {f: statistics.median(r[f] for r in rs) for f in ("requests_per_s", "p50_ms", "p99_ms",
+                                                                   "server_cpu_us_per_request")}
+            print(f"{key:36} {med['requests_per_s']:8.1f} req/s  p50 {med['p50_ms']:6.2f} ms  "
+                  f"p99 {med['p99_ms']:6.2f} ms  server CPU {med['server_cpu_us_per_request']:.0f} us/request  "
+                  f"({len(rs)} rounds)", flush=True)
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+        Path(args.json).write_text(json.dumps({"cpu_flags": flags, "cpus": os.cpu_count(), "runs": runs},
+                                              indent=2) + "\n")
     return 0
 
 

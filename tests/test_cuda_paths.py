@@ -33,12 +33,14 @@ def test_nvidia_smi_is_found_in_the_fallback_folder_when_not_on_path(tmp_path, m
     smi.write_text("#!/bin/sh\necho 'NVIDIA H200, 570.86.15, 143771 MiB'\n")
     smi.chmod(0o755)
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    assert gpu.find_nvidia_smi(()) is None
-    assert gpu.find_nvidia_smi(("/nonexistent/nvidia-smi", str(smi))) == str(smi)
-    gpus, why = gpu.query_nvidia_smi(str(smi))
+    from onnxparity import machine
+
+    assert machine.find_nvidia_smi(()) is None
+    assert machine.find_nvidia_smi(("/nonexistent/nvidia-smi", str(smi))) == str(smi)
+    gpus, why = machine.query_nvidia_smi(str(smi))
     assert why is None
     assert gpus == [{"name": "NVIDIA H200", "driver": "570.86.15", "memory": "143771 MiB", "source": str(smi)}]
-    assert "/usr/local/nvidia/bin/nvidia-smi" in gpu.NVIDIA_SMI_FALLBACKS
+    assert "/usr/local/nvidia/bin/nvidia-smi" in machine.NVIDIA_SMI_FALLBACKS
 
 
 def test_torch_is_asked_when_nvidia_smi_is_missing():

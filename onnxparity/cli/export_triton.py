@@ -2,7 +2,8 @@
 
 OUT/<model>/1/model.onnx and OUT/<model>/config.pbtxt for each model, OUT/inferenceservice.yaml
 for KServe. Upload OUT to the storage the manifest names (--storage-uri) and `kubectl apply` it,
-or run `tritonserver --model-repository OUT`; clients of `onnxparity serve` work unchanged.
+or run `tritonserver --model-repository OUT` (V2 over HTTP on 8000, over gRPC on 8001); clients of
+`onnxparity serve` (and of its --grpc-port) work unchanged.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--storage-uri", default="pvc://onnxparity-models/",
                    help="where KServe will find the repository (default: pvc://onnxparity-models/)")
     p.add_argument("--name", default="onnxparity", help="the InferenceService's name (default: onnxparity)")
+    p.add_argument("--grpc", action="store_true",
+                   help="the manifest exposes V2 over gRPC (protocolVersion grpc-v2, Triton's gRPC port 9000) "
+                        "instead of REST; KServe exposes one of the two")
     p.add_argument("--force", action="store_true", help="replace OUT even if export-triton did not write it")
 
 
@@ -29,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
 
     written = export_triton(args.folder, args.out, max_batch_size=args.max_batch_size,
                             max_queue_delay_us=args.max_queue_delay_us, instances=args.instances, gpu=args.gpu,
-                            storage_uri=args.storage_uri, service_name=args.name, force=args.force)
+                            storage_uri=args.storage_uri, service_name=args.name, force=args.force,
+                            grpc=args.grpc)
     for model in written:
         print(f"{model.name}: {model.config_path}")
     print(f"KServe manifest: {args.out}/{MANIFEST}")

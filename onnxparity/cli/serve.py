@@ -2,7 +2,8 @@
 
 Binds to 127.0.0.1 by default; --port 0 picks a free port (the address is printed). Routes:
 /v2/... (health, metadata, infer, binary tensor data), POST /predict (an image file -> each
-model's digit), / (draw a digit), /metrics (Prometheus). Stop with Ctrl-C.
+model's digit), / (draw a digit), /metrics (Prometheus). --grpc-port adds the same V2 API over
+gRPC (what tritonclient.grpc speaks), on the same models and batchers. Stop with Ctrl-C.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("folder", help="folder of .onnx files (e.g. the `onnxparity run` output), or one .onnx file")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 = any free port)")
+    p.add_argument("--grpc-port", type=int, default=None,
+                   help="also serve the V2 gRPC API (inference.GRPCInferenceService) on this port of the same host "
+                        "(Triton's default is 8001; 0 = any free port; default: no gRPC)")
     p.add_argument("--providers", help="comma-separated ONNX Runtime providers in order, short (cuda, cpu) or full "
                    "names (default: CUDAExecutionProvider where available, then CPUExecutionProvider)")
     p.add_argument("--threads", type=int, default=1,
@@ -27,6 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-queue-delay-us", type=int, default=0,
                    help="how long a request may wait for others to batch with, in microseconds (default: 0: "
                         "batch only what queued up while the model was busy)")
+    p.add_argument("--inline-below-us", type=int, default=1000,
+                   help="a batch its model's last run says will take less than this runs on the event loop, not "
+                        "in a worker thread, whose round trip costs as much (default: 1000; 0 = always a thread)")
     p.add_argument("--instances", type=int, default=1,
                    help="batches of one model that may run at once, on its one session (default: 1)")
     p.add_argument("--max-request-mb", type=float, default=8.0, help="largest request body in MiB (default: 8)")
@@ -37,22 +44,25 @@ def run(args: argparse.Namespace) -> int:
     from onnxparity.serve import load_models
     from onnxparity.serve.app import ServeConfig, serve
 
-    for name in ("threads", "max_queue_delay_us"):
+    for name in ("threads", "max_queue_delay_us", "inline_below_us"):
         if getattr(args, name) < 0:
             raise InputError(f"--{name.replace('_', '-')} must be 0 or more")
     for name in ("workers", "max_batch_size", "instances"):
         if getattr(args, name) < 1:
             raise InputError(f"--{name.replace('_', '-')} must be at least 1")
-    if not 0 <= args.port <= 65535:
-        raise InputError(f"--port must be 0..65535, not {args.port}")
+    for name in ("port", "grpc_port"):
+        value = getattr(args, name)
+        if value is not None and not 0 <= value <= 65535:
+            raise InputError(f"--{name.replace('_', '-')} must be 0..65535, not {value}")
     if args.max_request_mb <= 0:
         raise InputError("--max-request-mb must be positive")
     providers = [p.strip() for p in args.providers.split(",") if p.strip()] if args.providers else None
     models = load_models(args.folder, providers, intra_op_threads=args.threads)
-    config = ServeConfig(host=args.host, port=args.port, workers=args.workers,
+    config = ServeConfig(host=args.host, port=args.port, grpc_port=args.grpc_port, workers=args.workers,
                          providers=next(iter(models.values())).session.get_providers(),
                          batching=args.batching, max_batch_size=args.max_batch_size,
                          max_queue_delay_us=args.max_queue_delay_us, instances=args.instances,
+                         inline_below_us=args.inline_below_us,
                          max_request_bytes=int(args.max_request_mb * 1024 * 1024))
     serve(models, config)
     return 0

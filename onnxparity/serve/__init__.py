@@ -2,10 +2,11 @@
 
 The V2 REST protocol as Triton, KServe and MLServer speak it (so ``tritonclient`` works
 unchanged), with the binary tensor data extension, dynamic batching, ``/metrics``, a convenience
-``POST /predict`` for image files and a drawing page at ``/``. ``export_triton`` writes the same
-models as a Triton model repository plus a KServe ``InferenceService``, for scaling out.
-The server imports ONNX Runtime, aiohttp and Pillow only, never a training framework (with a CUDA
-provider, torch's import may load the CUDA libraries its wheels bring: ``make_session``).
+``POST /predict`` for image files and a drawing page at ``/``; with ``grpc_port``, the same API
+over gRPC too (``grpc_server``). ``export_triton`` writes the same models as a Triton model
+repository plus a KServe ``InferenceService``, for scaling out. The server imports ONNX Runtime,
+aiohttp and Pillow (and grpcio), never a training framework (with a CUDA provider, torch's
+import may load the CUDA libraries its wheels bring: ``make_session``).
 
     from onnxparity.serve import ServeConfig, load_models, serve
     serve(load_models("runs/latest"), ServeConfig(port=8000))

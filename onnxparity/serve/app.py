@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import logging
 import signal
 import sys
@@ -24,7 +23,7 @@ import numpy as np
 
 from onnxparity import __version__
 from onnxparity.serve.batching import Batcher
-from onnxparity.serve.protocol import HEADER_LENGTH, RequestError, encode_infer_response, parse_infer_request
+from onnxparity.serve.protocol import HEADER_LENGTH, RequestError, dumps, encode_infer_response, parse_infer_request
 from onnxparity.serve.repository import ServedModel, warm_up
 
 log = logging.getLogger(__name__)
@@ -37,12 +36,14 @@ class ServeConfig:
 
     host: str = "127.0.0.1"
     port: int = 8000
+    grpc_port: int | None = None  # the V2 gRPC service too, on this port of the same host (0: any free one)
     providers: list[str] | None = None  # as the sessions started them, for the startup line
     workers: int = 2  # threads that run ONNX Runtime
     batching: bool = True
     max_batch_size: int = 64
     max_queue_delay_us: int = 0
     instances: int = 1  # concurrent batches per model, all on one session (Triton's instance_group)
+    inline_below_us: int = 1000  # a batch expected to run faster than this runs on the event loop (batching.py)
     max_request_bytes: int = 8 * 1024 * 1024
 
 
@@ -53,7 +54,7 @@ class Metrics:
         from prometheus_client import CollectorRegistry, Counter, Histogram
 
         self.registry = CollectorRegistry()
-        self.requests = Counter("onnxparity_requests", "HTTP requests by route, model and status",
+        self.requests = Counter("onnxparity_requests", "Requests by route (gRPC: grpc, grpc_infer), model and status",
                                 ["route", "model", "status"], registry=self.registry)
         self.latency = Histogram("onnxparity_request_duration_seconds", "Time from request to response",
                                  ["route", "model"], registry=self.registry,
@@ -64,10 +65,25 @@ class Metrics:
         self.compute = Histogram("onnxparity_inference_duration_seconds", "Time of one ONNX Runtime run",
                                  ["model"], registry=self.registry,
                                  buckets=(.0001, .0005, .001, .002, .005, .01, .02, .05, .1, .5, 1))
+        self._children: dict[tuple, object] = {}
+
+    def _child(self, metric, *labels):
+        # labels() validates and locks on every call; the label sets are few (routes, models, statuses).
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    def request(self, route: str, model: str, status: str, seconds: float | None = None) -> None:
+        """One answered request; its latency too where given."""
+        self._child(self.requests, route, model, status).inc()
+        if seconds is not None:
+            self._child(self.latency, route, model).observe(seconds)
 
     def batch(self, model: str, rows: int, seconds: float) -> None:
-        self.batch_size.labels(model).observe(rows)
-        self.compute.labels(model).observe(seconds)
+        self._child(self.batch_size, model).observe(rows)
+        self._child(self.compute, model).observe(seconds)
 
     def render(self) -> bytes:
         from prometheus_client import generate_latest
@@ -99,7 +115,7 @@ class InferenceServer:
         r.add_get("/v2", self.server_metadata)
         r.add_get("/v2/health/live", self.live)
         r.add_get("/v2/health/ready", self.server_ready)
-        r.add_post("/v2/repository/index", self.repository_index)
+        r.add_post("/v2/repository/index", self.index)
         for prefix in ("/v2/models/{model}", "/v2/models/{model}/versions/{version}"):
             r.add_get(prefix, self.model_metadata)
             r.add_get(prefix + "/ready", self.model_ready)
@@ -116,7 +132,8 @@ class InferenceServer:
             for name, model in self.models.items():
                 if model.batched:
                     b = Batcher(model, self.executor, self.config.max_batch_size,
-                                self.config.max_queue_delay_us / 1e6, self.config.instances, self.metrics.batch)
+                                self.config.max_queue_delay_us / 1e6, self.config.instances, self.metrics.batch,
+                                self.config.inline_below_us / 1e6)
                     b.start()
                     self.batchers[name] = b
 
@@ -135,7 +152,7 @@ class InferenceServer:
     def _json(self, obj, status: int = 200):
         from aiohttp import web
 
-        return web.Response(body=json.dumps(obj, separators=(",", ":")), status=status,
+        return web.Response(body=dumps(obj), status=status,
                             content_type="application/json")
 
     @property
@@ -166,22 +183,30 @@ class InferenceServer:
                 log.exception("internal error on %s %s", request.method, request.path)
                 response = self._json({"error": f"internal server error ({type(exc).__name__})"}, 500)
             if route is not None:
-                self.metrics.requests.labels(route, model, str(response.status)).inc()
-                if route in ("infer", "predict"):
-                    self.metrics.latency.labels(route, model).observe(time.perf_counter() - started)
+                self.metrics.request(route, model, str(response.status),
+                                     time.perf_counter() - started if route in ("infer", "predict") else None)
             return response
 
         return middleware
 
-    def _model(self, request) -> ServedModel:
-        name = request.match_info["model"]
+    def model(self, name: str, version: str | None = None) -> ServedModel:
+        """The served model by name (and version, where given), or a 404."""
         model = self.models.get(name)
         if model is None:
             raise RequestError(f"unknown model {name!r} (served: {', '.join(self.models)})", 404)
-        version = request.match_info.get("version")
         if version is not None and version != model.version:
             raise RequestError(f"model {name!r} has no version {version!r} (it has {model.version})", 404)
         return model
+
+    def triton_config(self, model: ServedModel) -> dict:
+        """The model's configuration as Triton reports it, with this server's batching."""
+        config = model.triton_config(self.config.max_batch_size)
+        if self.config.batching:
+            config["dynamic_batching"] = {"max_queue_delay_microseconds": self.config.max_queue_delay_us}
+        return config
+
+    def _model(self, request) -> ServedModel:
+        return self.model(request.match_info["model"], request.match_info.get("version"))
 
     # -- health and metadata ------------------------------------------------------------------
     async def live(self, request):
@@ -205,14 +230,14 @@ class InferenceServer:
         return self._json(self._model(request).metadata())
 
     async def model_config(self, request):
-        config = self._model(request).triton_config(self.config.max_batch_size)
-        if self.config.batching:
-            config["dynamic_batching"] = {"max_queue_delay_microseconds": self.config.max_queue_delay_us}
-        return self._json(config)
+        return self._json(self.triton_config(self._model(request)))
 
-    async def repository_index(self, request):
-        return self._json([{"name": m.name, "version": m.version, "state": "READY" if m.ready else "LOADING"}
-                           for m in self.models.values()])
+    def repository_index(self) -> list[dict]:
+        return [{"name": m.name, "version": m.version, "state": "READY" if m.ready else "LOADING"}
+                for m in self.models.values()]
+
+    async def index(self, request):
+        return self._json(self.repository_index())
 
     async def prometheus(self, request):
         from aiohttp import web
@@ -226,7 +251,7 @@ class InferenceServer:
         return web.Response(body=html, content_type="text/html", charset="utf-8")
 
     # -- inference ----------------------------------------------------------------------------
-    async def _run(self, model: ServedModel, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    async def run(self, model: ServedModel, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run through the model's batcher, or on its own when batching is off or impossible."""
         if model.batched:
             rows = {a.shape[0] for a in feeds.values()}
@@ -262,7 +287,7 @@ class InferenceServer:
             raise RequestError(f"model {model.name!r} is still warming up", 503)
         body = await request.read()
         parsed = parse_infer_request(body, request.headers.get(HEADER_LENGTH), model.inputs, model.outputs)
-        outputs = await self._run(model, parsed.inputs)
+        outputs = await self.run(model, parsed.inputs)
         datatypes = {n: t.datatype for n, t in model.outputs.items()}
         payload, header_length = encode_infer_response(model.name, model.version, parsed, outputs, datatypes)
         if header_length is None:
@@ -280,7 +305,7 @@ class InferenceServer:
         models = [m for m in self.models.values() if m.takes_digits]
         if not models:
             raise RequestError("no served model takes 28x28 digits (none carries an onnxparity model spec)", 404)
-        results = await asyncio.gather(*(self._run(m, m.digits_feed(digit[None])) for m in models))
+        results = await asyncio.gather(*(self.run(m, m.digits_feed(digit[None])) for m in models))
         answers = []
         for m, out in zip(models, results):
             p = m.probabilities(out[m.digit_output])[0]
@@ -340,12 +365,23 @@ async def serve_forever(models: dict[str, ServedModel], config: ServeConfig, ann
         from onnxparity.errors import InputError
 
         raise InputError(f"cannot listen on {config.host}:{config.port} ({exc.strerror or exc})") from None
+    grpc_server = None
+    if config.grpc_port is not None:
+        from onnxparity.serve.grpc_server import start_grpc
+
+        try:
+            grpc_server, grpc_port = await start_grpc(server, config.host, config.grpc_port, config.max_request_bytes)
+        except BaseException:
+            await runner.cleanup()
+            raise
     host, port = runner.addresses[0][:2]
     shown = f"[{host}]" if ":" in host else host
     announce(f"onnxparity serve: http://{shown}:{port}/ ({len(models)} model{'s' if len(models) != 1 else ''}: "
              f"{', '.join(models)}; "
              f"providers {', '.join(config.providers or [])}; batching "
              f"{'on, max ' + str(config.max_batch_size) if config.batching else 'off'})")
+    if grpc_server is not None:
+        announce(f"onnxparity serve: grpc {shown}:{grpc_port} (inference.GRPCInferenceService)")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -358,6 +394,8 @@ async def serve_forever(models: dict[str, ServedModel], config: ServeConfig, ann
         announce("onnxparity serve: ready")
         await stop.wait()
     finally:
+        if grpc_server is not None:
+            await grpc_server.stop(grace=1)
         await runner.cleanup()
 
 

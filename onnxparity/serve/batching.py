@@ -4,6 +4,11 @@ Requests wait in a queue; when an execution slot is free (``instances`` of them 
 sharing one session), the batcher takes every waiting request that fits into ``max_batch_size``
 rows, waiting at most ``max_queue_delay`` after the oldest one arrived for more to come. Under
 load the queue fills while a batch runs, so batches grow by themselves with no delay set.
+
+A batch runs in a worker thread (ONNX Runtime releases the GIL, so the event loop goes on
+parsing requests meanwhile), except a batch that the model's last run on inputs of the same
+shapes says will take less than ``inline_below_s``: that one runs on the event loop, because
+handing it to a thread and back costs as much CPU as running it.
 """
 
 from __future__ import annotations
@@ -29,16 +34,25 @@ class _Item:
     arrived: float = field(default_factory=time.perf_counter)
 
 
+def _timed_run(model: ServedModel, feeds: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], float]:
+    started = time.perf_counter()
+    outputs = model.run(feeds)
+    return outputs, time.perf_counter() - started
+
+
 class Batcher:
-    """Combines concurrent requests to one model into batches and runs them off the event loop."""
+    """Combines concurrent requests to one model into batches and runs them (in a thread, unless cheap)."""
 
     def __init__(self, model: ServedModel, executor: Executor, max_batch_size: int, max_queue_delay_s: float,
-                 instances: int = 1, on_batch: Callable[[str, int, float], None] | None = None):
+                 instances: int = 1, on_batch: Callable[[str, int, float], None] | None = None,
+                 inline_below_s: float = 0.0):
         self.model = model
         self.executor = executor
         self.max_batch_size = max_batch_size
         self.max_queue_delay_s = max_queue_delay_s
         self.on_batch = on_batch
+        self.inline_below_s = inline_below_s
+        self._row_s: dict[tuple, float] = {}  # seconds per row in the last run, by input shapes
         self._items: collections.deque[_Item] = collections.deque()
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(instances)
@@ -111,16 +125,23 @@ class Batcher:
                 feeds = batch[0].feeds
             else:
                 feeds = {n: np.concatenate([i.feeds[n] for i in batch]) for n in names}
-            started = time.perf_counter()
             try:
-                outputs = await asyncio.get_running_loop().run_in_executor(self.executor, self.model.run, feeds)
+                row_s = self._row_s.get(batch[0].key)
+                if row_s is not None and row_s * rows < self.inline_below_s:
+                    outputs, seconds = _timed_run(self.model, feeds)
+                else:
+                    outputs, seconds = await asyncio.get_running_loop().run_in_executor(
+                        self.executor, _timed_run, self.model, feeds)
             except Exception as exc:  # noqa: BLE001  (handed to each waiting request)
                 for item in batch:
                     if not item.future.done():
                         item.future.set_exception(exc)
                 return
+            if len(self._row_s) >= 256:  # clients choose the shapes: a bounded memory of them
+                self._row_s.clear()
+            self._row_s[batch[0].key] = seconds / rows
             if self.on_batch is not None:
-                self.on_batch(self.model.name, rows, time.perf_counter() - started)
+                self.on_batch(self.model.name, rows, seconds)
             start = 0
             for item in batch:
                 part = {n: a[start : start + item.rows] for n, a in outputs.items()}

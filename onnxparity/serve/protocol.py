@@ -2,7 +2,8 @@
 
 Pure functions over bytes and numpy arrays, with no HTTP library in sight, so the rules (names,
 shapes, datatypes, the binary tensor data extension) are tested without a server. Every problem
-with a request is a :class:`RequestError` carrying the HTTP status and a one-line message.
+with a request is a :class:`RequestError` carrying the HTTP status and a one-line message. The
+``check_*`` rules are shared with the gRPC wire (``grpc_protocol``), so both refuse alike.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+import orjson
 
 # V2 datatype <-> numpy dtype (BYTES and BF16 are not served: no model here takes them).
 DATATYPES = {
@@ -19,6 +21,7 @@ DATATYPES = {
     "INT8": np.int8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64,
     "FP16": np.float16, "FP32": np.float32, "FP64": np.float64,
 }
+_V2_NAMES = {np.dtype(t): name for name, t in DATATYPES.items()}
 # ONNX Runtime's type strings -> V2 datatype.
 ORT_TYPES = {
     "tensor(bool)": "BOOL", "tensor(uint8)": "UINT8", "tensor(uint16)": "UINT16", "tensor(uint32)": "UINT32",
@@ -36,6 +39,26 @@ def v2_datatype(dtype) -> str:
         if np.dtype(np_type) == want:
             return name
     raise ValueError(f"no V2 datatype for {want}")
+
+
+def loads(data: bytes | memoryview):
+    """JSON -> Python, with orjson (the request's parse is most of a JSON request's cost).
+
+    What orjson refuses and Python's json reads (NaN, Infinity, integers past 64 bits) goes to
+    json, so such a request gets the same answer as before: a NaN is refused by name.
+    """
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        try:
+            return json.loads(bytes(data))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise RequestError(f"the request is not valid JSON ({exc})") from None
+
+
+def dumps(obj) -> bytes:
+    """Python -> compact JSON bytes (orjson)."""
+    return orjson.dumps(obj)
 
 
 class RequestError(Exception):
@@ -84,6 +107,57 @@ def _shape(value, where: str) -> tuple[int, ...]:
     return tuple(value)
 
 
+# -- the rules every request meets, whichever wire (REST here, gRPC in grpc_protocol) ---------------
+def check_input(name: str, datatype, shape, model_inputs: dict[str, TensorInfo],
+                seen: dict) -> tuple[str, np.dtype, tuple[int, ...]]:
+    """One declared input against the model: (where, for messages; its dtype; its shape)."""
+    where = f"input {name!r}"
+    if name not in model_inputs:
+        raise RequestError(f"{where}: the model has no such input (it takes {', '.join(map(repr, model_inputs))})")
+    if name in seen:
+        raise RequestError(f"{where}: given twice")
+    info = model_inputs[name]
+    if datatype != info.datatype:
+        raise RequestError(f"{where}: datatype must be {info.datatype}, not {datatype!r}")
+    shape = _shape(shape, where)
+    if len(shape) != len(info.shape) or any(m != -1 and m != d for m, d in zip(info.shape, shape)):
+        raise RequestError(f"{where}: shape {list(shape)} does not fit the model's {list(info.shape)}")
+    return where, np.dtype(DATATYPES[datatype]), shape
+
+
+def check_nbytes(nbytes: int, dtype: np.dtype, shape: tuple[int, ...], where: str, what: str) -> None:
+    need = math.prod(shape) * dtype.itemsize
+    if nbytes != need:
+        raise RequestError(f"{where}: {what} is {nbytes} bytes but shape {list(shape)} of "
+                           f"{_V2_NAMES[dtype]} needs {need}")
+
+
+def array_from_bytes(raw, dtype: np.dtype, shape: tuple[int, ...], where: str, what: str) -> np.ndarray:
+    """Raw little-endian tensor bytes -> an array of ``shape`` (no copy where aligned)."""
+    check_nbytes(len(raw), dtype, shape, where, what)
+    array = np.frombuffer(raw, dtype=dtype).reshape(shape)
+    return array if array.flags.aligned else array.copy()
+
+
+def check_finite(array: np.ndarray, where: str) -> np.ndarray:
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise RequestError(f"{where}: holds NaN or infinity, which the model cannot take")
+    return array
+
+
+def check_complete(arrays: dict, model_inputs: dict[str, TensorInfo]) -> None:
+    missing = [n for n in model_inputs if n not in arrays]
+    if missing:
+        raise RequestError(f"missing input {', '.join(map(repr, missing))}")
+
+
+def check_output(name: str, model_outputs: dict[str, TensorInfo]) -> str:
+    if name not in model_outputs:
+        raise RequestError(f"output {name!r}: the model has no such output "
+                           f"(it gives {', '.join(map(repr, model_outputs))})")
+    return name
+
+
 def parse_infer_request(body: bytes, header_length: str | None, model_inputs: dict[str, TensorInfo],
                         model_outputs: dict[str, TensorInfo]) -> InferRequest:
     """Decode a V2 ``infer`` body (JSON, or JSON + binary tensor data) and check it against the model."""
@@ -97,10 +171,7 @@ def parse_infer_request(body: bytes, header_length: str | None, model_inputs: di
         header, binary = body[:n], memoryview(body)[n:]
     else:
         header, binary = body, memoryview(b"")
-    try:
-        request = json.loads(header)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RequestError(f"the request is not valid JSON ({exc})") from None
+    request = loads(header)
     if not isinstance(request, dict):
         raise RequestError("the request must be a JSON object")
     request_id = request.get("id")
@@ -119,46 +190,25 @@ def parse_infer_request(body: bytes, header_length: str | None, model_inputs: di
         name = item.get("name")
         if not isinstance(name, str):
             raise RequestError(f"inputs[{i}] needs a 'name'")
-        where = f"input {name!r}"
-        if name not in model_inputs:
-            raise RequestError(f"{where}: the model has no such input (it takes {', '.join(map(repr, model_inputs))})")
-        if name in arrays:
-            raise RequestError(f"{where}: given twice")
-        info = model_inputs[name]
-        datatype = item.get("datatype")
-        if datatype != info.datatype:
-            raise RequestError(f"{where}: datatype must be {info.datatype}, not {datatype!r}")
-        shape = _shape(item.get("shape"), where)
-        if len(shape) != len(info.shape) or any(m != -1 and m != d for m, d in zip(info.shape, shape)):
-            raise RequestError(f"{where}: shape {list(shape)} does not fit the model's {list(info.shape)}")
-        dtype = np.dtype(DATATYPES[datatype])
-        count = math.prod(shape)
+        where, dtype, shape = check_input(name, item.get("datatype"), item.get("shape"), model_inputs, arrays)
         size = _params(item, where).get("binary_data_size")
         if size is not None:
             if not isinstance(size, int) or isinstance(size, bool) or size < 0:
                 raise RequestError(f"{where}: binary_data_size must be a non-negative integer")
-            if size != count * dtype.itemsize:
-                raise RequestError(f"{where}: binary_data_size is {size} bytes but shape {list(shape)} of "
-                                   f"{datatype} needs {count * dtype.itemsize}")
+            check_nbytes(size, dtype, shape, where, "binary_data_size")
             if offset + size > len(binary):
                 raise RequestError(f"{where}: binary_data_size runs past the end of the body "
                                    f"({len(binary)} bytes of binary data)")
-            array = np.frombuffer(binary[offset : offset + size], dtype=dtype).reshape(shape)
-            if not array.flags.aligned:
-                array = array.copy()
+            array = array_from_bytes(binary[offset : offset + size], dtype, shape, where, "binary_data_size")
             offset += size
         else:
             if "data" not in item:
                 raise RequestError(f"{where}: needs 'data' or parameters.binary_data_size")
-            array = _from_json(item["data"], dtype, shape, where)
-        if dtype.kind == "f" and not np.isfinite(array).all():
-            raise RequestError(f"{where}: holds NaN or infinity, which the model cannot take")
-        arrays[name] = array
+            array = array_from_values(item["data"], dtype, shape, where)
+        arrays[name] = check_finite(array, where)
     if offset != len(binary):
         raise RequestError(f"the body has {len(binary) - offset} bytes of binary data that no input claims")
-    missing = [n for n in model_inputs if n not in arrays]
-    if missing:
-        raise RequestError(f"missing input {', '.join(map(repr, missing))}")
+    check_complete(arrays, model_inputs)
 
     wanted, binary_flags = None, {}
     outputs = request.get("outputs")
@@ -170,18 +220,15 @@ def parse_infer_request(body: bytes, header_length: str | None, model_inputs: di
             name = item.get("name") if isinstance(item, dict) else None
             if not isinstance(name, str):
                 raise RequestError(f"outputs[{i}] needs a 'name'")
-            if name not in model_outputs:
-                raise RequestError(f"output {name!r}: the model has no such output "
-                                   f"(it gives {', '.join(map(repr, model_outputs))})")
-            wanted.append(name)
+            wanted.append(check_output(name, model_outputs))
             flag = _params(item, f"output {name!r}").get("binary_data")
             if flag is not None:
                 binary_flags[name] = bool(flag)
     return InferRequest(request_id, arrays, wanted, binary_flags, bool(params.get("binary_data_output", False)))
 
 
-def _from_json(data, dtype: np.dtype, shape: tuple[int, ...], where: str) -> np.ndarray:
-    """JSON ``data`` (flat or nested, row-major) -> an array of ``shape``."""
+def array_from_values(data, dtype: np.dtype, shape: tuple[int, ...], where: str) -> np.ndarray:
+    """Values (JSON ``data``, flat or nested, row-major; or gRPC ``contents``) -> an array of ``shape``."""
     try:
         array = np.asarray(data, dtype=dtype)
     except (ValueError, TypeError, OverflowError) as exc:
@@ -212,7 +259,7 @@ def encode_infer_response(model: str, version: str, request: InferRequest, outpu
     response = {"model_name": model, "model_version": version, "outputs": items}
     if request.id is not None:
         response["id"] = request.id
-    header = json.dumps(response, separators=(",", ":")).encode()
+    header = dumps(response)
     if not chunks:
         return header, None
     return b"".join([header, *chunks]), len(header)

@@ -3,8 +3,9 @@
 ``OUT/<model>/1/model.onnx`` and ``OUT/<model>/config.pbtxt`` (platform ``onnxruntime_onnx``,
 inputs and outputs read from the ONNX graph, dynamic batching, an instance group), plus
 ``OUT/inferenceservice.yaml`` for KServe (``modelFormat: onnx``, ``protocolVersion: v2``, the
-Triton runtime). Triton reads only the folders, so the manifest can sit beside them. Clients
-written against ``onnxparity serve`` work unchanged against either: same model names, same V2.
+Triton runtime; with ``grpc``, ``grpc-v2`` on Triton's gRPC port 9000 instead). Triton reads
+only the folders, so the manifest can sit beside them. Clients written against ``onnxparity
+serve`` (REST, or gRPC with ``--grpc-port``) work unchanged against either: same names, same V2.
 """
 
 from __future__ import annotations
@@ -54,8 +55,11 @@ def model_config(name: str, model_path: str | os.PathLike, max_batch_size: int =
     return text
 
 
-def inference_service(name: str, storage_uri: str, gpu: bool = False) -> str:
-    """A KServe InferenceService that serves the whole repository with Triton over V2."""
+GRPC_PORT = 9000  # kserve-tritonserver runs tritonserver --grpc-port=9000 (HTTP on 8080)
+
+
+def inference_service(name: str, storage_uri: str, gpu: bool = False, grpc: bool = False) -> str:
+    """A KServe InferenceService that serves the whole repository with Triton over V2 (REST, or gRPC)."""
     lines = [
         "apiVersion: serving.kserve.io/v1beta1",
         "kind: InferenceService",
@@ -66,10 +70,17 @@ def inference_service(name: str, storage_uri: str, gpu: bool = False) -> str:
         "    model:",
         "      modelFormat:",
         "        name: onnx",
-        "      protocolVersion: v2",
+        f"      protocolVersion: {'grpc-v2' if grpc else 'v2'}",
         "      runtime: kserve-tritonserver",
         f"      storageUri: {json.dumps(storage_uri)}",
     ]
+    # KServe exposes one port: REST (8080) by default, or Triton's gRPC port named h2c (Knative's name for it).
+    ports = ["      ports:", f"      - containerPort: {GRPC_PORT}", "        name: h2c", "        protocol: TCP"]
+    if grpc:
+        lines += ports
+    else:
+        lines += ["      # For V2 over gRPC instead of REST (export-triton --grpc): protocolVersion: grpc-v2, and",
+                  *(f"      # {line[6:]}" for line in ports)]
     if gpu:
         lines += ["      resources:", "        limits:", '          nvidia.com/gpu: "1"']
     return "\n".join(lines) + "\n"
@@ -78,7 +89,7 @@ def inference_service(name: str, storage_uri: str, gpu: bool = False) -> str:
 def export_triton(folder: str | os.PathLike, out: str | os.PathLike, max_batch_size: int = 64,
                   max_queue_delay_us: int = 100, instances: int = 1, gpu: bool = False,
                   storage_uri: str = "pvc://onnxparity-models/", service_name: str = "onnxparity",
-                  force: bool = False) -> list[ExportedModel]:
+                  force: bool = False, grpc: bool = False) -> list[ExportedModel]:
     """Write the repository for every ONNX file under ``folder`` into ``out``, atomically."""
     from onnxparity._io import atomic_dir
     from onnxparity.serve.repository import find_models
@@ -103,5 +114,5 @@ def export_triton(folder: str | os.PathLike, out: str | os.PathLike, max_batch_s
             shutil.copyfile(path, tmp / name / "1" / "model.onnx")
             (tmp / name / "config.pbtxt").write_text(config)
             written.append(ExportedModel(name, out / name / "config.pbtxt", out / name / "1" / "model.onnx"))
-        (tmp / MANIFEST).write_text(inference_service(service_name, storage_uri, gpu))
+        (tmp / MANIFEST).write_text(inference_service(service_name, storage_uri, gpu, grpc))
     return written
