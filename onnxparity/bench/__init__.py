@@ -165,9 +165,11 @@ def _model(path: Path) -> BenchModel:
     ref = resolve(path)
     if ref.framework == "onnx":
         from onnxparity.parity.matrix import onnx_spec
+        from onnxparity.quantize import variant_of
 
         spec = onnx_spec(path)
-        return BenchModel(spec.name, "onnx", None, str(path), spec.to_dict(), "given", _mflop(path))
+        variant = variant_of(path)  # a quantized variant is named apart from its fp32 file (issue 12)
+        return BenchModel(spec.name + (f".{variant['precision']}" if variant else ""), "onnx", None, str(path), spec.to_dict(), "given", _mflop(path))
     if ref.spec is None:
         raise InputError(f"{path}: the bench needs a checkpoint folder with spec.json (onnxparity train) or an .onnx file")
     folder = path if path.is_dir() else path.parent

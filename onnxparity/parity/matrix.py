@@ -28,6 +28,7 @@ from onnxparity.parity import environment
 from onnxparity.parity.inputs import ParityInputs, prepare
 from onnxparity.parity.metrics import Tolerance, accuracy, compare, tolerance_for
 from onnxparity.parity.result import BackendRun, ParityResult
+from onnxparity.quantize.check import judge_for
 from onnxparity.runners import BackendUnavailable
 from onnxparity.runners.onnxrt import physical_cores, resolve_providers
 from onnxparity.spec import ModelSpec
@@ -256,7 +257,9 @@ def run(targets: list[Target], inputs: ParityInputs, *, providers=None, gpu: boo
             if ref_out is None or cand_out is None:
                 comparisons.append(_not_compared(name, ref_job, job, tol, runs))
                 continue
-            comparisons.append(compare(name, ref_out, cand_out, tol, job.device))
+            judge = judge_for(job.path) if job.runner == "onnxruntime" else None  # a quantized variant (issue 12)
+            comparisons.append(judge(name, ref_out, cand_out, inputs.labels, job.device, min_agreement) if judge
+                               else compare(name, ref_out, cand_out, tol, job.device))
 
     result = ParityResult(
         passed=bool(comparisons) and all(c.passed for c in comparisons)

@@ -12,6 +12,7 @@ import numpy as np
 from onnxparity._io import write_text
 from onnxparity.parity.metrics import HIST_EDGES
 from onnxparity.parity.result import ParityResult
+from onnxparity.quantize.check import notes as variant_notes
 
 MAX_IMAGES = 60
 
@@ -47,6 +48,7 @@ def table(result: ParityResult) -> str:
     for c in result.comparisons:
         if not c.passed:
             lines.append(f"why      {c.model}: {c.candidate}: {'; '.join(c.reasons)}")
+    lines += variant_notes(result)  # quantized variants: how they were judged (issue 12)
     s = result.inputs
     lines.append(f"inputs: {s['n_digits']} digits from {s['source']} + {s['n_synthetic']} synthetic edge cases; "
                  f"parity {'PASSED' if result.passed else 'FAILED'} in {result.seconds:.1f} s")
@@ -103,7 +105,7 @@ def html_page(result: ParityResult, inputs=None) -> str:
         reasons = f"<br><small>{e('; '.join(c.reasons))}</small>" if c.reasons else ""
         out.append(f"<tr><td>{e(c.model)}</td><td>{e(c.reference)}</td><td>{e(c.candidate)}</td><td>{c.n}</td>"
                    f"<td>{_num(c.max_abs_diff)}</td><td>{_num(c.max_rel_diff)}</td><td>{_num(c.mean_abs_diff)}</td>"
-                   f"<td>{_num(c.p99_abs_diff)}</td><td>{c.atol:g} / {c.rtol:g}</td><td>{agree}</td>"
+                   f"<td>{_num(c.p99_abs_diff)}</td><td>{_num(c.atol, '{:g}')} / {_num(c.rtol, '{:g}')}</td><td>{agree}</td>"
                    f"<td>{len(c.near_ties)}</td><td>{_histogram_svg(c.histogram)}</td>"
                    f"<td class='{v}'>{v}{reasons}</td></tr>")
     out.append("</table><h2>Backends</h2><table><tr><th>model</th><th>backend</th><th>role</th><th>status</th>"

@@ -111,7 +111,7 @@ def quantize(model: str | Path, precision: str, out: str | Path | None = None, *
             settings = {**settings_int8.to_dict(), "calibration_fingerprint": feeds.fingerprint(),
                         "calibration_data": feeds.calibration_source}
             path, agree, reasons, excluded = _int8(source, tmp, proto, props, info, settings, settings_int8, feeds,
-                                                   judged, max_exclude)
+                                                   judged, max_exclude, notes)
         else:
             settings = {"format": "fp16 weights and compute, float32 inputs and outputs (keep_io_types)",
                         "per_channel": None, "reduce_range": None, "calibration_method": None,
@@ -163,9 +163,9 @@ def _save(model, props: dict, info: dict, path: Path) -> None:
     onnx.save(model, str(path))
 
 
-def _int8(source, tmp, proto, props, info, settings, settings_int8, feeds, judged, max_exclude):
-    """Quantize; while the gate refuses, keep the noisiest layers in float (at most ``max_exclude``).
-    Returns the chosen attempt: (path, agreement, gate reasons, excluded nodes)."""
+def _int8(source, tmp, proto, props, info, settings, settings_int8, feeds, judged, max_exclude, notes):
+    """Quantize; while the gate refuses, keep the noisiest layers in float (at most ``max_exclude``),
+    noting each try. Returns the chosen attempt: (path, agreement, gate reasons, excluded nodes)."""
     import onnx
 
     prepared, ranges = tmp / "prepared.onnx", tmp / "ranges.json"
@@ -189,6 +189,8 @@ def _int8(source, tmp, proto, props, info, settings, settings_int8, feeds, judge
     log.info("per-layer quantization error (SQNR dB, worst first): %s", ranking[:8])
     for k in range(1, min(max_exclude, len(ranking)) + 1):
         tried = attempt([name for name, _ in ranking[:k]])
+        notes.append(f"tried keeping {k} layer(s) in float ({', '.join(f'{n} {db:.1f} dB' for n, db in ranking[:k])}): "
+                     f"top-1 agreement {tried[1].top1_agreement:.2%}")
         if not tried[2]:
             return tried
         if tried[1].top1_agreement > best[1].top1_agreement:
