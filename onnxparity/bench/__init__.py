@@ -169,7 +169,8 @@ def _model(path: Path) -> BenchModel:
 
         spec = onnx_spec(path)
         variant = variant_of(path)  # a quantized variant is named apart from its fp32 file (issue 12)
-        return BenchModel(spec.name + (f".{variant['precision']}" if variant else ""), "onnx", None, str(path), spec.to_dict(), "given", _mflop(path))
+        name = spec.name + (f".{variant['precision']}" if variant else "")
+        return BenchModel(name, "onnx", None, str(path), spec.to_dict(), "given", _mflop(path))
     if ref.spec is None:
         raise InputError(f"{path}: the bench needs a checkpoint folder with spec.json (onnxparity train) or an .onnx file")
     folder = path if path.is_dir() else path.parent

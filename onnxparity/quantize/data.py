@@ -117,10 +117,15 @@ def _sample(n: int, k: int) -> np.ndarray:
 
 def _from_digits(spec: ModelSpec, info: InputInfo, data: str | None, calibration_size: int) -> QuantizeData:
     from onnxparity.data import load_digits
-    from onnxparity.parity.pipeline import training_data
 
     test = load_digits(data, "test")  # a bad --data fails here, before anything is computed
-    train = load_digits(training_data(data), "train")
+    try:
+        train = load_digits(data, "train")
+    except InputError as exc:
+        if "test-only" not in str(exc) and "no x_train" not in str(exc):
+            raise
+        log.warning("%s; calibrating on the bundled training digits instead", exc)
+        train = load_digits(None, "train")
     picks = _sample(len(train), calibration_size)
     calibration = spec.preprocess(train.images[picks]).astype(info.dtype, copy=False)
     held_out = spec.preprocess(test.images).astype(info.dtype, copy=False)

@@ -58,8 +58,11 @@ def agreement(reference: dict[str, np.ndarray], candidate: dict[str, np.ndarray]
 
     name = class_output(reference)
     index = np.arange(len(reference[name]))
-    as_run = lambda out, label: {"outputs": out[name].astype(np.float32, copy=False), "indices": index,  # noqa: E731
-                                 "output_name": name, "label": label}
+
+    def as_run(out: dict[str, np.ndarray], label: str) -> dict:
+        return {"outputs": out[name].astype(np.float32, copy=False), "indices": index, "output_name": name,
+                "label": label}
+
     # No element-wise tolerance: a variant is judged by top-1 agreement and accuracy.
     judged = compare("variant", as_run(reference, "fp32"), as_run(candidate, precision),
                      Tolerance(atol=float("inf"), rtol=0.0, min_agreement=0.0))

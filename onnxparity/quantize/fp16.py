@@ -17,5 +17,5 @@ def convert(model):
     try:
         return convert_float_to_float16(model, keep_io_types=True)
     except Exception as exc:  # noqa: BLE001
-        raise InputError(f"fp16 conversion failed ({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})"
-                         ) from None
+        why = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise InputError(f"fp16 conversion failed ({why})") from None

@@ -94,7 +94,8 @@ def quantize(prepared: str | Path, out: str | Path, settings: Int8Settings, feed
     try:
         quantize_static(str(prepared), str(out), reader, quant_format=QuantFormat.QDQ,
                         per_channel=settings.per_channel, reduce_range=settings.reduce_range,
-                        activation_type=QuantType[settings.activation_type], weight_type=QuantType[settings.weight_type],
+                        activation_type=QuantType[settings.activation_type],
+                        weight_type=QuantType[settings.weight_type],
                         nodes_to_exclude=list(nodes_to_exclude or []), calibrate_method=method,
                         calibration_cache_path=str(cache))
     except Exception as exc:  # noqa: BLE001

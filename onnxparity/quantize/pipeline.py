@@ -110,8 +110,8 @@ def quantize(model: str | Path, precision: str, out: str | Path | None = None, *
         if precision == "int8":
             settings = {**settings_int8.to_dict(), "calibration_fingerprint": feeds.fingerprint(),
                         "calibration_data": feeds.calibration_source}
-            path, agree, reasons, excluded = _int8(source, tmp, proto, props, info, settings, settings_int8, feeds,
-                                                   judged, max_exclude, notes)
+            path, agree, reasons, excluded = _int8(source, tmp, props, info, settings, settings_int8, feeds, judged,
+                                                   max_exclude, notes)
         else:
             settings = {"format": "fp16 weights and compute, float32 inputs and outputs (keep_io_types)",
                         "per_channel": None, "reduce_range": None, "calibration_method": None,
@@ -163,7 +163,7 @@ def _save(model, props: dict, info: dict, path: Path) -> None:
     onnx.save(model, str(path))
 
 
-def _int8(source, tmp, proto, props, info, settings, settings_int8, feeds, judged, max_exclude, notes):
+def _int8(source, tmp, props, info, settings, settings_int8, feeds, judged, max_exclude, notes):
     """Quantize; while the gate refuses, keep the noisiest layers in float (at most ``max_exclude``),
     noting each try. Returns the chosen attempt: (path, agreement, gate reasons, excluded nodes)."""
     import onnx
