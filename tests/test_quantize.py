@@ -62,6 +62,8 @@ def onnx_files(keras_checkpoint, torch_checkpoint, tmp_path_factory) -> dict[str
     workers = {fw: _process.Worker("onnxparity.convert:convert", str(ckpt), str(out / f"{fw}.onnx"),
                                    name=f"convert {fw}")
                for fw, ckpt in (("keras", keras_checkpoint), ("torch", torch_checkpoint))}
+    workers["torch-uint8"] = _process.Worker("onnxparity.convert:convert", str(torch_checkpoint),
+                                             str(out / "torch-uint8.onnx"), embed_preprocessing=True, name="uint8")
     workers["user"] = _process.Worker("tests.test_quantize:make_user_model", str(out / "user.onnx"), name="user")
     return {name: Path(str(w.result().path if name != "user" else w.result())) for name, w in workers.items()}
 
@@ -82,7 +84,7 @@ def _run(path, feed):
 
 # -- int8 on both reference models ---------------------------------------------------------------
 @pytest.mark.slow
-@pytest.mark.parametrize("framework", ["keras", "torch"])
+@pytest.mark.parametrize("framework", ["keras", "torch", "torch-uint8"])  # uint8: preprocessing in the graph
 def test_reference_models_to_int8_on_real_digits(framework, onnx_files, tmp_path, test_digits):
     import onnx
 

@@ -58,10 +58,19 @@ def here(method: str = "minmax") -> Int8Settings:
 
 def prepare(source: str | Path, out: str | Path) -> None:
     """ORT's ``quant_pre_process``: symbolic shape inference and basic optimisation before quantizing."""
+    import onnx
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    model = onnx.load(str(source))
+    # One import per domain: ORT's quantizer refuses a file that lists a domain twice (as
+    # onnx.compose.merge_models leaves `convert --embed-preprocessing` files).
+    versions: dict[str, int] = {}
+    for entry in model.opset_import:
+        versions[entry.domain] = max(versions.get(entry.domain, 0), entry.version)
+    del model.opset_import[:]
+    model.opset_import.extend(onnx.helper.make_opsetid(d, v) for d, v in versions.items())
     try:
-        quant_pre_process(str(source), str(out))
+        quant_pre_process(model, str(out))
     except Exception as exc:  # noqa: BLE001 - ORT and onnx raise many types for graphs they cannot take
         raise InputError(f"{source}: ONNX Runtime's quantization pre-processing failed "
                          f"({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})") from None
