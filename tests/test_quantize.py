@@ -53,7 +53,15 @@ def make_user_model(out: str) -> str:
             opt.zero_grad()
             nn.functional.cross_entropy(model(x[i:i + 64]), y[i:i + 64]).backward()
             opt.step()
-    return str(convert(model.eval(), out, input_shape=(1, 14, 14)).path)
+    path = str(convert(model.eval(), out, input_shape=(1, 14, 14)).path)
+    # The same function with one hidden unit 1000x larger and its outgoing weights 1000x smaller:
+    # exact in float, but that activation outlier leaves the other 15 units almost no int8 levels.
+    with torch.no_grad():
+        model[8].weight[0] *= 1000.0
+        model[8].bias[0] *= 1000.0
+        model[10].weight[:, 0] /= 1000.0
+    convert(model.eval(), out.replace(".onnx", "-outlier.onnx"), input_shape=(1, 14, 14))
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +73,8 @@ def onnx_files(keras_checkpoint, torch_checkpoint, tmp_path_factory) -> dict[str
     workers["torch-uint8"] = _process.Worker("onnxparity.convert:convert", str(torch_checkpoint),
                                              str(out / "torch-uint8.onnx"), embed_preprocessing=True, name="uint8")
     workers["user"] = _process.Worker("tests.test_quantize:make_user_model", str(out / "user.onnx"), name="user")
-    return {name: Path(str(w.result().path if name != "user" else w.result())) for name, w in workers.items()}
+    files = {name: Path(str(w.result().path if name != "user" else w.result())) for name, w in workers.items()}
+    return {**files, "outlier": out / "user-outlier.onnx"}
 
 
 @pytest.fixture(scope="module")
@@ -178,6 +187,23 @@ def test_user_model_calibrated_from_inputs(onnx_files, user_inputs, tmp_path):
                      **FAST)
     assert again.written and again.accuracy is None
     assert again.settings["calibration_fingerprint"] == s["calibration_fingerprint"]  # labels are not calibrated on
+
+
+@pytest.mark.slow
+def test_layers_that_cost_the_agreement_are_kept_in_float(onnx_files, user_inputs, tmp_path):
+    out = tmp_path / "outlier.int8.onnx"
+    plain = quantize(onnx_files["outlier"], "int8", tmp_path / "none.onnx", inputs=[str(user_inputs)], max_exclude=0,
+                     **FAST)
+    assert not plain.written and plain.top1_agreement < 0.99  # the outlier ruins int8 everywhere it is read
+    report = quantize(onnx_files["outlier"], "int8", out, inputs=[str(user_inputs)], **FAST)
+    assert report.written and report.top1_agreement >= 0.99, report.summary()
+    assert 1 <= len(report.excluded_nodes) <= 3
+    assert variant_of(out)["settings"]["excluded_nodes"] == report.excluded_nodes
+    import onnx
+
+    graph = onnx.load(str(out)).graph
+    kept = [n for n in graph.node if n.name in report.excluded_nodes]
+    assert kept and all(n.op_type not in ("QuantizeLinear", "DequantizeLinear") for n in kept)
 
 
 # -- fp16 ----------------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
+
 SAMPLES = 128  # calibration samples the activations are compared on
 
 
@@ -31,7 +33,10 @@ def rank(fp32: str | Path, qdq: str | Path, feeds_batches, tmp: str | Path) -> l
         debug.modify_model_output_intermediate_tensors(str(path), str(augmented))
         saved[label] = debug.collect_activations(str(augmented), FeedReader(batches))
     activation = debug.compute_activation_error(debug.create_activation_matching(saved["qdq"], saved["float"]))
-    weight = debug.compute_weight_error(debug.create_weight_matching(str(fp32), str(qdq)))
+    # Scalars as 1-element arrays: ORT's error function concatenates them and fails on 0-d arrays.
+    weights = {name: {k: np.atleast_1d(v) for k, v in match.items()}
+               for name, match in debug.create_weight_matching(str(fp32), str(qdq)).items()}
+    weight = debug.compute_weight_error(weights)
     scored = []
     for node in onnx.load(str(fp32), load_external_data=False).graph.node:
         sources = [activation[i]["qdq_err"] for i in node.input if i in activation]
