@@ -105,7 +105,8 @@ def html_page(result: ParityResult, inputs=None) -> str:
         reasons = f"<br><small>{e('; '.join(c.reasons))}</small>" if c.reasons else ""
         out.append(f"<tr><td>{e(c.model)}</td><td>{e(c.reference)}</td><td>{e(c.candidate)}</td><td>{c.n}</td>"
                    f"<td>{_num(c.max_abs_diff)}</td><td>{_num(c.max_rel_diff)}</td><td>{_num(c.mean_abs_diff)}</td>"
-                   f"<td>{_num(c.p99_abs_diff)}</td><td>{_num(c.atol, '{:g}')} / {_num(c.rtol, '{:g}')}</td><td>{agree}</td>"
+                   f"<td>{_num(c.p99_abs_diff)}</td><td>{_num(c.atol, '{:g}')} / {_num(c.rtol, '{:g}')}</td>"
+                   f"<td>{agree}</td>"
                    f"<td>{len(c.near_ties)}</td><td>{_histogram_svg(c.histogram)}</td>"
                    f"<td class='{v}'>{v}{reasons}</td></tr>")
     out.append("</table><h2>Backends</h2><table><tr><th>model</th><th>backend</th><th>role</th><th>status</th>"
