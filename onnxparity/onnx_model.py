@@ -68,10 +68,17 @@ class OnnxModel:
         """Every input and output has a free first axis, so requests can be stacked along it."""
         return self.signature.batched
 
+    @functools.cached_property
+    def variant(self) -> dict | None:
+        """What ``onnxparity quantize`` wrote of an int8 or fp16 variant (precision, gate...); None for fp32."""
+        from onnxparity.quantize.variant import read
+
+        return read(self.metadata)
+
     @property
     def precision(self) -> str:
-        """What the weights are: "float32" unless the file says it is a quantized or fp16 variant."""
-        return self.metadata.get(METADATA_PREFIX + "precision", "float32")
+        """What the weights are: "float32" unless the file is a quantized or fp16 variant."""
+        return self.variant["precision"] if self.variant else "float32"
 
     @property
     def opset(self) -> int:

@@ -173,7 +173,8 @@ def _model(path: Path) -> BenchModel:
 
         model = OnnxModel(path)
         spec = model.spec.to_dict() if model.spec else None
-        return BenchModel(model.name, "onnx", None, str(path), spec, "given", _mflop(path))
+        name = model.name + (f".{model.precision}" if model.precision != "float32" else "")  # a variant apart
+        return BenchModel(name, "onnx", None, str(path), spec, "given", _mflop(path))
     if ref.spec is None:
         raise InputError(f"{path}: the bench needs a checkpoint folder with spec.json (onnxparity train) or an .onnx file")
     folder = path if path.is_dir() else path.parent

@@ -28,6 +28,7 @@ COMMANDS = {
     "serve": "onnxparity.cli.serve",
     "export-triton": "onnxparity.cli.export_triton",
     "bench": "onnxparity.cli.bench",
+    "quantize": "onnxparity.cli.quantize",
 }
 
 

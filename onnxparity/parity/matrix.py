@@ -30,6 +30,7 @@ from onnxparity.onnx_model import OnnxModel
 from onnxparity.parity import environment
 from onnxparity.parity.metrics import Comparison, Tolerance, accuracy, compare, holds_classes, tolerance_for
 from onnxparity.parity.result import BackendRun, ParityResult
+from onnxparity.quantize.check import judge_for
 from onnxparity.runners import merge_specs
 from onnxparity.runners.onnxrt import resolve_providers
 from onnxparity.signature import Signature
@@ -234,7 +235,7 @@ def run(targets: list[Target], inputs: Inputs | list[Inputs], *, providers=None,
             for _, worker, _ in running:
                 worker.stop()
 
-    comparisons, tolerances = _compare_all(models, planned, runs, outputs, atol, rtol, min_agreement)
+    comparisons, tolerances = _compare_all(models, planned, runs, outputs, model_inputs, atol, rtol, min_agreement)
     backends = [r for m in models for (model, _), r in runs.items() if model == m["name"]]
     first = per_target[0]
     result = ParityResult(
@@ -252,7 +253,7 @@ def run(targets: list[Target], inputs: Inputs | list[Inputs], *, providers=None,
     return result, outputs
 
 
-def _compare_all(models, planned, runs, outputs, atol, rtol, min_agreement):
+def _compare_all(models, planned, runs, outputs, model_inputs, atol, rtol, min_agreement):
     """One comparison per (candidate, output) of each model, against that model's reference."""
     comparisons, tolerances = [], {}
     for model in models:
@@ -283,8 +284,10 @@ def _compare_all(models, planned, runs, outputs, atol, rtol, min_agreement):
                     continue
                 cand = {"outputs": cand_out["outputs"][out_name], "indices": cand_out["indices"],
                         "output_name": out_name, "label": job.label}
-                comparisons.append(compare(name, ref, cand, tol, job.device, output=out_name,
-                                           classes=True if out_name in class_outputs else None))
+                judge = judge_for(job.path) if job.backend.runner == "onnxruntime" else None  # a quantized variant
+                comparisons.append(judge(name, ref, cand, model_inputs[name].labels, job.device, min_agreement) if judge
+                                   else compare(name, ref, cand, tol, job.device, output=out_name,
+                                                classes=True if out_name in class_outputs else None))
     return comparisons, tolerances
 
 

@@ -197,7 +197,7 @@ def _comparisons(result, comps, inputs, outputs) -> list[str]:
         rows.append([f"<td class='label'>{e(c.candidate)}</td>", e(c.device), f"<td class='num'>{c.n}</td>",
                      f"<td class='num'>{_num(c.max_abs_diff)}</td>", f"<td class='num'>{_num(c.max_rel_diff)}</td>",
                      f"<td class='num'>{_num(c.p99_abs_diff)}</td>",
-                     f"<td class='w'>{c.atol:g} / {c.rtol:g}</td>", f"<td class='w'>{agree}</td>",
+                     f"<td class='w'>{_num(c.atol, '{:g}')} / {_num(c.rtol, '{:g}')}</td>", f"<td class='w'>{agree}</td>",
                      f"<td class='num'>{len(c.disagreements) - len(c.near_ties)} / {len(c.near_ties)}</td>",
                      _histogram_svg(c.histogram), f"<td class='{v}'>{v}</td>"])
         if c.reasons:  # why, on a row of its own under the numbers

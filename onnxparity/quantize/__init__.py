@@ -1,0 +1,18 @@
+"""Quantize: int8 and fp16 variants of an ONNX file, written only when they still predict the same.
+
+    from onnxparity.quantize import quantize
+    report = quantize("runs/latest/keras.onnx", "int8")       # -> runs/latest/keras.int8.onnx
+    report.written, report.top1_agreement, report.speedup
+
+:mod:`~onnxparity.quantize.pipeline` makes the variant (:mod:`.int8`, :mod:`.fp16`) from the data of
+:mod:`.data`, judges it (:mod:`.evaluate`), keeps the noisiest layers in float when the gate
+refuses (:mod:`.layers`), times both files (:mod:`.speed`) and writes the variant with its
+metadata (:mod:`.variant`) only when the gate passes; :mod:`.check` is how ``onnxparity check``
+judges a variant.
+"""
+
+from onnxparity.quantize.pipeline import quantize
+from onnxparity.quantize.report import QuantizeReport
+from onnxparity.quantize.variant import variant_of
+
+__all__ = ["quantize", "QuantizeReport", "variant_of"]
