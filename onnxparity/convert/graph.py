@@ -272,6 +272,13 @@ def embed_preprocessing(model, spec):
         rename_value(merged.graph, v.name, v.name.removeprefix("model/"))
     rename_value(merged.graph, "raw", INPUT_NAME)
     merged.producer_name, merged.producer_version = model.producer_name, model.producer_version
+    # merge_models lists "" and "ai.onnx" (the same domain) once per side; keep one import per domain.
+    imports = {}
+    for op in merged.opset_import:
+        domain = "" if op.domain == "ai.onnx" else op.domain
+        imports[domain] = max(imports.get(domain, 0), op.version)
+    del merged.opset_import[:]
+    merged.opset_import.extend(helper.make_opsetid(d, v) for d, v in imports.items())
     return merged
 
 
