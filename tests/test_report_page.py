@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from onnxparity.parity import Target, load_inputs, run
+from onnxparity.inputs import load_digits_inputs as load_inputs
+from onnxparity.parity import Target, run
 from onnxparity.parity.page import html_page, write_html
 
 pytestmark = pytest.mark.slow  # converts a model and runs a real matrix

@@ -49,7 +49,8 @@ def test_assert_parity_fails_with_a_table_of_the_failing_comparisons(torch_pair,
 
 
 def test_failure_message_names_crashed_backends_and_unmet_devices(torch_pair):
-    from onnxparity.parity import Target, load_inputs, require, run
+    from onnxparity.inputs import load_digits_inputs as load_inputs
+    from onnxparity.parity import Target, require, run
 
     folder, good, _ = torch_pair
     result, _ = run([Target(str(folder), str(good))], load_inputs(None, 10), providers="cpu", gpu=False,

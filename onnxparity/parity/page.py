@@ -259,7 +259,7 @@ def _environment(env: dict) -> str:
 
 
 def html_page(result, inputs=None, outputs=None, locate=None) -> str:
-    """The page. ``inputs`` (ParityInputs) gives the images, ``outputs`` (as :func:`run` returns
+    """The page. ``inputs`` (:class:`~onnxparity.inputs.Inputs`) gives the images, ``outputs`` (as :func:`run` returns
     them) the top classes and margins; ``locate``: a chart for the locate section, either an SVG
     or HTML fragment the toolkit made, or rows ``[{"name": ..., "value": ...}]`` drawn as bars."""
     e = html.escape
