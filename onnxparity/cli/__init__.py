@@ -24,6 +24,7 @@ COMMANDS = {
     "run": "onnxparity.cli.run",
     "compare": "onnxparity.cli.compare",
     "convert": "onnxparity.cli.convert",
+    "migrate": "onnxparity.cli.migrate",
     "serve": "onnxparity.cli.serve",
     "export-triton": "onnxparity.cli.export_triton",
     "bench": "onnxparity.cli.bench",

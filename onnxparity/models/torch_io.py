@@ -2,7 +2,8 @@
 
 State dicts load with ``weights_only=True`` (no pickled code runs); a pickled whole model loads
 only when the caller says the file is trusted. A state dict becomes a module through its class,
-named ``"package.module:Class"`` (a spec's ``architecture`` or ``--torch-class``).
+named ``"package.module:Class"`` (a spec's ``architecture`` or ``--torch-class``), or
+``"./model.py:Class"`` for a checked model file beside the weights (see ``models.generated``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import importlib
 from pathlib import Path
 
 from onnxparity.errors import InputError
+from onnxparity.models.generated import is_file_architecture, load_class
 
 
 def _first_line(exc: BaseException) -> str:
@@ -78,7 +80,10 @@ def load_module(path: str | Path, architecture: str | None, trust_pickle: bool =
     if not architecture:
         raise InputError(f"{path}: a state dict; name its model class with --torch-class package.module:Class "
                          "(or put a spec.json beside it)")
-    cls = import_class(architecture)
+    if is_file_architecture(architecture):  # "./model.py:Class", written by `onnxparity migrate`
+        cls = load_class(Path(path).parent, architecture)
+    else:
+        cls = import_class(architecture)
     try:
         module = cls()
     except Exception as exc:  # noqa: BLE001 - whatever the user's constructor raises
