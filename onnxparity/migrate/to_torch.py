@@ -43,7 +43,8 @@ def _args(*positional, **options) -> str:
 
 
 def _float(v: float) -> str:
-    return repr(float(v))
+    """The shortest literal for a float32 value (0.001, not 0.0010000000474974513)."""
+    return repr(float(str(np.float32(v))))
 
 
 class _Writer:

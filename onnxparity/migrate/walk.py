@@ -126,7 +126,7 @@ class Walker:
             if self.from_tf and "/" in weight:
                 return self._tf_layer(weight.split("/"))
             if not weight.startswith(("val_", "onnx::", "_")):
-                return weight.rsplit(".", 1)[0] if weight.endswith((".weight", ".bias")) else weight
+                return weight.rsplit(".", 1)[0] if "." in weight else weight  # "conv1.weight" -> "conv1"
         props = {p.key: p.value for p in node.metadata_props}
         scopes = props.get("pkg.torch.onnx.name_scopes")
         if scopes:
