@@ -127,3 +127,24 @@ def save_op_set_onnx(path, unsupported: str | None = None) -> Path:
     path = Path(path)
     onnx.save(model, path)
     return path
+
+
+def keras_layers(path) -> list[tuple[str, str, str]]:
+    """(class module, class name, layer name) of each layer of a .keras file loaded with safe mode on."""
+    from onnxparity.models.keras_cnn import load
+
+    return [(type(layer).__module__, type(layer).__name__, layer.name) for layer in load(path).layers]
+
+
+def torch_outputs(folder, x):
+    """The migrated torch module (loaded as onnxparity loads it) on ``x``: a tuple of arrays."""
+    import torch
+
+    from onnxparity.models.torch_io import load_module
+    from onnxparity.spec import ModelSpec
+
+    spec = ModelSpec.load(folder)
+    module = load_module(Path(folder) / "model.pth", spec.architecture).eval()
+    with torch.inference_mode():
+        out = module(torch.from_numpy(x))
+    return tuple(o.numpy() for o in (out if isinstance(out, tuple) else (out,)))
