@@ -148,3 +148,12 @@ def test_model_py_outside_the_generated_form_is_refused(tmp_path):
             else bad + good
         with pytest.raises(InputError, match="not a model file onnxparity imports"):
             check_source(tmp_path / "model.py", text)
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["train"], ["--from DIR"]),
+    (["train", "--from", "nowhere"], ["nowhere", "no such file"]),
+    (["train", "torch", "--from", "nowhere"], ["--from takes the framework from the folder"]),
+])
+def test_train_from_bad_arguments(args, needles):
+    assert_one_line_error(onnxparity(*args), *needles)
