@@ -157,3 +157,26 @@ def test_model_py_outside_the_generated_form_is_refused(tmp_path):
 ])
 def test_train_from_bad_arguments(args, needles):
     assert_one_line_error(onnxparity(*args), *needles)
+
+
+def test_a_failing_leg_writes_nothing(tmp_path, monkeypatch):
+    from onnxparity.errors import ParityFailure
+    from onnxparity.migrate import walk
+
+    real = walk.plan_for
+
+    def skewed(*args, **kwargs):  # a converter bug: one kernel scaled on its way to the target
+        plan = real(*args, **kwargs)
+        conv = next(step for step in plan.steps if step.kind == "conv")
+        conv.weights["weight"] = conv.weights["weight"] * 1.2
+        return plan
+
+    monkeypatch.setattr(walk, "plan_for", skewed)
+    source = migrate_helpers.save_op_set_onnx(tmp_path / "ops.onnx")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "old.txt").write_text("an earlier result")
+    with pytest.raises(ParityFailure, match="onnx -> torch"):
+        migrate(source, "torch", out)
+    assert [p.name for p in out.iterdir()] == ["old.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ops.onnx", "out"]
