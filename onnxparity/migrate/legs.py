@@ -17,21 +17,21 @@ BATCH = 500
 class SourceModel:
     """A Keras or PyTorch model (anything ``convert`` takes), converted to ``onnx_path`` and kept to run."""
 
-    def __init__(self, source: str, onnx_path: str):
+    def __init__(self, source: str, onnx_path: str, **convert_options):
         from onnxparity.convert import convert
         from onnxparity.models import resolve
 
-        self.result = convert(source, onnx_path)
+        self.result = convert(source, onnx_path, **convert_options)
         ref = resolve(source)
         target = ref.path if ref.spec is not None else Path(source)
         if ref.framework == "keras":
             from onnxparity.convert.keras import open_source
 
-            self.source = open_source(target, ref.spec)
+            self.source = open_source(target, self.result.spec)
         else:
             from onnxparity.convert.torch import open_source
 
-            self.source = open_source(target, ref.spec)
+            self.source = open_source(target, self.result.spec, trust_pickle=convert_options.get("trust_pickle", False))
 
     def summary(self) -> dict:
         return {"spec": self.result.spec.to_dict(), "onnx_max_abs_diff": self.result.max_abs_diff,

@@ -72,10 +72,12 @@ class MigrateResult:
 
 
 def migrate(source: str | os.PathLike, to: str, out: str | os.PathLike, *, check_data: str | None = None,
-            timeout: float | None = None) -> MigrateResult:
+            timeout: float | None = None, **convert_options) -> MigrateResult:
     """Rebuild ``source`` in ``to`` ("torch" or "keras") into the folder ``out``; see the module docstring.
 
-    ``check_data`` picks the digits the legs are checked on (default: the bundled held-out digits).
+    ``check_data`` picks the digits the legs are checked on (default: the bundled held-out digits);
+    ``convert_options`` go to :func:`onnxparity.convert.convert` (``input_shape``, ``torch_class``,
+    ``spec``, ``trust_pickle``) for a source that needs them.
     Raises :class:`InputError` (exit 2) for what cannot migrate, :class:`ParityFailure` (exit 1)
     when a leg differs; either way nothing is written.
     """
@@ -95,6 +97,8 @@ def migrate(source: str | os.PathLike, to: str, out: str | os.PathLike, *, check
         service = None
         try:
             if ref.framework == "onnx":
+                if convert_options:
+                    raise InputError(f"{source}: already an ONNX file; {', '.join(convert_options)} are for converting")
                 onnx_path = Path(source)
                 spec = _onnx_spec(onnx_path)
                 source_name = None
@@ -102,7 +106,7 @@ def migrate(source: str | os.PathLike, to: str, out: str | os.PathLike, *, check
                 onnx_path = Path(work) / "model.onnx"
                 log.info("converting %s to ONNX", source)
                 service = _process.Service("onnxparity.migrate.legs:SourceModel", str(source), str(onnx_path),
-                                           name=f"{ref.framework} source", timeout=timeout)
+                                           name=f"{ref.framework} source", timeout=timeout, **convert_options)
                 spec = ModelSpec.from_dict(service.call("summary")["spec"])
                 source_name = ref.framework
             if spec.input_dtype != "float32":
