@@ -110,7 +110,8 @@ def migrate(source: str | os.PathLike, to: str, out: str | os.PathLike, *, check
                 spec = ModelSpec.from_dict(service.call("summary")["spec"])
                 source_name = ref.framework
             if spec.input_dtype != "float32":
-                raise InputError(f"{onnx_path}: takes raw uint8 pixels (embedded preprocessing); migrate the model it was "
+                raise InputError(f"{onnx_path}: takes raw uint8 pixels (embedded preprocessing); migrate the model "
+                                 "it was "
                                  "converted from instead")
             plan = _plan(onnx_path, to, spec)
             new_spec = _migrated_spec(spec, plan, source)

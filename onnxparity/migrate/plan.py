@@ -23,7 +23,8 @@ class Step:
     ``kind`` is one of: conv, maxpool, avgpool, global_avgpool, batchnorm, dense, relu, sigmoid,
     tanh, hardsigmoid, hardswish, softmax, log_softmax, add, mul, concat, flatten, reshape,
     permute, dropout. ``attrs`` holds the kind's settings (axes already in the target's layout),
-    ``weights`` its arrays (kernels as the target stores them: OIHW for torch, HWIO for Keras).
+    ``weights`` its arrays in ONNX's conventions (conv kernels OIHW, dense kernels (in, out) with
+    rows already in the target's flatten order); each writer turns them into its own storage.
     """
 
     kind: str

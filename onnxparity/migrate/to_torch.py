@@ -147,7 +147,8 @@ class _Writer:
         a = s.attrs
         cls = "BatchNorm2d" if a["rank"] == 4 else "BatchNorm1d"
         # ONNX's momentum weighs the running value; torch's weighs the new batch.
-        self.layer(s, f"nn.{cls}({a['channels']}, eps={_float(a['epsilon'])}, momentum={_float(round(1 - a['momentum'], 7))})")
+        momentum = _float(round(1 - a["momentum"], 7))
+        self.layer(s, f"nn.{cls}({a['channels']}, eps={_float(a['epsilon'])}, momentum={momentum})")
         w = s.weights
         self.state.update({f"{s.name}.weight": w["gamma"], f"{s.name}.bias": w["beta"],
                            f"{s.name}.running_mean": w["mean"], f"{s.name}.running_var": w["var"],

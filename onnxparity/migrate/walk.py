@@ -204,7 +204,8 @@ class Walker:
             self._refuse(node, "needs a transpose that moves the batch axis")
         key = (t.name, perm)
         if key not in self.permuted:
-            self.permuted[key] = self._emit(node, "permute", [t], {"perm": perm}, name=self._name(f"{t.name}_permuted", "permute"))
+            name = self._name(f"{t.name}_permuted", "permute")
+            self.permuted[key] = self._emit(node, "permute", [t], {"perm": perm}, name=name)
         return replace(t, name=self.permuted[key], perm=want)
 
     def _channels_first(self, node, t: Tracked) -> Tracked:
@@ -311,7 +312,7 @@ class Walker:
     def _unary(self, node, kind: str, attrs=None):
         t = self._value(node, node.input[0])
         name = self._emit(node, kind, [t], attrs)
-        self._set(node.output[0], replace(t, name=name, nonneg=kind in NONNEG_KINDS or (kind == "dropout" and t.nonneg)))
+        self._set(node.output[0], replace(t, name=name, nonneg=kind in NONNEG_KINDS))
 
     def _op_Relu(self, index, node):
         self._unary(node, "relu")
@@ -567,7 +568,8 @@ class Walker:
             moved[..., t.cols] = full
             full = moved
         per_sample = np.ascontiguousarray(full[0])
-        if self.target == "keras" and per_sample.size > 1 and (per_sample.ndim == 0 or per_sample.size != per_sample.shape[-1]):
+        last_axis_only = per_sample.ndim > 0 and per_sample.size == per_sample.shape[-1]
+        if self.target == "keras" and per_sample.size > 1 and not last_axis_only:
             self._refuse(node, "Keras takes a constant that is a scalar or varies along the last axis only")
         name = self._emit(node, kind, [t], {"constant": True}, {"constant": per_sample})
         nonneg = t.nonneg and bool((c >= 0).all())

@@ -121,7 +121,7 @@ def check_source(path: Path, text: str) -> None:
     except SyntaxError as exc:
         raise InputError(f"{path}: not valid Python ({exc.msg}, line {exc.lineno})") from None
     for i, node in enumerate(tree.body):
-        if i == 0 and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+        if i == 0 and isinstance(node, ast.Expr) and isinstance(getattr(node.value, "value", None), str):
             continue
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             _check_import(path, node)
