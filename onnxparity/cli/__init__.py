@@ -25,6 +25,7 @@ COMMANDS = {
     "compare": "onnxparity.cli.compare",
     "locate": "onnxparity.cli.locate",
     "convert": "onnxparity.cli.convert",
+    "migrate": "onnxparity.cli.migrate",
     "serve": "onnxparity.cli.serve",
     "export-triton": "onnxparity.cli.export_triton",
     "bench": "onnxparity.cli.bench",

@@ -62,3 +62,15 @@ def train(framework: str, out_dir, **kwargs) -> dict:
     if framework not in FRAMEWORKS:
         raise InputError(f"framework must be one of {FRAMEWORKS}, not {framework!r}")
     return importlib.import_module(REFERENCE_MODULES[framework]).train(out_dir, **kwargs)
+
+
+def train_from(folder, out_dir=None, **kwargs) -> dict:
+    """Continue training any checkpoint folder (a migrated one too) with its framework's reference loop
+    (Keras ``fit``; the article's PyTorch SGD loop); ``out_dir`` defaults to ``folder``."""
+    import importlib
+
+    p = Path(folder).expanduser()
+    ref = resolve(p)
+    if not p.is_dir() or ref.spec is None or ref.framework not in FRAMEWORKS:
+        raise InputError(f"{p}: not a checkpoint folder (a folder with spec.json and its weights)")
+    return importlib.import_module(REFERENCE_MODULES[ref.framework]).train_from(p, out_dir or p, **kwargs)

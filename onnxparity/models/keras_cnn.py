@@ -131,3 +131,53 @@ def train(out_dir: str | Path, data: str | None = None, epochs: int | None = Non
     }
     write_text(out / HISTORY_FILE, json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def train_from(src: str | Path, out: str | Path, data: str | None = None, epochs: int | None = None,
+               preset_name: str = "default", n_train: int | None = None, verbose: str | int = "auto") -> dict:
+    """Continue training any Keras checkpoint folder (a migrated one too) with ``fit``.
+
+    A model saved compiled keeps its optimizer and state; one saved without (a migrated model) is
+    compiled as the reference is, with Adam at the preset's rate and the cross-entropy that fits its
+    output kind. Inputs go through the spec's own preprocessing; ``epochs`` defaults to 1.
+    """
+    from onnxparity._io import atomic_dir
+
+    src, out = Path(src), Path(out)
+    spec = ModelSpec.load(src)
+    config = preset("keras", preset_name).with_overrides(epochs=epochs or 1)
+    train_digits, test_digits = load_digits(data, "train").head(n_train), load_digits(data, "test")
+    import keras
+
+    model = load(src / MODEL_FILE)
+    if len(model.outputs) != 1 or model.outputs[0].shape[-1] != len(spec.labels) or len(model.outputs[0].shape) != 2:
+        raise InputError(f"{spec.name}: train continues single-output classifiers of {len(spec.labels)} classes; "
+                         "this model returns something else")
+    if not getattr(model, "compiled", False) or model.optimizer is None:
+        # Softmax of log-probabilities gives the probabilities back, so from_logits fits both.
+        loss = (keras.losses.CategoricalCrossentropy() if spec.output == "probabilities"
+                else keras.losses.CategoricalCrossentropy(from_logits=True))
+        model.compile(loss=loss, optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
+                      metrics=["accuracy"])
+    x_train, y_train = spec.preprocess(train_digits.images), keras.utils.to_categorical(train_digits.labels, 10)
+    x_test, y_test = spec.preprocess(test_digits.images), keras.utils.to_categorical(test_digits.labels, 10)
+    done = 0
+    if (src / HISTORY_FILE).is_file():
+        done = int(json.loads((src / HISTORY_FILE).read_text()).get("epochs_done", 0))
+
+    keras.utils.set_random_seed(config.seed + done)
+    started = time.perf_counter()
+    model.fit(x_train, y_train, batch_size=config.batch_size, epochs=done + config.epochs, initial_epoch=done,
+              verbose=verbose, validation_data=(x_test, y_test))
+    seconds = time.perf_counter() - started
+    loss, accuracy = model.evaluate(x_test, y_test, batch_size=config.test_batch_size, verbose=0)
+    summary = {
+        "framework": "keras", "from": str(src), "checkpoint": str(out / MODEL_FILE), "epochs_done": done + config.epochs,
+        "train_digits": len(train_digits), "test_digits": len(test_digits), "test_loss": float(loss),
+        "test_accuracy": float(accuracy), "train_seconds": round(seconds, 2), "config": config.__dict__,
+    }
+    with atomic_dir(out) as folder:
+        model.save(folder / MODEL_FILE)
+        spec.save(folder)
+        write_text(folder / HISTORY_FILE, json.dumps(summary, indent=2) + "\n")
+    return summary

@@ -3,7 +3,8 @@
 State dicts load with ``weights_only=True`` (no pickled code runs); a pickled whole model loads
 only when the caller says the file is trusted. A state dict becomes a module through its class,
 named ``"package.module:Class"`` or ``"package.module:factory"`` (a spec's ``architecture`` or
-``--torch-class``) and called with keyword arguments (``torch_kwargs``, ``--torch-kwargs``).
+``--torch-class``) and called with keyword arguments (``torch_kwargs``, ``--torch-kwargs``), or
+``"./model.py:Class"`` for a checked model file beside the weights (see ``models.generated``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import importlib
 from pathlib import Path
 
 from onnxparity.errors import InputError
+from onnxparity.models.generated import is_file_architecture, load_class
 
 
 def _first_line(exc: BaseException) -> str:
@@ -53,11 +55,17 @@ def load_state(path: str | Path) -> dict:
     return state
 
 
-def build_module(architecture: str, kwargs=None):
-    """``architecture(**kwargs)``: a class or a factory function that returns an ``nn.Module``."""
+def build_module(architecture: str, kwargs=None, folder: Path | None = None):
+    """``architecture(**kwargs)``: a class or a factory function that returns an ``nn.Module``;
+    ``"./model.py:Class"`` is the checked file in ``folder`` that ``onnxparity migrate`` wrote."""
     import torch
 
-    cls = import_class(architecture)
+    if is_file_architecture(architecture):
+        if folder is None:
+            raise InputError(f"{architecture}: a model file needs the folder it lies in")
+        cls = load_class(folder, architecture)
+    else:
+        cls = import_class(architecture)
     try:
         module = cls(**dict(kwargs or {}))
     except Exception as exc:  # noqa: BLE001 - whatever the user's constructor raises
@@ -95,7 +103,7 @@ def load_module(path: str | Path, architecture: str | None, trust_pickle: bool =
     if not architecture:
         raise InputError(f"{path}: a state dict; name its model class with --torch-class package.module:Class "
                          "(or put a spec.json beside it)")
-    module = build_module(architecture, kwargs)
+    module = build_module(architecture, kwargs, folder=Path(path).parent)
     try:
         module.load_state_dict(obj)
     except Exception as exc:  # noqa: BLE001 - RuntimeError for missing/unexpected keys, size mismatch

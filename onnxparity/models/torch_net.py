@@ -81,14 +81,14 @@ def loader(digits: Digits, batch_size: int, shuffle: bool, seed: int = 1) -> tor
                                        generator=generator)
 
 
-def train_epoch(network, optimizer, train_loader, epoch: int, log_interval: int) -> None:
-    """The article's ``train(epoch)``."""
+def train_epoch(network, optimizer, train_loader, epoch: int, log_interval: int, loss_fn=F.nll_loss) -> None:
+    """The article's ``train(epoch)``; ``loss_fn`` fits the model's output kind (NLL for log-probabilities)."""
     network.train()
     n = len(train_loader.dataset)
     for batch_idx, (data, target) in enumerate(train_loader):
         optimizer.zero_grad()
         output = network(data)
-        loss = F.nll_loss(output, target)
+        loss = loss_fn(output, target)
         loss.backward()
         optimizer.step()
         if log_interval and batch_idx % log_interval == 0:
@@ -97,14 +97,14 @@ def train_epoch(network, optimizer, train_loader, epoch: int, log_interval: int)
                   f"\tLoss: {loss.item():.6f}", flush=True)
 
 
-def test(network, test_loader) -> tuple[float, float]:
+def test(network, test_loader, loss_fn=F.nll_loss) -> tuple[float, float]:
     """The article's ``test()``: average loss (summed NLL / n) and accuracy."""
     network.eval()
     test_loss, correct = 0.0, 0
     with torch.no_grad():
         for data, target in test_loader:
             output = network(data)
-            test_loss += F.nll_loss(output, target, reduction="sum").item()
+            test_loss += loss_fn(output, target, reduction="sum").item()
             correct += int(output.argmax(dim=1).eq(target).sum())
     n = len(test_loader.dataset)
     test_loss /= n
@@ -152,3 +152,94 @@ def train(out_dir: str | Path, data: str | None = None, epochs: int | None = Non
     }
     write_text(out / HISTORY_FILE, json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def loss_for(output: str):
+    """The article's NLL loss for a model's output kind: log-probabilities as they are, probabilities
+    through a log, logits through log-softmax (cross-entropy)."""
+    if output == "log_probabilities":
+        return F.nll_loss
+    if output == "probabilities":
+        return lambda p, target, reduction="mean": F.nll_loss(torch.log(p.clamp_min(1e-12)), target, reduction=reduction)
+    return F.cross_entropy
+
+
+def train_from(src: str | Path, out: str | Path, data: str | None = None, epochs: int | None = None,
+               preset_name: str = "default", n_train: int | None = None, log_interval: int | None = None) -> dict:
+    """Continue training any PyTorch checkpoint folder (a migrated one too) with the article's loop.
+
+    The module is rebuilt from the folder's spec (``architecture``), fed through the spec's own
+    preprocessing, trained with the preset's SGD for ``epochs`` (default 1) more epochs; the optimizer's
+    state carries over when the folder has a fitting ``optimizer.pth``. ``out`` gets a complete folder.
+    """
+    import shutil
+
+    from onnxparity._io import atomic_dir
+    from onnxparity.models.generated import is_file_architecture
+    from onnxparity.models.torch_io import load_module
+
+    src, out = Path(src), Path(out)
+    spec = ModelSpec.load(src)
+    config = preset("torch", preset_name).with_overrides(log_interval=log_interval)
+    config = config.with_overrides(epochs=epochs or 1)
+    train_digits, test_digits = load_digits(data, "train").head(n_train), load_digits(data, "test")
+    network = load_module(src / MODEL_FILE, spec.architecture)
+    _check_classifier(network, spec, spec.preprocess(test_digits.images[:2]))
+    optimizer = torch.optim.SGD(network.parameters(), lr=config.learning_rate, momentum=config.momentum)
+    if (src / OPTIMIZER_FILE).is_file():
+        try:
+            optimizer.load_state_dict(load_state(src / OPTIMIZER_FILE))
+        except (ValueError, KeyError, RuntimeError):
+            pass  # another optimizer's state (or another model's): start SGD afresh
+    done = _epochs_done(src)
+    torch.manual_seed(config.seed)
+    train_loader = _spec_loader(spec, train_digits, config.batch_size, shuffle=True, seed=config.seed)
+    test_loader = _spec_loader(spec, test_digits, config.test_batch_size, shuffle=False)
+    loss_fn = loss_for(spec.output)
+
+    started = time.perf_counter()
+    for epoch in range(done + 1, done + config.epochs + 1):
+        torch.manual_seed(config.seed + epoch)
+        train_loader.generator.manual_seed(config.seed + epoch)
+        train_epoch(network, optimizer, train_loader, epoch, config.log_interval, loss_fn)
+        loss, accuracy = test(network, test_loader, loss_fn)
+    seconds = time.perf_counter() - started
+
+    summary = {
+        "framework": "torch", "from": str(src), "checkpoint": str(out / MODEL_FILE), "epochs_done": done + config.epochs,
+        "train_digits": len(train_digits), "test_digits": len(test_digits), "test_loss": loss,
+        "test_accuracy": accuracy, "train_seconds": round(seconds, 2), "config": config.__dict__,
+    }
+    with atomic_dir(out) as folder:
+        if is_file_architecture(spec.architecture or ""):
+            shutil.copy2(src / spec.architecture[2:].partition(":")[0], folder)
+        torch.save(network.state_dict(), folder / MODEL_FILE)
+        torch.save(optimizer.state_dict(), folder / OPTIMIZER_FILE)
+        spec.save(folder)
+        write_text(folder / HISTORY_FILE, json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _check_classifier(network, spec: ModelSpec, sample) -> None:
+    from onnxparity.errors import InputError
+
+    network.eval()
+    with torch.no_grad():
+        out = network(torch.from_numpy(sample))
+    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[1] != len(spec.labels):
+        raise InputError(f"{spec.name}: train continues single-output classifiers of {len(spec.labels)} classes; "
+                         "this model returns something else")
+
+
+def _spec_loader(spec: ModelSpec, digits: Digits, batch_size: int, shuffle: bool, seed: int = 1):
+    dataset = torch.utils.data.TensorDataset(torch.from_numpy(spec.preprocess(digits.images)),
+                                             torch.from_numpy(digits.labels.astype("int64")))
+    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=shuffle,
+                                       generator=torch.Generator().manual_seed(seed))
+
+
+def _epochs_done(folder: Path) -> int:
+    try:
+        return int(json.loads((folder / HISTORY_FILE).read_text()).get("epochs_done", 0))
+    except (FileNotFoundError, ValueError, AttributeError):
+        return 0
