@@ -141,7 +141,7 @@ def test_check_judges_a_variant_by_agreement_and_accuracy(torch_checkpoint, onnx
                  "--json", str(tmp_path / "parity.json")]) == 0
     assert "int8 variant: judged by top-1 agreement" in capsys.readouterr().out
     comparisons = json.loads((tmp_path / "parity.json").read_text())["comparisons"]
-    assert {c["candidate"] for c in comparisons} == {"onnxruntime:cpu", "onnxruntime:cpu:b1"}
+    assert {c["candidate"] for c in comparisons} == {"onnxruntime:cpu", "onnxruntime:cpu:tuned", "onnxruntime:cpu:b1"}
     for c in comparisons:
         assert c["passed"] and c["atol"] is None and c["checks"]["variant"]["precision"] == "int8"
         assert c["checks"]["variant"]["accuracy"]["variant"] >= c["checks"]["variant"]["accuracy"]["reference"] - 0.005
@@ -238,7 +238,7 @@ def test_fp16_variant_is_produced_and_checked(framework, onnx_files, tmp_path):
 # -- variants in the other commands ----------------------------------------------------------------
 @pytest.mark.slow
 def test_serve_bench_and_triton_take_variants(onnx_files, tmp_path, test_digits):
-    from onnxparity.bench import _model
+    from onnxparity.bench.run import _model
     from onnxparity.serve import load_models
     from onnxparity.serve.repository import warm_up
     from onnxparity.serve.triton import export_triton

@@ -55,7 +55,7 @@ def test_every_disagreement_has_its_image_and_both_top_classes(failing_run):
     c = next(c for c in result.comparisons if c.disagreements)
     i = c.disagreements[0]
     ref = outputs["torch_net", c.reference]
-    row = ref["outputs"][list(ref["indices"]).index(i)]
+    row = ref["outputs"]["log_probabilities"][list(ref["indices"]).index(i)]
     top, second = sorted(row)[::-1][:2]
     assert f"{top - second:.2e}" in text  # the reference's margin, from its own output
 
@@ -75,7 +75,7 @@ def test_outputs_held_by_name_give_the_same_margins(failing_run):
     named_result = copy.deepcopy(result)
     for c in named_result.comparisons:
         c.output = "log_probabilities"
-    named = {key: {**run, "outputs": {"log_probabilities": run["outputs"], "other": run["outputs"] * 0}}
+    named = {key: {**run, "outputs": {**run["outputs"], "other": run["outputs"]["log_probabilities"] * 0}}
              for key, run in outputs.items()}
     cards = re.compile(r"<div class='card .*?</div></div>", re.S)
     plain = cards.findall(html_page(result, inputs, outputs))

@@ -28,7 +28,7 @@ def test_assert_parity_passes_and_returns_the_result(torch_pair):
     folder, good, _ = torch_pair
     result = testing.assert_parity(folder, good, providers="cpu", n=N)
     assert result.passed
-    assert {c.candidate for c in result.comparisons} == {"onnxruntime:cpu", "onnxruntime:cpu:b1"}
+    assert {c.candidate for c in result.comparisons} == {"onnxruntime:cpu", "onnxruntime:cpu:tuned", "onnxruntime:cpu:b1"}
 
 
 def test_assert_parity_fails_with_a_table_of_the_failing_comparisons(torch_pair, assert_parity, tmp_path):  # noqa: F811
@@ -37,7 +37,7 @@ def test_assert_parity_fails_with_a_table_of_the_failing_comparisons(torch_pair,
         assert_parity(folder, broken, providers="cpu", n=N, batch1_limit=10)
     message = str(info.value)
     lines = message.splitlines()
-    assert lines[0] == "Parity failed: 2 of 2 comparisons"
+    assert lines[0] == "Parity failed: 3 of 3 comparisons"
     header = next(line for line in lines if line.startswith("model"))
     for column in ("backend (vs reference)", "output", "max abs diff", "agreement"):
         assert column in header

@@ -31,7 +31,7 @@ table{border-collapse:collapse;margin:.4em 0 1em;max-width:100%}
 td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px;text-align:left;vertical-align:top;
       overflow-wrap:anywhere}
 th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-td.label{overflow-wrap:normal;white-space:nowrap}th,td.w{overflow-wrap:normal}
+td.label{overflow-wrap:anywhere}th,td.w{overflow-wrap:normal}
 tr.why td{border-top:none}
 .PASS{color:#116611;font-weight:bold}.FAIL{color:#b00;font-weight:bold}.muted{color:#777}
 .why{font-size:12px;color:#b00;font-weight:normal}
