@@ -202,6 +202,11 @@ def test_plain_onnx_file_against_saved_test_data(tmp_path):
     assert failed.returncode == 1 and "top-1 agreement" in failed.stderr, failed.stderr
     served = onnxparity("bench", model, "--batch-sizes", "2", "--rounds", "1", "--round-time", "0.01", "--warmup", "0")
     assert served.returncode == 0, served.stderr
+    twin = tmp_path / "twin.onnx"  # check A B: two ONNX files directly, the first's plain CPU run the reference
+    twin.write_bytes(model.read_bytes())
+    r = checked(onnxparity("check", model, twin, "--providers", "cpu", "--json", report), report)
+    assert {c["candidate"] for c in r["comparisons"]} >= {"B:onnxruntime:cpu", "onnxruntime:cpu:tuned"}
+    assert {c["reference"] for c in r["comparisons"]} == {"onnxruntime:cpu"} and r["passed"]
 
 
 def test_a_dynamic_axis_needs_its_size_and_then_runs(tmp_path):

@@ -41,7 +41,7 @@ def torch_source_shape(folder):
     return imports, classes, attrs
 
 
-def test_keras_cnn_to_torch_on_real_digits(tmp_path, keras_checkpoint):
+def test_keras_cnn_to_torch_on_real_digits(tmp_path, keras_checkpoint, torch_checkpoint):
     out = tmp_path / "torch"
     result = migrate(keras_checkpoint, "torch", out)
     assert_legs_pass(result)
@@ -58,6 +58,15 @@ def test_keras_cnn_to_torch_on_real_digits(tmp_path, keras_checkpoint):
     evaluated = onnxparity("evaluate", out, "--json")
     assert evaluated.returncode == 0, evaluated.stderr
     assert json.loads(evaluated.stdout)["accuracy"] == pytest.approx(result.accuracy["keras"])
+    # check A B: the Keras original against the migrated PyTorch one directly, each in its own layout.
+    report = tmp_path / "ab.json"
+    both = onnxparity("check", keras_checkpoint, out, "--n", 50, "--cpu-only", "--json", report)
+    assert both.returncode == 0, both.stdout + both.stderr
+    d = json.loads(report.read_text())
+    assert [(c["reference"], c["candidate"]) for c in d["comparisons"]] == [("keras-tf:cpu", "torch:cpu")]
+    assert d["comparisons"][0]["top1_agreement"] == 1.0 and d["comparisons"][0]["max_abs_diff"] < 1e-4
+    other = onnxparity("check", keras_checkpoint, torch_checkpoint, "--n", 50, "--cpu-only")  # another model
+    assert other.returncode == 1 and "torch:cpu vs keras-tf:cpu" in other.stderr, other.stdout + other.stderr
 
 
 def test_torch_net_to_keras_on_real_digits(tmp_path, torch_checkpoint):

@@ -3,7 +3,9 @@
 The original (Keras on TensorFlow, PyTorch eager; on CPU) is the reference; the candidates are the
 original on GPU, the Keras file under Keras 3's torch backend, and the ONNX file in ONNX Runtime
 on each execution provider, tuned and at batch size 1; one comparison per output. An ONNX file
-alone is checked against outputs saved elsewhere: `check MODEL.onnx --reference DIR`. Exit status 0
+alone is checked against outputs saved elsewhere: `check MODEL.onnx --reference DIR`; any two models
+are compared directly (`check A B`: Keras against PyTorch, ONNX against ONNX), A's CPU run the
+reference. Exit status 0
 when all agree within tolerance, 1 when parity fails (or a backend crashed), 2 for usage or input
 errors.
 """
@@ -57,7 +59,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("original", help="the original: checkpoint folder, .keras/.h5, or model.pth beside spec.json; "
                                     "or the ONNX file itself, with --reference")
-    p.add_argument("onnx", nargs="?", help="its ONNX file (written by `onnxparity convert`)")
+    p.add_argument("onnx", nargs="?", help="its ONNX file (written by `onnxparity convert`); or any other model "
+                                           "to compare with directly (Keras, PyTorch or ONNX), each fed in its own layout")
     p.add_argument("--reference", metavar="DIR|FILE.npz",
                    help="saved inputs and outputs to check an ONNX file alone against: a folder in the ONNX "
                         "test-data layout (input_0.pb, output_0.pb...) or an .npz named by input and output")

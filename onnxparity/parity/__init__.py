@@ -38,8 +38,8 @@ def choose_inputs(target: Target, *, data: str | None = None, n: int | None = No
     from onnxparity import inputs as inputs_mod
     from onnxparity.parity.matrix import describe
 
-    _, _, onnx_model, spec = describe(target)
-    signature = onnx_model.signature
+    d = describe(target)
+    signature, spec = d.signature, d.spec
     if target.reference is not None:
         return inputs_mod.load_reference(target.reference, signature)
     if inputs is not None:
@@ -48,6 +48,11 @@ def choose_inputs(target: Target, *, data: str | None = None, n: int | None = No
         return inputs_mod.load_digits_inputs(data, n, synthetic), None
     if data is not None:
         raise _data_error(data, spec)
+    if signature is None:
+        from onnxparity.errors import InputError
+
+        raise InputError(f"{target.original}: nothing says its inputs' names and shapes; convert it "
+                         "(`onnxparity convert`) or give its inputs (--inputs FILE.npz)")
     return inputs_mod.synthesize(signature, samples or n or inputs_mod.DEFAULT_SAMPLES, input_shapes=input_shapes,
                                  int_range=int_range, edge_cases=synthetic, spec=spec), None
 

@@ -72,7 +72,7 @@ class Job:
     backend: Backend
     path: str
     spec: ModelSpec | None  # how its inputs are prepared (None: arrays fed as they are)
-    signature: Signature
+    signature: Signature | None
     batch_size: int = DEFAULT_BATCH
     options: dict = field(default_factory=dict)
     env: dict = field(default_factory=dict)
@@ -99,64 +99,80 @@ def onnx_spec(path) -> ModelSpec:
     return OnnxModel(path).require_spec()
 
 
-def describe(target: Target) -> tuple[str, str, OnnxModel, ModelSpec | None]:
-    """(framework, name, ONNX facade, the spec the original is fed by) of a target, checked for sense."""
-    onnx_model = OnnxModel(target.onnx)
+@dataclass(frozen=True)
+class Description:
+    """What a target is: its name, how each side is fed, and the signature that names its tensors."""
+
+    framework: str  # the reference side's: "keras", "torch", "onnx" (a file against saved outputs or another file)
+    name: str
+    signature: Signature | None  # from an ONNX side's graph, else the reference's spec
+    spec: ModelSpec | None  # how the reference side is fed
+    candidate_spec: ModelSpec | None  # how the candidate side is fed
+    precision: str = "float32"
+    pair: bool = False  # `check A B` of any two models, not an original against its own ONNX file
+
+
+def _side(path: str) -> tuple[str, ModelSpec | None, OnnxModel | None]:
+    ref = resolve(path)
+    if ref.framework == "onnx":
+        model = OnnxModel(ref.path)
+        return "onnx", model.spec, model
+    return ref.framework, ref.spec, None
+
+
+def describe(target: Target) -> Description:
+    """A target, checked for sense: an original and its ONNX file, an ONNX file and saved outputs,
+    or any two models (Keras, PyTorch, ONNX) compared directly."""
     if target.original is None:
+        onnx_model = OnnxModel(target.onnx)
         if target.reference is None:
             raise InputError(f"{target.onnx}: give the original model, or saved outputs to compare with (--reference DIR)")
-        return "onnx", onnx_model.name, onnx_model, onnx_model.spec
-    ref = resolve(target.original)
-    if ref.framework == "onnx":
-        raise InputError(f"{target.original}: the original must be a Keras or PyTorch model, not an ONNX file")
-    spec_onnx = onnx_model.spec
-    if spec_onnx is not None and spec_onnx.framework != ref.framework:
-        raise InputError(f"{target.onnx} was converted from a {spec_onnx.framework} model, "
-                         f"but {target.original} is a {ref.framework} model")
-    spec = merge_specs(ref.spec, spec_onnx)
-    if spec is None:
-        raise InputError(f"{target.original}: no spec.json beside it and {target.onnx} carries no onnxparity metadata; "
-                         "convert the original with `onnxparity convert` first")
-    return ref.framework, spec.name, onnx_model, spec
+        return Description("onnx", onnx_model.name, onnx_model.signature, onnx_model.spec, onnx_model.spec,
+                           onnx_model.precision)
+    a_framework, a_spec, a_onnx = _side(target.original)
+    b_framework, b_spec, b_onnx = _side(target.onnx)
+    if a_framework != "onnx" and b_framework == "onnx" and (b_spec is None or b_spec.framework == a_framework):
+        spec = merge_specs(a_spec, b_spec)  # the original and its own ONNX file
+        if spec is None:
+            raise InputError(f"{target.original}: no spec.json beside it and {target.onnx} carries no onnxparity "
+                             "metadata; convert the original with `onnxparity convert` first")
+        return Description(a_framework, spec.name, b_onnx.signature, spec, b_spec, b_onnx.precision)
+    if a_framework == "onnx" and b_framework != "onnx":
+        raise InputError(f"{target.original}: an ONNX file as the reference of a {b_framework} model; "
+                         "give the original first: check ORIGINAL ONNX")
+    # Any two models: each side fed in its own layout by its own spec; tensors named by an ONNX side's graph.
+    onnx_side = a_onnx or b_onnx
+    signature = onnx_side.signature if onnx_side else (a_spec.signature if a_spec else None)
+    if a_spec is None and a_onnx is None or b_spec is None and b_onnx is None:
+        missing = target.original if a_spec is None and a_onnx is None else target.onnx
+        raise InputError(f"{missing}: no spec.json beside it; say how to feed it (onnxparity convert) first")
+    name = f"{(a_spec.name if a_spec else a_onnx.name)} vs {(b_spec.name if b_spec else b_onnx.name)}"
+    return Description(a_framework, name, signature, a_spec, b_spec or (b_onnx.spec if b_onnx else None),
+                       b_onnx.precision if b_onnx else "float32", pair=True)
 
 
 def plan(target: Target, inputs: Inputs, *, providers=None, gpu: bool = True, batch_size: int = DEFAULT_BATCH,
          batch1_limit: int | None = BATCH1_LIMIT, name: str | None = None) -> list[Job]:
     """Every backend for one model, reference first; those that cannot run here carry ``unavailable``."""
-    framework, default_name, onnx_model, spec = describe(target)
-    model = name or default_name
-    signature = onnx_model.signature
-    spec_onnx = onnx_model.spec
-    pixels_only = spec_onnx is not None and spec_onnx.input_dtype == "uint8"
+    d = describe(target)
+    model = name or d.name
+    pixels_only = d.candidate_spec is not None and d.candidate_spec.input_dtype == "uint8"
+    if d.pair:
+        return _plan_pair(target, d, inputs, model, providers, gpu, batch_size, batch1_limit)
+    framework = d.framework
     jobs: list[Job] = []
     reference_taken = framework == "onnx"  # saved outputs are the reference
     for backend in backends_for(framework if framework != "onnx" else "none", requested_providers(providers)):
-        why = backend.unavailable(gpu)
-        if backend.runner == "onnxruntime" and why is None:
-            try:
-                resolve_providers(backend.options["providers"])  # missing from this build: said before a worker starts
-            except BackendUnavailable as exc:
-                why = str(exc)
-        if backend.batch_size == 1 and not signature.batched:
-            continue  # a model without a batch axis runs one sample at a time anyway
         original = backend.framework != "onnx"
         role = "candidate"
+        why = _why_not(backend, gpu)
+        if backend.batch_size == 1 and not (d.signature is None or d.signature.batched):
+            continue  # a model without a batch axis runs one sample at a time anyway
         if original and not reference_taken and why is None:  # Keras without TensorFlow: Keras on torch's CPU
             role, reference_taken = "reference", True
-        env = dict(backend.worker_env)
-        options = dict(backend.options)
-        if backend.device == "cpu":
-            env.update(thread_env(cpu_threads(backend.runner)))
-            if backend.runner == "onnxruntime":
-                options["intra_op_threads"] = cpu_threads(backend.runner)
-        indices = None
-        if backend.batch_size == 1 and batch1_limit is not None and batch1_limit < len(inputs):
-            real = [i for i, k in enumerate(inputs.kinds) if k in ("digit", "image", "given", "random")]
-            edge = [i for i in range(len(inputs)) if i not in set(real)]
-            indices = real[: max(0, batch1_limit - len(edge))] + edge
-        jobs.append(Job(model, backend, str(target.original) if original else str(target.onnx),
-                        spec if original else spec_onnx, signature, backend.batch_size or batch_size, options, env,
-                        indices, why, pixels_only, role))
+        jobs.append(_job(model, backend, str(target.original) if original else str(target.onnx),
+                         d.spec if original else d.candidate_spec, d.signature, inputs, role, why, pixels_only,
+                         batch_size, batch1_limit))
     if framework != "onnx" and not any(j.role == "reference" for j in jobs):
         reasons = "; ".join(f"{j.label}: {j.unavailable}" for j in jobs if j.backend.framework == framework)
         raise InputError(f"{target.original}: no backend here can run the original ({reasons})")
@@ -164,9 +180,60 @@ def plan(target: Target, inputs: Inputs, *, providers=None, gpu: bool = True, ba
     return jobs
 
 
+def _plan_pair(target: Target, d: Description, inputs: Inputs, model: str, providers, gpu, batch_size,
+               batch1_limit) -> list[Job]:
+    """``check A B``: A's CPU backend is the reference; every backend of B is a candidate."""
+    import dataclasses
+
+    b_framework = _side(target.onnx)[0]
+    if d.framework == "onnx":
+        pool = [b for b in backends_for("none", ["CPUExecutionProvider"]) if b.label == "onnxruntime:cpu"]
+    else:  # the framework's CPU originals, its reference first (Keras on torch where TensorFlow is absent)
+        pool = [b for b in backends_for(d.framework, []) if b.device == "cpu"]
+    reference = next((b for b in pool if _why_not(b, gpu) is None), None)
+    if reference is None:
+        raise InputError(f"{target.original}: no backend here can run it on the CPU")
+    candidates = backends_for(b_framework if b_framework != "onnx" else "none", requested_providers(providers)
+                              if b_framework == "onnx" else [])
+    jobs = [_job(model, reference, str(target.original), d.spec, d.signature, inputs, "reference", None, False,
+                 batch_size, batch1_limit)]
+    for backend in candidates:
+        if backend.label == reference.label:  # the same backend on both sides (two ONNX files): tell them apart
+            backend = dataclasses.replace(backend, label=f"B:{backend.label}")
+        jobs.append(_job(model, backend, str(target.onnx), d.candidate_spec, d.signature, inputs, "candidate",
+                         _why_not(backend, gpu), False, batch_size, batch1_limit))
+    return jobs
+
+
+def _why_not(backend: Backend, gpu: bool) -> str | None:
+    why = backend.unavailable(gpu)
+    if backend.runner == "onnxruntime" and why is None:
+        try:
+            resolve_providers(backend.options["providers"])  # missing from this build: said before a worker starts
+        except BackendUnavailable as exc:
+            why = str(exc)
+    return why
+
+
+def _job(model, backend, path, spec, signature, inputs, role, why, pixels_only, batch_size, batch1_limit) -> Job:
+    env = dict(backend.worker_env)
+    options = dict(backend.options)
+    if backend.device == "cpu":
+        env.update(thread_env(cpu_threads(backend.runner)))
+        if backend.runner == "onnxruntime":
+            options["intra_op_threads"] = cpu_threads(backend.runner)
+    indices = None
+    if backend.batch_size == 1 and batch1_limit is not None and batch1_limit < len(inputs):
+        real = [i for i, k in enumerate(inputs.kinds) if k in ("digit", "image", "given", "random")]
+        edge = [i for i in range(len(inputs)) if i not in set(real)]
+        indices = real[: max(0, batch1_limit - len(edge))] + edge
+    return Job(model, backend, path, spec, signature, backend.batch_size or batch_size, options, env, indices, why,
+               pixels_only, role)
+
+
 def _job_dict(job: Job, inputs_paths: dict, crash: dict | None) -> dict:
     d = {"model": job.path, "runner": job.backend.runner, "options": job.options, "inputs": inputs_paths,
-         "batch_size": job.batch_size, "indices": job.indices, "batched": job.signature.batched,
+         "batch_size": job.batch_size, "indices": job.indices, "batched": job.signature is None or job.signature.batched,
          "spec": job.spec.to_dict() if job.spec else None}
     if crash and crash.get("label") == job.label and crash.get("model", job.model) == job.model:
         d["crash"] = crash.get("signal", 11)
@@ -196,7 +263,8 @@ def run(targets: list[Target], inputs: Inputs | list[Inputs], *, providers=None,
     runs: dict[tuple[str, str], BackendRun] = {}
     outputs: dict[tuple[str, str], dict] = {}
     for target, target_inputs, saved_outputs in zip(targets, per_target, saved):
-        framework, base, onnx_model, spec = describe(target)
+        d = describe(target)
+        base = d.name
         name, k = base, 2
         while name in names:
             name, k = f"{base}-{k}", k + 1
@@ -204,10 +272,10 @@ def run(targets: list[Target], inputs: Inputs | list[Inputs], *, providers=None,
         planned += plan(target, target_inputs, providers=providers, gpu=gpu, batch_size=batch_size,
                         batch1_limit=batch1_limit, name=name)
         model_inputs[name] = target_inputs
-        models.append({"name": name, "framework": framework, "original": target.original, "onnx": str(target.onnx),
-                       "reference": target.reference, "spec": spec.to_dict() if spec else None,
-                       "signature": onnx_model.signature.to_dict(), "precision": onnx_model.precision,
-                       "inputs": target_inputs.summary()})
+        models.append({"name": name, "framework": d.framework, "original": target.original, "onnx": str(target.onnx),
+                       "reference": target.reference, "spec": d.spec.to_dict() if d.spec else None,
+                       "signature": d.signature.to_dict() if d.signature else None, "precision": d.precision,
+                       "pair": d.pair, "inputs": target_inputs.summary()})
         if saved_outputs is not None:
             runs[name, SAVED] = BackendRun(model=name, label=SAVED, role="reference", runner="saved", device="cpu",
                                            path=str(target.reference), batch_size=0, status="ok",
@@ -274,8 +342,11 @@ def _compare_all(models, planned, runs, outputs, model_inputs, atol, rtol, min_a
                     continue
                 comparisons.append(_not_compared(name, ref_label, job, tol, runs))
                 continue
+            single = len(ref_out["outputs"]) == 1 == len(cand_out["outputs"])  # one output each: matched as such
             for out_name, ref_array in ref_out["outputs"].items():
                 ref = {"outputs": ref_array, "indices": ref_out["indices"], "output_name": out_name, "label": ref_label}
+                if single and out_name not in cand_out["outputs"]:
+                    cand_out = dict(cand_out, outputs={out_name: next(iter(cand_out["outputs"].values()))})
                 if out_name not in cand_out["outputs"]:
                     comparisons.append(Comparison(
                         model=name, reference=ref_label, candidate=job.label, device=job.device, passed=False,
