@@ -45,7 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from onnxparity import _quiet, _signals
+
     args = build_parser().parse_args(argv)
+    _signals.install()
+    if not args.verbose:
+        _quiet.install()
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="onnxparity: %(levelname)s: %(message)s")
     try:
@@ -53,9 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     except OnnxParityError as exc:
         print(f"onnxparity: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("onnxparity: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM as _signals.Terminated: the clean-up has run
+        what = "terminated" if isinstance(exc, _signals.Terminated) else "interrupted"
+        print(f"onnxparity: {what}" + (f" {exc}" if str(exc) else ""), file=sys.stderr)
+        return getattr(exc, "exit_code", 130)
 
 
 if __name__ == "__main__":
