@@ -44,3 +44,11 @@ def torch_checkpoint(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("torch") / "torch"
     _process.call("onnxparity.models:train", "torch", out, epochs=3, log_interval=0)
     return out
+
+
+@pytest.fixture(scope="session")
+def torch_onnx(torch_checkpoint, tmp_path_factory) -> Path:
+    """The PyTorch checkpoint converted to ONNX (in a worker process)."""
+    path = tmp_path_factory.mktemp("torch-onnx") / "torch.onnx"
+    _process.call("onnxparity.convert:convert", str(torch_checkpoint), str(path))
+    return path

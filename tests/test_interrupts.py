@@ -100,13 +100,6 @@ def test_ctrl_c_during_keras_training_keeps_finished_epochs(tmp_path):
     assert summary["epochs_done"] == 3
 
 
-@pytest.fixture(scope="module")
-def torch_onnx(torch_checkpoint, tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("onnx") / "torch.onnx"
-    _process.call("onnxparity.convert:convert", str(torch_checkpoint), str(path))
-    return path
-
-
 def test_sigterm_to_check_stops_workers_and_removes_temporary_files(tmp_path, torch_checkpoint, torch_onnx):
     tmp = tmp_path / "tmp"
     tmp.mkdir()

@@ -30,8 +30,15 @@ COMMANDS = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with the toolkit's one-line errors (the usage is one ``--help`` away)."""
+
+    def error(self, message: str):
+        self.exit(2, f"onnxparity: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="onnxparity", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="onnxparity", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"onnxparity {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what each step does")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -39,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
         module = importlib.import_module(module_name)
         doc = (module.__doc__ or "").strip()
         p = sub.add_parser(name, help=doc.splitlines()[0] if doc else None, description=doc)
+        p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                       help="log what each step does (also accepted before the command)")
         module.add_arguments(p)
         p.set_defaults(_run=module.run)
     return parser

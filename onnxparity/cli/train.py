@@ -5,14 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 
+from onnxparity.cli import _args
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("framework", choices=["keras", "torch"])
     p.add_argument("--data", help="dataset: an IDX folder, mnist.npz, 'mnist' (full, cached) or the bundled sample (default)")
-    p.add_argument("--epochs", type=int, help="epochs to train (this many more with --resume)")
+    p.add_argument("--epochs", type=_args.positive_int,
+                   help="epochs to train (default: the preset's, Keras 10, PyTorch 40 or 3 for 'article'); "
+                        "with --resume, this many more (default: finish an interrupted run)")
     p.add_argument("--preset", default="default", choices=["default", "article"],
                    help="hyperparameters: 'article' is the article's exactly")
-    p.add_argument("--out", help="checkpoint folder (default: runs/<framework>)")
+    p.add_argument("--out", type=_args.out_dir, help="checkpoint folder (default: runs/<framework>)")
     p.add_argument("--resume", action="store_true", help="continue training the checkpoint in --out")
     p.add_argument("--h5", action="store_true", help="Keras: also save the article's model.h5")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")

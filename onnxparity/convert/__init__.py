@@ -127,6 +127,8 @@ def convert(model, out: str | os.PathLike | None = None, *, opset: int | None = 
 
     log.info("exporting with %s at opset %d", source.converter, opset)
     proto, exporter = source.export(x, shape, opset, output_names)
+    if graph.opset_of(proto) != opset:
+        raise InputError(f"{exporter} wrote opset {graph.opset_of(proto)}, not the {opset} asked for")
     spec = dataclasses.replace(spec, extra={**spec.extra, **_provenance(source, target, exporter)})
     proto = graph.finish(proto, output_names, spec.to_metadata())
     if embed_preprocessing:

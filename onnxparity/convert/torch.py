@@ -143,6 +143,9 @@ def _exported_program(path: Path):
     return program.module(), declared
 
 
+DYNAMO_MIN_OPSET = 18  # older opsets: torch.onnx's dynamo path converts down, fails noisily, keeps 18
+
+
 def _exporter(module):
     def export(sample: np.ndarray, input_shape: tuple[int, ...], opset: int, output_names: list[str]):
         import onnx
@@ -150,8 +153,9 @@ def _exporter(module):
 
         example = (torch.from_numpy(np.ascontiguousarray(sample[:2] if len(sample) >= 2 else np.repeat(sample, 2, 0))),)
         with _eval_mode(module):
-            if isinstance(module, torch.jit.ScriptModule):
-                reason = "the model is TorchScript, which torch.export cannot capture"
+            if isinstance(module, torch.jit.ScriptModule) or opset < DYNAMO_MIN_OPSET:
+                reason = ("the model is TorchScript, which torch.export cannot capture" if opset >= DYNAMO_MIN_OPSET
+                          else f"the dynamo exporter writes opset {DYNAMO_MIN_OPSET} and newer, not {opset}")
                 log.info("%s; using the TorchScript exporter", reason)
             else:
                 try:

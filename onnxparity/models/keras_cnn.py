@@ -72,11 +72,41 @@ def keras_view(digits: Digits) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
+class SavedModel:
+    """A TensorFlow SavedModel folder through its ``serving_default`` signature (no Python code runs),
+    with the two things the Keras runner asks of a model: ``predict_on_batch`` and the input shape."""
+
+    def __init__(self, path: Path):
+        import tensorflow as tf
+
+        try:
+            self._loaded = tf.saved_model.load(str(path))
+            self._signature = self._loaded.signatures["serving_default"]
+        except KeyError:
+            raise InputError(f"{path}: the SavedModel has no serving_default signature") from None
+        except Exception as exc:  # noqa: BLE001 - TF raises many types for a bad folder
+            raise InputError(f"{path}: cannot load as a SavedModel ({type(exc).__name__})") from None
+        _, kwargs = self._signature.structured_input_signature
+        if len(kwargs) != 1:
+            raise InputError(f"{path}: the serving signature takes {len(kwargs)} inputs; only one-input models run")
+        (self._arg, spec), = kwargs.items()
+        self.name = path.name
+        self.sample_shape = tuple(spec.shape[1:])
+
+    def predict_on_batch(self, x: np.ndarray) -> np.ndarray:
+        import tensorflow as tf
+
+        outputs = self._signature(**{self._arg: tf.constant(x)})
+        return np.asarray(outputs[sorted(outputs)[0]])
+
+
 def load(path: str | Path):
-    """Load a ``.keras`` / ``.h5`` file (or a checkpoint folder) with Keras' safe mode on."""
+    """Load a ``.keras`` / ``.h5`` file (or a checkpoint folder) with Keras' safe mode on, or a SavedModel folder."""
     import keras
 
     path = Path(path)
+    if path.is_dir() and (path / "saved_model.pb").is_file():
+        return SavedModel(path)
     if path.is_dir():
         path = path / MODEL_FILE
     if not path.is_file():

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from onnxparity import _process
+from onnxparity.data.fit import check_fits
 from onnxparity.errors import InputError, WorkerError
 from onnxparity.models import resolve
 from onnxparity.parity import environment
@@ -217,6 +218,7 @@ def run(targets: list[Target], inputs: ParityInputs, *, providers=None, gpu: boo
         names.add(name)
         model_jobs = plan(target, inputs, providers=providers, gpu=gpu, batch_size=batch_size,
                           batch1_limit=batch1_limit, name=name)
+        check_fits(inputs.images, inputs.labels, model_jobs[0].spec, inputs.source)
         planned += model_jobs
         models.append({"name": name, "framework": spec.framework, "original": str(target.original),
                        "onnx": str(target.onnx), "spec": spec.to_dict()})
