@@ -36,13 +36,16 @@ def stderr_to_devnull() -> Iterator[None]:
 
 
 class _QuietLoader(importlib.abc.Loader):
-    def __init__(self, loader):
+    def __init__(self, loader, finder: "_QuietFinder"):
         self._loader = loader
+        self._finder = finder
 
     def create_module(self, spec):
         return self._loader.create_module(spec)
 
     def exec_module(self, module) -> None:
+        if self._finder in sys.meta_path:
+            sys.meta_path.remove(self._finder)  # its one job is done
         with stderr_to_devnull():
             self._loader.exec_module(module)
             # Looking for devices once (cuInit, "UNKNOWN ERROR (303)" where no GPU is usable) is
@@ -51,15 +54,22 @@ class _QuietLoader(importlib.abc.Loader):
 
 
 class _QuietFinder(importlib.abc.MetaPathFinder):
-    """Finds nothing itself; wraps the real loader of QUIET_PACKAGE, once."""
+    """Finds nothing itself; wraps the real loader of QUIET_PACKAGE (``find_spec`` alone, as an
+    "is it installed?" check, imports nothing and leaves the hook in place)."""
+
+    def __init__(self):
+        self._asking = False
 
     def find_spec(self, name, path=None, target=None):
-        if name != QUIET_PACKAGE:
+        if name != QUIET_PACKAGE or self._asking:
             return None
-        sys.meta_path.remove(self)  # the real finders answer; this hook has done its one job
-        spec = importlib.util.find_spec(name)
+        self._asking = True  # the real finders answer
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            self._asking = False
         if spec is not None and spec.loader is not None:
-            spec.loader = _QuietLoader(spec.loader)
+            spec.loader = _QuietLoader(spec.loader, self)
         return spec
 
 

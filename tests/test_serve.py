@@ -312,6 +312,10 @@ BAD_REQUESTS = {
     "not an image": ("/predict", {"data": b"GIF89a but not really"}, 400, "not a readable image"),
     "empty image": ("/predict", {"data": b""}, 400, "empty"),
     "blank page": ("/predict", {"data": _blank_png()}, 400, "no digit found"),
+    "fractional UINT8": ("/v2/models/torch_net_uint8/infer",
+                         {"json": _body([1, 28, 28], [1.7] + [0] * 783, datatype="UINT8")}, 400, "whole numbers"),
+    "UINT8 past 255": ("/v2/models/torch_net_uint8/infer",
+                       {"json": _body([1, 28, 28], [256] + [0] * 783, datatype="UINT8")}, 400, "0..255"),
 }
 
 

@@ -36,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary))
     else:
-        print(f"{args.framework}: {summary['epochs_done']} epochs, test accuracy {summary['test_accuracy']:.4f} "
-              f"on {summary['test_digits']} digits, {summary['train_seconds']:.1f} s; saved {out}")
+        n = summary["epochs_done"]
+        print(f"{args.framework}: {n} epoch{'' if n == 1 else 's'}, test accuracy {summary['test_accuracy']:.4f} "
+              f"on {summary['test_digits']} test images, {summary['train_seconds']:.1f} s; saved {out}")
     return 0

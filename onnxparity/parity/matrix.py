@@ -27,6 +27,7 @@ from onnxparity.errors import InputError, WorkerError
 from onnxparity.models import resolve
 from onnxparity.parity import environment
 from onnxparity.parity.inputs import ParityInputs, prepare
+from onnxparity.parity.provenance import warn_if_other_weights
 from onnxparity.parity.metrics import Tolerance, accuracy, compare, tolerance_for
 from onnxparity.parity.result import BackendRun, ParityResult
 from onnxparity.runners import BackendUnavailable
@@ -131,6 +132,7 @@ def plan(target: Target, inputs: ParityInputs, *, providers=None, gpu: bool = Tr
     if spec_onnx.framework != ref.framework:
         raise InputError(f"{target.onnx} was converted from a {spec_onnx.framework} model, "
                          f"but {target.original} is a {ref.framework} model")
+    warn_if_other_weights(ref.path, target.onnx, spec_onnx)
     model = name or spec.name
     original, onnx_path = str(ref.path), str(target.onnx)
     gpus, no_gpu = environment.nvidia_gpus()
@@ -170,7 +172,7 @@ def plan(target: Target, inputs: ParityInputs, *, providers=None, gpu: bool = Tr
         try:
             resolve_providers([provider])  # missing from this build: said before a worker starts
         except BackendUnavailable as exc:
-            why = str(exc)
+            why = why if not gpu else str(exc)  # --cpu-only: turned off, whatever the build has
         add(f"onnxruntime:{_short(provider)}", "candidate", "onnxruntime", device, onnx_path, spec_onnx,
             options={"providers": [provider], "spinning": False}, unavailable=why)
         if provider == "CPUExecutionProvider":

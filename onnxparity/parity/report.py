@@ -37,7 +37,7 @@ def table(result: ParityResult) -> str:
     for b in result.backends:
         if b.role == "reference":
             lines.append(f"reference {b.model}: {b.label} ({b.status}"
-                         + (f", accuracy {b.accuracy:.4f} on {b.n_labelled} digits" if b.accuracy is not None else "")
+                         + (f", accuracy {b.accuracy:.4f} on {b.n_labelled} labelled inputs" if b.accuracy is not None else "")
                          + (f": {b.reason}" if b.reason else "") + ")")
     for b in result.backends:
         if b.status == "unavailable":
@@ -48,7 +48,7 @@ def table(result: ParityResult) -> str:
         if not c.passed:
             lines.append(f"why      {c.model}: {c.candidate}: {'; '.join(c.reasons)}")
     s = result.inputs
-    lines.append(f"inputs: {s['n_digits']} digits from {s['source']} + {s['n_synthetic']} synthetic edge cases; "
+    lines.append(f"inputs: {s['n_digits']} real images from {s['source']} + {s['n_synthetic']} synthetic edge cases; "
                  f"parity {'PASSED' if result.passed else 'FAILED'} in {result.seconds:.1f} s")
     return "\n".join(lines)
 
@@ -92,7 +92,7 @@ def html_page(result: ParityResult, inputs=None) -> str:
            ".PASS{color:#116611;font-weight:bold}.FAIL{color:#b00;font-weight:bold}"
            ".imgs div{display:inline-block;margin:6px;font-size:11px;vertical-align:top}</style></head><body>",
            f"<h1>Parity <span class='{'PASS' if result.passed else 'FAIL'}'>{verdict}</span></h1>",
-           f"<p>{e(str(result.inputs['n_digits']))} digits from {e(result.inputs['source'])} + "
+           f"<p>{e(str(result.inputs['n_digits']))} real images from {e(result.inputs['source'])} + "
            f"{result.inputs['n_synthetic']} synthetic edge cases; {result.seconds:.1f} s; {e(result.created)}</p>",
            "<h2>Comparisons</h2><table><tr><th>model</th><th>reference</th><th>candidate</th><th>n</th>"
            "<th>max abs</th><th>max rel</th><th>mean abs</th><th>p99 abs</th><th>atol / rtol</th><th>top-1</th>"
