@@ -83,6 +83,24 @@ def test_absolute_limit_alone():
     assert not verdict(ref, ref - np.float32(1.1e-3), tol).passed
 
 
+def test_exactly_at_the_limit_passes_as_in_allclose():
+    tol = Tolerance(atol=0.25, rtol=0.0)  # binary fractions: the difference is exactly the limit
+    ref = np.full((2, CLASSES), 0.5, np.float32)
+    ref[:, 0] = 0.75
+    assert verdict(ref, ref + np.float32(0.25), tol).passed
+    assert not verdict(ref, ref + np.float32(0.25 + 2 ** -20), tol).passed
+
+
+def test_each_override_reaches_the_verdict():
+    ref = reference_outputs()
+    cand = ref * np.float32(1.0004)  # 4e-4 relative: beyond the CPU default rtol 1e-5
+    assert not verdict(ref, cand, tolerance_for("cpu")).passed
+    assert verdict(ref, cand, tolerance_for("cpu", rtol=5e-4)).passed
+    assert tolerance_for("cpu", rtol=5e-4) == Tolerance(atol=1e-5, rtol=5e-4)
+    assert verdict(ref, ref + np.float32(1e-3), tolerance_for("cpu", atol=2e-3)).passed
+    assert tolerance_for("cuda", atol=1.0, rtol=2.0, min_agreement=0.5) == Tolerance(1.0, 2.0, 0.5)
+
+
 def test_the_defaults_are_the_documented_ones():
     assert tolerance_for("cpu") == DEFAULT_TOLERANCES["cpu"] == Tolerance(atol=1e-5, rtol=1e-5, min_agreement=1.0)
     assert tolerance_for("cuda") == tolerance_for("rocm") == Tolerance(atol=5e-4, rtol=1e-3, min_agreement=1.0)
@@ -150,8 +168,19 @@ def test_the_near_tie_margin_grows_with_the_reference_value():
     tol = Tolerance(atol=0.0, rtol=2e-3)  # at the winner's 0.5: a margin of 1e-3
     ref, cand = two_way(1, 0.9e-3, 0.5e-3)
     assert compare("m", run(ref), run(cand), tol).near_ties == [0]
-    ref, cand = two_way(1, 1.1e-3, 0.55e-3)
-    assert compare("m", run(ref), run(cand), tol).near_ties == []
+    ref, cand = two_way(1, 1.1e-3, 0.6e-3)
+    result = compare("m", run(ref), run(cand), tol)
+    assert result.disagreements == [0] and result.near_ties == [] and not result.passed
+
+
+def test_a_margin_exactly_at_the_limit_is_a_near_tie():
+    tol = Tolerance(atol=0.25, rtol=0.0)
+    ref = np.zeros((1, CLASSES), np.float32)
+    ref[0, :2] = 0.625, 0.375  # margin 0.25, exactly the limit
+    cand = ref.copy()
+    cand[0, :2] = 0.4375, 0.5625
+    result = compare("m", run(ref), run(cand), tol)
+    assert result.near_ties == [0] and result.passed
 
 
 # -- NaN and Inf -----------------------------------------------------------------------------------------
@@ -175,6 +204,7 @@ def test_nonfinite_values_must_sit_in_the_same_places_with_the_same_values(ref_v
     assert result.passed is passes, result.reasons
     if not passes:
         assert any("NaN/Inf" in r for r in result.reasons)
+        assert result.outside_tolerance == 0  # a misplaced NaN/Inf is reported as such, not as a difference
     assert result.nonfinite["reference"]["nan"] == int(np.isnan(ref_value))
     assert result.nonfinite["candidate"]["inf"] == int(np.isinf(cand_value))
 
@@ -207,7 +237,8 @@ def test_name_shape_dtype_and_emptiness_each_fail():
     assert not compare("m", run(ref), run(ref[:, :9]), tol).passed
     assert not compare("m", run(ref), run(ref.astype(np.float64)), tol).passed
     empty = compare("m", run(ref), run(ref[:0]), tol)
-    assert not empty.passed and "no outputs" in empty.reasons
+    assert empty.passed is False and "no outputs" in empty.reasons
+    assert compare("m", run(ref), run(ref[:, :9]), tol).passed is False
     assert compare("m", run(ref), run(ref.copy()), tol).passed
 
 
