@@ -137,6 +137,7 @@ def test_no_digit_found(blank):
         to_mnist(blank)
 
 
+@pytest.mark.slow
 def test_predict_reports_the_unreadable_file_and_predicts_the_others(tmp_path, torch_checkpoint, test_digits):
     import subprocess
     import sys
