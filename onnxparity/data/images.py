@@ -128,7 +128,7 @@ def _strokes(gray: np.ndarray) -> np.ndarray:
     if peak < MIN_CONTRAST:
         raise NoDigit("no digit found")
     # Hysteresis: a stroke is what stands out by half the peak, with its fainter continuation.
-    labels, count = ndimage.label(ink > max(0.25 * peak, MIN_CONTRAST), structure=np.ones((3, 3)))
+    labels, count = ndimage.label(_unframed(ink > max(0.25 * peak, MIN_CONTRAST)), structure=np.ones((3, 3)))
     strong = np.unique(labels[ink > max(0.5 * peak, MIN_CONTRAST)])
     labels[~np.isin(labels, strong)] = 0
     mask = _digit_mask(labels, count)
@@ -139,6 +139,18 @@ def _strokes(gray: np.ndarray) -> np.ndarray:
     floor = 0.25 * peak  # the paper's grain under the strokes stays black
     strokes = np.clip((ink - floor) / max(np.percentile(ink[mask], 98) - floor, 1e-6), 0, 1)
     return np.where(mask, strokes, 0.0).astype(np.float32)
+
+
+def _unframed(mask: np.ndarray) -> np.ndarray:
+    """``mask`` without the lines along its border that it mostly covers (a scan's frame, a desk's
+    edge), so that a digit reaching into them is not joined to them."""
+    mask = mask.copy()
+    for view in (mask, mask[::-1], mask.T, mask.T[::-1]):  # top, bottom, left, right: views, cleared in place
+        for line in view:
+            if line.mean() <= 0.5:
+                break
+            line[:] = False
+    return mask
 
 
 def _light_paper(x: np.ndarray) -> bool:
