@@ -122,3 +122,19 @@ def test_keras_commands_keep_tensorflows_start_up_chatter_off_the_terminal(keras
     done = cli("evaluate", keras_checkpoint, "--n", 20)
     assert done.returncode == 0
     assert done.stderr.strip() == "", done.stderr
+
+
+@pytest.mark.slow
+def test_check_warns_when_the_onnx_file_came_from_other_weights(tmp_path, torch_checkpoint, torch_onnx):
+    import shutil
+
+    import torch
+
+    other = tmp_path / "retrained"
+    shutil.copytree(torch_checkpoint, other)
+    state = torch.load(other / "model.pth", weights_only=True)
+    state["fc2.bias"][0] += 1.0  # not uniform: log_softmax would cancel that
+    torch.save(state, other / "model.pth")
+    done = cli("check", other, torch_onnx, "--cpu-only", "--providers", "cpu", "--n", 20, "--no-synthetic")
+    assert "converted from other weights" in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 1  # and the numbers then differ

@@ -132,7 +132,6 @@ def plan(target: Target, inputs: ParityInputs, *, providers=None, gpu: bool = Tr
     if spec_onnx.framework != ref.framework:
         raise InputError(f"{target.onnx} was converted from a {spec_onnx.framework} model, "
                          f"but {target.original} is a {ref.framework} model")
-    warn_if_other_weights(ref.path, target.onnx, spec_onnx)
     model = name or spec.name
     original, onnx_path = str(ref.path), str(target.onnx)
     gpus, no_gpu = environment.nvidia_gpus()
@@ -243,6 +242,8 @@ def run(targets: list[Target], inputs: ParityInputs, *, providers=None, gpu: boo
         finally:  # an input error in the reference (or Ctrl-C) ends the rest too
             for _, worker, _ in running:
                 worker.stop()
+    for target in targets:  # the originals loaded: now a mismatch is worth a warning, not an error's preamble
+        warn_if_other_weights(resolve(target.original).path, target.onnx, onnx_spec(target.onnx))
 
     comparisons = []
     tolerances = {}
