@@ -2,20 +2,34 @@
 
 TensorFlow and PyTorch in one process fight over threads and GPU memory, and here importing
 torchvision after TensorFlow crashes the process outright. So every step that needs a framework
-while another may be loaded runs through :func:`start` / :func:`call`: a spawned child that
-imports only what its target needs, with its own environment (``KERAS_BACKEND``,
-``CUDA_VISIBLE_DEVICES``), polled so that a crash or a hang becomes a :class:`WorkerError` carrying
-the end of the child's error output instead of taking the caller down.
+while another may be loaded runs through :func:`call` / :class:`Worker` / :class:`Service`: a
+child interpreter that imports only what its target needs, with its own environment
+(``KERAS_BACKEND``, ``CUDA_VISIBLE_DEVICES``, set before it starts), polled so that a crash or a
+hang becomes a :class:`WorkerError` carrying the end of the child's error output instead of taking
+the caller down.
+
+The child is started as ``python -c`` running :func:`_child_main`, not through multiprocessing's
+spawn, which re-imports the caller's ``__main__`` in every child: a plain script that calls
+``onnxparity.parity.check(...)`` at top level (the README's example) would then run itself again
+in each worker. The parent and the child talk over a socket pair wrapped as a multiprocessing
+:class:`~multiprocessing.connection.Connection` (pickled messages). A child whose parent has gone
+(killed outright, so it could not clean up) ends itself within half a second.
 """
 
 from __future__ import annotations
 
+import atexit
 import importlib
-import multiprocessing
 import os
+import socket
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 import traceback
+import weakref
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -23,18 +37,10 @@ from onnxparity.errors import InputError, OnnxParityError, WorkerError
 
 TAIL_CHARS = 2000
 STDOUT_ENV = "ONNXPARITY_WORKER_STDOUT"  # "1" in a worker's env: its stdout stays the parent's (training progress)
-
-
-def _setup_child(env: Mapping[str, str], stderr_path: str) -> None:
-    """The child's stderr, and its stdout unless the caller wants it shown, go to the log file whose
-    end a failure reports: a library's banner (ORT's "EP Error ... Falling back") must not land in
-    the command's own output. ``ONNXPARITY_WORKER_STDOUT=1`` in ``env`` keeps stdout."""
-    fd = os.open(stderr_path, os.O_WRONLY | os.O_APPEND)
-    os.dup2(fd, 2)
-    if env.get(STDOUT_ENV) != "1":
-        os.dup2(fd, 1)
-    os.close(fd)
-    os.environ.update(env)
+PARENT_POLL_S = 0.5
+# The child's first statement: find this package where the parent found it, then take over.
+_BOOT = "import sys; sys.path.insert(0, sys.argv[1]); from onnxparity._process import _child_main; _child_main()"
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[1])
 
 
 def _resolve(target: str):
@@ -54,29 +60,47 @@ def _answer(conn, fn, *args: Any, **kwargs: Any) -> None:
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
 
 
-def _child(conn, target: str, args: tuple, kwargs: dict, env: Mapping[str, str], stderr_path: str) -> None:
-    _setup_child(env, stderr_path)
-    try:
-        _answer(conn, lambda: _resolve(target)(*args, **kwargs))
-    finally:
-        conn.close()
+def _child(conn, target: str, args: tuple, kwargs: dict) -> None:
+    _answer(conn, lambda: _resolve(target)(*args, **kwargs))
 
 
-def _serve(conn, target: str, args: tuple, kwargs: dict, env: Mapping[str, str], stderr_path: str) -> None:
+def _serve(conn, target: str, args: tuple, kwargs: dict) -> None:
     """A :class:`Service`'s child: build the object, then answer method calls until told to stop."""
-    _setup_child(env, stderr_path)
     holder: list = []
+    _answer(conn, lambda: holder.append(_resolve(target)(*args, **kwargs)))
+    while holder:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            break
+        if message is None:  # close()
+            break
+        method, call_args, call_kwargs = message
+        _answer(conn, lambda: getattr(holder[0], method)(*call_args, **call_kwargs))
+
+
+def _watch_parent(parent: int) -> None:
+    """End this child once its parent is gone (it was killed and could not stop its workers)."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_S)
+    os._exit(1)
+
+
+def _child_main() -> None:
+    """The child interpreter's entry point: ``argv`` = [root, fd of its socket end, parent pid]."""
+    from onnxparity import _quiet
+
+    _quiet.install()  # the tail of a failed worker's output shows its error, not TensorFlow's start-up
+    conn = Connection(int(sys.argv[2]))
+    parent = int(sys.argv[3])
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="onnxparity-parent-watch").start()
     try:
-        _answer(conn, lambda: holder.append(_resolve(target)(*args, **kwargs)))
-        while holder:
-            try:
-                message = conn.recv()
-            except (EOFError, OSError):
-                break
-            if message is None:  # close()
-                break
-            method, call_args, call_kwargs = message
-            _answer(conn, lambda: getattr(holder[0], method)(*call_args, **call_kwargs))
+        kind, target, args, kwargs, path = conn.recv()
+        sys.path[:] = path  # as multiprocessing's spawn does: the parent's import path
+        sys.argv[1:] = []
+        (_serve if kind == "serve" else _child)(conn, target, args, kwargs)
+    except (EOFError, OSError):
+        pass  # the parent went away before or while we answered
     finally:
         conn.close()
 
@@ -87,7 +111,7 @@ def _receive(conn, proc, name: str, deadline: float | None, tail, timeout: float
         if conn.poll(0.05):
             try:
                 status, payload = conn.recv()
-            except EOFError:
+            except (EOFError, OSError):
                 break
             if status == "ok":
                 return payload
@@ -106,23 +130,74 @@ def _receive(conn, proc, name: str, deadline: float | None, tail, timeout: float
     raise WorkerError(f"{name}: worker process crashed ({how})", tail())
 
 
-class _Child:
-    """A spawned child running ``child(conn, target, ...)``, its stderr kept in a file for the tail."""
+class _Process:
+    """The few things the parent asks of a child process (after multiprocessing.Process)."""
 
-    def __init__(self, child, target: str, args: tuple, kwargs: dict, name: str | None,
-                 env: Mapping[str, str] | None, timeout: float | None, duplex: bool):
+    def __init__(self, popen: subprocess.Popen):
+        self._popen = popen
+        self.pid = popen.pid
+
+    def is_alive(self) -> bool:
+        return self._popen.poll() is None
+
+    def kill(self) -> None:
+        if self.is_alive():
+            self._popen.kill()
+
+    def join(self, timeout: float | None = None) -> None:
+        try:
+            self._popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+
+    @property
+    def exitcode(self) -> int | None:
+        return self._popen.poll()
+
+
+_LIVE: "weakref.WeakSet[_Child]" = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all() -> None:
+    """Whatever is still running when the caller exits is stopped, as daemon processes were."""
+    for child in list(_LIVE):
+        child._proc.kill()
+        child._reap()
+
+
+class _Child:
+    """A child interpreter running ``kind`` ("call" or "serve") of ``target``; its stderr kept for the tail."""
+
+    def __init__(self, kind: str, target: str, args: tuple, kwargs: dict, name: str | None,
+                 env: Mapping[str, str] | None, timeout: float | None):
         self.name = name or target
         self.timeout = timeout
-        ctx = multiprocessing.get_context("spawn")
         fd, self._stderr = tempfile.mkstemp(prefix="onnxparity-worker-", suffix=".log")
-        os.close(fd)
-        self._conn, child_conn = ctx.Pipe(duplex=duplex)
-        self._proc = ctx.Process(
-            target=child, args=(child_conn, target, args, kwargs, dict(env or {}), self._stderr), daemon=True
-        )
+        mine, theirs = socket.socketpair()
+        try:
+            popen = subprocess.Popen(
+                [sys.executable, "-c", _BOOT, _PACKAGE_ROOT, str(theirs.fileno()), str(os.getpid())],
+                # stdout too goes to the log (a library's banner must not land in the command's output),
+                # unless the caller shows it (training progress).
+                stdin=subprocess.DEVNULL, stderr=fd, pass_fds=(theirs.fileno(),),
+                stdout=None if dict(env or {}).get(STDOUT_ENV) == "1" else fd,
+                env={**os.environ, **dict(env or {})})
+        except BaseException:
+            mine.close()
+            Path(self._stderr).unlink(missing_ok=True)
+            raise
+        finally:
+            os.close(fd)
+            theirs.close()
+        self._conn = Connection(mine.detach())
+        self._proc = _Process(popen)
         self._started = time.monotonic()
-        self._proc.start()
-        child_conn.close()
+        _LIVE.add(self)
+        try:
+            self._conn.send((kind, target, args, kwargs, list(sys.path)))
+        except (OSError, ValueError):
+            pass  # the child died at once: _receive reports the crash and its output
 
     def tail(self) -> str:
         try:
@@ -130,14 +205,15 @@ class _Child:
         except OSError:
             return ""
 
-    def _reap(self) -> None:
-        """Make sure the child has ended (killing it after a grace period) and clean up."""
-        self._proc.join(timeout=5)
+    def _reap(self, grace: float = 5) -> None:
+        """Make sure the child has ended (killing it after ``grace`` seconds) and clean up."""
+        self._proc.join(timeout=grace)
         if self._proc.is_alive():
             self._proc.kill()
             self._proc.join(timeout=5)
         self._conn.close()
         Path(self._stderr).unlink(missing_ok=True)
+        _LIVE.discard(self)
 
 
 class Worker(_Child):
@@ -145,7 +221,7 @@ class Worker(_Child):
 
     def __init__(self, target: str, *args: Any, name: str | None = None, env: Mapping[str, str] | None = None,
                  timeout: float | None = None, **kwargs: Any):
-        super().__init__(_child, target, args, kwargs, name, env, timeout, duplex=False)
+        super().__init__("call", target, args, kwargs, name, env, timeout)
 
     def done(self) -> bool:
         """True once the child has answered, exited or overrun its timeout (:meth:`result` is then quick)."""
@@ -162,6 +238,9 @@ class Worker(_Child):
     def result(self) -> Any:
         try:
             return self._wait()
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM (onnxparity._signals): no grace period
+            self.stop()
+            raise
         finally:
             self._reap()
 
@@ -183,7 +262,7 @@ class Service(_Child):
 
     def __init__(self, target: str, *args: Any, name: str | None = None, env: Mapping[str, str] | None = None,
                  timeout: float | None = None, **kwargs: Any):
-        super().__init__(_serve, target, args, kwargs, name, env, timeout, duplex=True)
+        super().__init__("serve", target, args, kwargs, name, env, timeout)
         self._closed = False
         try:
             self._await(timeout)  # the object is built (or the error is raised) before the first call
@@ -224,7 +303,10 @@ class Service(_Child):
     def __enter__(self) -> "Service":
         return self
 
-    def __exit__(self, *exc_info: Any) -> None:
+    def __exit__(self, exc_type, *exc_info: Any) -> None:
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+            self._closed = True
+            self._proc.kill()
         self.close()
 
 

@@ -16,4 +16,7 @@ def scores(probabilities: np.ndarray, labels: np.ndarray) -> dict:
 
 
 def evaluate(runner: Runner, digits: Digits) -> dict:
+    from onnxparity.data.fit import check_fits
+
+    check_fits(digits.images, digits.labels, runner.spec, digits.source)
     return scores(runner.spec.probabilities(predict(runner, digits.images)), digits.labels)

@@ -40,3 +40,8 @@ def save_keras_model(kind: str, path) -> None:
     else:
         raise ValueError(kind)
     model.save(path)
+def keras_saved_model(path, dest) -> None:
+    """Export a Keras file as a TensorFlow SavedModel folder (what `model.export` writes)."""
+    from onnxparity.models.keras_cnn import load
+
+    load(path).export(str(dest), verbose=False)

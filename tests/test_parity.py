@@ -198,7 +198,7 @@ def test_input_errors_exit_2(case, run_dir, tmp_path):
         args[1], needle = run_dir / "keras.onnx", "was converted from a keras model"
     else:
         args += ["--n", 0]
-        needle = "--n must be at least 1"
+        needle = "--n: must be at least 1"
     result = onnxparity("check", *args, timeout=60)
     assert result.returncode == 2, result.stdout + result.stderr
     lines = result.stderr.strip().splitlines()

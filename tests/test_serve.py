@@ -264,6 +264,16 @@ def _binary(header: dict, raw: bytes, length: int | None = None) -> tuple[bytes,
 
 
 TORCH = "/v2/models/torch_net/infer"
+
+
+def _blank_png() -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("L", (60, 40), 235).save(buf, format="PNG")
+    return buf.getvalue()
+
+
 BAD_REQUESTS = {
     "unknown input": (TORCH, {"json": _body([1, 1, 28, 28], name="image")}, 400, "no such input"),
     "wrong shape": (TORCH, {"json": _body([1, 28, 28, 1])}, 400, "does not fit"),
@@ -301,6 +311,11 @@ BAD_REQUESTS = {
                       "size"),
     "not an image": ("/predict", {"data": b"GIF89a but not really"}, 400, "not a readable image"),
     "empty image": ("/predict", {"data": b""}, 400, "empty"),
+    "blank page": ("/predict", {"data": _blank_png()}, 400, "no digit found"),
+    "fractional UINT8": ("/v2/models/torch_net_uint8/infer",
+                         {"json": _body([1, 28, 28], [1.7] + [0] * 783, datatype="UINT8")}, 400, "whole numbers"),
+    "UINT8 past 255": ("/v2/models/torch_net_uint8/infer",
+                       {"json": _body([1, 28, 28], [256] + [0] * 783, datatype="UINT8")}, 400, "0..255"),
 }
 
 

@@ -33,8 +33,15 @@ COMMANDS = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with the toolkit's one-line errors (the usage is one ``--help`` away)."""
+
+    def error(self, message: str):
+        self.exit(2, f"onnxparity: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="onnxparity", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="onnxparity", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"onnxparity {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what each step does")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -42,13 +49,20 @@ def build_parser() -> argparse.ArgumentParser:
         module = importlib.import_module(module_name)
         doc = (module.__doc__ or "").strip()
         p = sub.add_parser(name, help=doc.splitlines()[0] if doc else None, description=doc)
+        p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                       help="log what each step does (also accepted before the command)")
         module.add_arguments(p)
         p.set_defaults(_run=module.run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from onnxparity import _quiet, _signals
+
     args = build_parser().parse_args(argv)
+    _signals.install()
+    if not args.verbose:
+        _quiet.install()
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="onnxparity: %(levelname)s: %(message)s")
     if getattr(args, "json", None) or args.verbose:  # machine-read output, or log lines instead
@@ -60,9 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     except OnnxParityError as exc:
         print(f"onnxparity: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("onnxparity: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM as _signals.Terminated: the clean-up has run
+        what = "terminated" if isinstance(exc, _signals.Terminated) else "interrupted"
+        print(f"onnxparity: {what}" + (f" {exc}" if str(exc) else ""), file=sys.stderr)
+        return getattr(exc, "exit_code", 130)
 
 
 if __name__ == "__main__":

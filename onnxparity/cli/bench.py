@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from onnxparity.cli import _args
+
 
 def _ints(text: str) -> tuple[int, ...]:
     try:
@@ -31,11 +33,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backends", type=_names, metavar="NAME,...",
                    help="only these (keras.predict, keras.call, keras.tf_function, torch.eager, torch.compile, "
                         "onnxruntime, onnxruntime.default; a prefix such as 'keras' takes its group)")
-    p.add_argument("--rounds", type=int, default=10, help="interleaved rounds per batch size (default 10)")
-    p.add_argument("--round-time", type=float, default=0.15, metavar="S",
+    p.add_argument("--rounds", type=_args.positive_int, default=10, help="interleaved rounds per batch size (default 10)")
+    p.add_argument("--round-time", type=_args.positive_float, default=0.15, metavar="S",
                    help="seconds of calls per backend per round (default 0.15)")
-    p.add_argument("--warmup", type=float, default=0.5, metavar="S", help="warm-up seconds per backend and batch size")
-    p.add_argument("--timeout", type=float, default=900, metavar="S",
+    p.add_argument("--warmup", type=_args.finite_nonneg, default=0.5, metavar="S",
+                   help="warm-up seconds per backend and batch size (default 0.5)")
+    p.add_argument("--timeout", type=_args.positive_float, default=900, metavar="S",
                    help="seconds any one worker call may take (a load, a compile, one round's turn) before that "
                         "backend is stopped and reported (default 900)")
     p.add_argument("--peak-gflops", type=float, metavar="G",
@@ -43,7 +46,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from onnxparity.cli.check import add_input_arguments
 
     add_input_arguments(p)
-    p.add_argument("--json", metavar="PATH", help="write the full report (results, ratios, environment) as JSON")
+    p.add_argument("--json", metavar="PATH", type=_args.out_file,
+                   help="write the full report (results, ratios, environment) as JSON")
     p.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
 
 

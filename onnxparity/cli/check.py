@@ -14,33 +14,37 @@ from __future__ import annotations
 
 import argparse
 
+from onnxparity.cli import _args
+
 
 def add_parity_arguments(p: argparse.ArgumentParser) -> None:
     """Options shared by ``check`` and ``run``."""
     p.add_argument("--data", help="digits to compare on: the test split of an IDX folder or mnist.npz "
                                   "(default: the bundled held-out digits)")
-    p.add_argument("--n", type=int, help="only the first N digits (or N synthesized samples)")
+    p.add_argument("--n", type=_args.positive_int, help="only the first N digits (or N synthesized samples)")
     p.add_argument("--inputs", metavar="FILE|FOLDER",
                    help="inputs to compare on: an .npz with one array per input name (.npy for one input), or a "
                         "folder of PNG/JPEG images (resized to the model's input)")
     add_input_arguments(p)
     p.add_argument("--no-synthetic", action="store_true", help="leave out the seeded synthetic edge cases")
-    p.add_argument("--providers", default="all",
+    p.add_argument("--providers", default="all", type=_args.providers,
                    help="ONNX Runtime execution providers, comma-separated (cpu,cuda,tensorrt or full names; "
                         "default: all, those not available listed with the reason)")
     p.add_argument("--cpu-only", action="store_true", help="no GPU backends")
-    p.add_argument("--atol", type=float, help="absolute tolerance for every comparison (default: per device, see docs)")
-    p.add_argument("--rtol", type=float, help="relative tolerance for every comparison (default: per device)")
-    p.add_argument("--min-agreement", type=float, help="least top-1 agreement, 0..1, near ties excepted (default 1)")
-    p.add_argument("--batch-size", type=int, default=256, help="batch size of the large-batch runs (default 256)")
-    p.add_argument("--batch1-n", type=int, default=1000,
+    p.add_argument("--atol", type=_args.finite_nonneg, help="absolute tolerance for every comparison (default: per device, see docs)")
+    p.add_argument("--rtol", type=_args.finite_nonneg, help="relative tolerance for every comparison (default: per device)")
+    p.add_argument("--min-agreement", type=_args.fraction, help="least top-1 agreement, 0..1, near ties excepted (default 1)")
+    p.add_argument("--batch-size", type=_args.positive_int, default=256, help="batch size of the large-batch runs (default 256)")
+    p.add_argument("--batch1-n", type=_args.nonneg_int, default=1000,
                    help="inputs run at batch size 1 (default 1000; 0: all)")
-    p.add_argument("--jobs", type=int, help="workers at once (default: all)")
-    p.add_argument("--timeout", type=float, default=600, help="seconds before a backend's worker is stopped")
+    p.add_argument("--jobs", type=_args.positive_int, help="workers at once (default: all)")
+    p.add_argument("--timeout", type=_args.positive_float, default=600,
+                   help="seconds before a backend's worker is stopped (default 600)")
     p.add_argument("--require-devices", metavar="DEVICE,...",
                    help="devices that must have run (cuda): where a model's original or its ONNX file did not run "
                         "on one, parity fails (exit 1) instead of listing those backends as not run")
-    p.add_argument("--save-outputs", metavar="PATH", help="write the raw outputs (.npz) for `onnxparity compare`")
+    p.add_argument("--save-outputs", metavar="PATH", type=_args.out_file,
+                   help="write the raw outputs (.npz) for `onnxparity compare`")
 
 
 def add_input_arguments(p: argparse.ArgumentParser) -> None:
@@ -65,8 +69,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="saved inputs and outputs to check an ONNX file alone against: a folder in the ONNX "
                         "test-data layout (input_0.pb, output_0.pb...) or an .npz named by input and output")
     add_parity_arguments(p)
-    p.add_argument("--json", metavar="PATH", help="write the result as JSON (schema in docs/parity.md)")
-    p.add_argument("--html", metavar="PATH", help="write a self-contained HTML report")
+    p.add_argument("--json", metavar="PATH", type=_args.out_file, help="write the result as JSON (schema in docs/parity.md)")
+    p.add_argument("--html", metavar="PATH", type=_args.out_file, help="write a self-contained HTML report")
     p.add_argument("--locate", action="store_true", help="when parity fails, name the first layer where the ONNX file "
                                                         "departs from the original (`onnxparity locate`)")
 

@@ -10,10 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 
+from onnxparity.cli import _args
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="checkpoint folder, .keras/.h5, SavedModel folder, .pth, .pt or .pt2")
-    p.add_argument("-o", "--out", help="ONNX file to write (default: beside the model, model.onnx)")
+    p.add_argument("-o", "--out", type=_args.out_file, help="ONNX file to write (default: beside the model, model.onnx); an existing file is "
+                        "replaced, atomically and only once the new one has passed its check")
     p.add_argument("--opset", type=int, help="ONNX opset (default 18; refused if ONNX Runtime is older)")
     p.add_argument("--embed-preprocessing", action="store_true",
                    help="the graph takes raw uint8 images [batch, 28, 28] and scales/normalizes them itself")

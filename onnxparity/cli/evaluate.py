@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 
+from onnxparity.cli import _args
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="checkpoint folder, .keras/.h5, model.pth (beside spec.json) or .onnx")
     p.add_argument("--data", help="dataset (default: the bundled held-out digits)")
-    p.add_argument("--n", type=int, help="only the first N digits")
+    p.add_argument("--n", type=_args.positive_int, help="only the first N digits")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 
+from onnxparity.cli import _args
 from onnxparity.cli.check import add_parity_arguments, finish, parity_options
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", default="runs/latest", help="output folder (default: runs/latest)")
-    p.add_argument("--epochs", type=int, help="epochs for both models (default: each model's preset)")
+    p.add_argument("--out", default="runs/latest", type=_args.out_dir, help="output folder (default: runs/latest)")
+    p.add_argument("--epochs", type=_args.positive_int,
+                   help="epochs for both models (default: each model's preset: Keras 10, PyTorch 40)")
     add_parity_arguments(p)
 
 

@@ -5,16 +5,20 @@ from __future__ import annotations
 import argparse
 import json
 
+from onnxparity.cli import _args
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("framework", nargs="?", choices=["keras", "torch"], help="the reference model to train")
     p.add_argument("--from", dest="from_dir", metavar="DIR",
                    help="continue training this checkpoint folder (a migrated one too) in its own framework")
     p.add_argument("--data", help="dataset: an IDX folder, mnist.npz, 'mnist' (full, cached) or the bundled sample (default)")
-    p.add_argument("--epochs", type=int, help="epochs to train (this many more with --resume; 1 with --from)")
+    p.add_argument("--epochs", type=_args.positive_int,
+                   help="epochs to train (default: the preset's, Keras 10, PyTorch 40 or 3 for 'article'); "
+                        "with --resume, this many more (default: finish an interrupted run); 1 with --from")
     p.add_argument("--preset", default="default", choices=["default", "article"],
                    help="hyperparameters: 'article' is the article's exactly")
-    p.add_argument("--out", help="checkpoint folder (default: runs/<framework>; with --from, DIR itself)")
+    p.add_argument("--out", type=_args.out_dir, help="checkpoint folder (default: runs/<framework>; with --from, DIR itself)")
     p.add_argument("--resume", action="store_true", help="continue training the checkpoint in --out")
     p.add_argument("--h5", action="store_true", help="Keras: also save the article's model.h5")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -44,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary))
     else:
-        print(f"{framework}: {summary['epochs_done']} epochs, test accuracy {summary['test_accuracy']:.4f} "
-              f"on {summary['test_digits']} digits, {summary['train_seconds']:.1f} s; saved {out}")
+        n = summary["epochs_done"]
+        print(f"{framework}: {n} epoch{'' if n == 1 else 's'}, test accuracy {summary['test_accuracy']:.4f} "
+              f"on {summary['test_digits']} test images, {summary['train_seconds']:.1f} s; saved {out}")
     return 0

@@ -137,6 +137,8 @@ def convert(model, out: str | os.PathLike | None = None, *, opset: int | None = 
 
     log.info("exporting with %s at opset %d", source.converter, opset)
     proto, exporter = source.export(xs, inputs, opset, output_names)
+    if graph.opset_of(proto) != opset:
+        raise InputError(f"{exporter} wrote opset {graph.opset_of(proto)}, not the {opset} asked for")
     spec = dataclasses.replace(spec, extra={**spec.extra, **_provenance(source, target, exporter)})
     proto = graph.finish(proto, output_names, spec.to_metadata(), [t.name for t in inputs])
     if embed_preprocessing:
@@ -281,6 +283,14 @@ def describe_inputs(source, spec: ModelSpec | None, shapes: dict, dtypes: dict,
         name = INPUT_NAME if len(declared) == 1 else t.name
         out.append(TensorSpec(name, dtype, (BATCH, *shape), rng))
     return out
+
+
+def infer_spec(source, inputs: list[TensorSpec], run) -> ModelSpec:
+    """The spec convert gives a model that came without one (``source``: its name and framework;
+    ``run``: one batch per input -> its outputs), for commands that feed a bare file the same way."""
+    probe = _probe_spec(None, source, inputs)
+    _, xs = probe_inputs(probe, inputs)
+    return _final_spec(None, probe, source, inputs, run(xs), None)
 
 
 def _probe_spec(given: ModelSpec | None, source, inputs: list[TensorSpec]) -> ModelSpec:

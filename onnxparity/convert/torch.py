@@ -173,6 +173,9 @@ def _exported_program(path: Path):
     return program.module(), declared
 
 
+DYNAMO_MIN_OPSET = 18  # older opsets: torch.onnx's dynamo path converts down, fails noisily, keeps 18
+
+
 def _exporter(module):
     def export(samples: list[np.ndarray], inputs: list[TensorSpec], opset: int, output_names: list[str]):
         import onnx
@@ -182,8 +185,9 @@ def _exporter(module):
                         for x in samples)
         names = [t.name for t in inputs]
         with _eval_mode(module):
-            if isinstance(module, torch.jit.ScriptModule):
-                reason = "the model is TorchScript, which torch.export cannot capture"
+            if isinstance(module, torch.jit.ScriptModule) or opset < DYNAMO_MIN_OPSET:
+                reason = ("the model is TorchScript, which torch.export cannot capture" if opset >= DYNAMO_MIN_OPSET
+                          else f"the dynamo exporter writes opset {DYNAMO_MIN_OPSET} and newer, not {opset}")
                 log.info("%s; using the TorchScript exporter", reason)
             else:
                 try:

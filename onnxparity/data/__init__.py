@@ -153,7 +153,7 @@ def _idx_folder(folder: Path, split: str) -> Digits:
         raise InputError(f"{labels}: expected 1 dimension (N,), got shape {y.shape}")
     if len(x) != len(y):
         raise InputError(f"{folder}: {len(x)} images in {images.name} but {len(y)} labels in {labels.name}")
-    return Digits(np.array(x), y.astype(np.int64), f"{folder} ({split}, {len(y)} digits)")
+    return Digits(np.array(x), y.astype(np.int64), f"{folder} ({split}, {len(y)} images)")
 
 
 # -- npz --------------------------------------------------------------------------------------
@@ -169,7 +169,7 @@ def _npz(path: Path, split: str) -> Digits:
         raise InputError(f"{path}: not a readable .npz file ({exc})") from None
     if x.ndim != 3 or x.dtype != np.uint8:
         raise InputError(f"{path}: {keys[0]} must be uint8 (N, H, W), got {x.dtype} {x.shape}")
-    return Digits(x, y.astype(np.int64).reshape(-1), f"{path} ({split}, {len(y)} digits)")
+    return Digits(x, y.astype(np.int64).reshape(-1), f"{path} ({split}, {len(y)} images)")
 
 
 # -- full MNIST -------------------------------------------------------------------------------

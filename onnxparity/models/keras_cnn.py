@@ -16,6 +16,7 @@ import numpy as np
 from onnxparity._io import atomic_path, write_text
 from onnxparity.data import Digits, load_digits
 from onnxparity.errors import InputError
+from onnxparity.models import checkpoint
 from onnxparity.models.config import TrainConfig, preset
 from onnxparity.spec import ModelSpec
 
@@ -24,7 +25,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 MODEL_FILE = "model.keras"
 H5_FILE = "model.h5"
-HISTORY_FILE = "history.json"
 
 SPEC = ModelSpec(name="keras_cnn", framework="keras", input_shape=(28, 28, 1), layout="NHWC",
                  scale=1.0 / 255.0, output="probabilities")
@@ -72,11 +72,41 @@ def keras_view(digits: Digits) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
+class SavedModel:
+    """A TensorFlow SavedModel folder through its ``serving_default`` signature (no Python code runs),
+    with the two things the Keras runner asks of a model: ``predict_on_batch`` and the input shape."""
+
+    def __init__(self, path: Path):
+        import tensorflow as tf
+
+        try:
+            self._loaded = tf.saved_model.load(str(path))
+            self._signature = self._loaded.signatures["serving_default"]
+        except KeyError:
+            raise InputError(f"{path}: the SavedModel has no serving_default signature") from None
+        except Exception as exc:  # noqa: BLE001 - TF raises many types for a bad folder
+            raise InputError(f"{path}: cannot load as a SavedModel ({type(exc).__name__})") from None
+        _, kwargs = self._signature.structured_input_signature
+        if len(kwargs) != 1:
+            raise InputError(f"{path}: the serving signature takes {len(kwargs)} inputs; only one-input models run")
+        (self._arg, spec), = kwargs.items()
+        self.name = path.name
+        self.sample_shape = tuple(spec.shape[1:])
+
+    def predict_on_batch(self, x: np.ndarray) -> np.ndarray:
+        import tensorflow as tf
+
+        outputs = self._signature(**{self._arg: tf.constant(x)})
+        return np.asarray(outputs[sorted(outputs)[0]])
+
+
 def load(path: str | Path):
-    """Load a ``.keras`` / ``.h5`` file (or a checkpoint folder) with Keras' safe mode on."""
+    """Load a ``.keras`` / ``.h5`` file (or a checkpoint folder) with Keras' safe mode on, or a SavedModel folder."""
     import keras
 
     path = Path(path)
+    if path.is_dir() and (path / "saved_model.pb").is_file():
+        return SavedModel(path)
     if path.is_dir():
         path = path / MODEL_FILE
     if not path.is_file():
@@ -89,47 +119,56 @@ def load(path: str | Path):
 
 def train(out_dir: str | Path, data: str | None = None, epochs: int | None = None, preset_name: str = "default",
           resume: bool = False, save_h5: bool = False, n_train: int | None = None, verbose: str | int = "auto") -> dict:
-    """Train (or resume) the Keras CNN into ``out_dir``; returns a summary with test accuracy."""
+    """Train (or resume) the Keras CNN into ``out_dir``; returns a summary with test accuracy.
+
+    The checkpoint is saved at the end of every epoch (:mod:`onnxparity.models.checkpoint`), so
+    an interrupt keeps the finished epochs and ``resume`` continues from them.
+    """
     out = Path(out_dir)
     # Arguments and data are checked before TensorFlow loads, so a bad one costs no start-up.
-    config = preset("keras", preset_name).with_overrides(epochs=epochs)
+    config = preset("keras", preset_name)
+    done, to_run = checkpoint.start(out, MODEL_FILE, resume, epochs, config.epochs)
+    config = config.with_overrides(epochs=to_run)
     train_digits = load_digits(data, "train").head(n_train)
     test_digits = load_digits(data, "test")
-    if resume and not (out / MODEL_FILE).is_file():
-        raise InputError(f"{out}: nothing to resume (no {MODEL_FILE})")
     import keras
 
     x_train, y_train = keras_view(train_digits)
     x_test, y_test = keras_view(test_digits)
 
     keras.utils.set_random_seed(config.seed)
-    done = 0
-    if resume:
-        model = load(out / MODEL_FILE)
-        done = int(json.loads((out / HISTORY_FILE).read_text()).get("epochs_done", 0))
-    else:
-        model = build()
+    model = load(out / MODEL_FILE) if resume else build()
+    if not resume:
         compile_model(model, config)
-
+    planned = done + config.epochs
+    summary = {"framework": "keras", "checkpoint": str(out / MODEL_FILE), "epochs_done": done,
+               "epochs_planned": planned, "train_digits": len(train_digits), "test_digits": len(test_digits),
+               "config": config.__dict__}
     started = time.perf_counter()
-    model.fit(x_train, y_train, batch_size=config.batch_size, epochs=done + config.epochs, initial_epoch=done,
-              verbose=verbose, validation_data=(x_test, y_test))
+
+    def save(epoch: int, logs: dict) -> None:
+        def write_weights() -> None:
+            with atomic_path(out / MODEL_FILE) as tmp:
+                model.save(tmp)
+
+        summary.update(epochs_done=epoch + 1, test_loss=float(logs.get("val_loss", float("nan"))),
+                       test_accuracy=float(logs.get("val_accuracy", float("nan"))),
+                       train_seconds=round(time.perf_counter() - started, 2))
+        checkpoint.save_epoch(out, write_weights, SPEC, summary)
+
+    try:
+        model.fit(x_train, y_train, batch_size=config.batch_size, epochs=planned, initial_epoch=done,
+                  verbose=verbose, validation_data=(x_test, y_test),
+                  callbacks=[keras.callbacks.LambdaCallback(on_epoch_end=save)])
+    except KeyboardInterrupt as exc:
+        raise checkpoint.interrupted(exc, out, "keras", summary["epochs_done"], planned) from None
     seconds = time.perf_counter() - started
     loss, accuracy = model.evaluate(x_test, y_test, batch_size=config.test_batch_size, verbose=0)
-
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / MODEL_FILE) as tmp:
-        model.save(tmp)
     if save_h5:
         with atomic_path(out / H5_FILE) as tmp:
             model.save(tmp)
-    SPEC.save(out)
-    summary = {
-        "framework": "keras", "checkpoint": str(out / MODEL_FILE), "epochs_done": done + config.epochs,
-        "train_digits": len(train_digits), "test_digits": len(test_digits), "test_loss": float(loss),
-        "test_accuracy": float(accuracy), "train_seconds": round(seconds, 2), "config": config.__dict__,
-    }
-    write_text(out / HISTORY_FILE, json.dumps(summary, indent=2) + "\n")
+    summary.update(test_loss=float(loss), test_accuracy=float(accuracy), train_seconds=round(seconds, 2))
+    write_text(out / checkpoint.HISTORY_FILE, json.dumps(summary, indent=2) + "\n")
     return summary
 
 
@@ -162,8 +201,8 @@ def train_from(src: str | Path, out: str | Path, data: str | None = None, epochs
     x_train, y_train = spec.preprocess(train_digits.images), keras.utils.to_categorical(train_digits.labels, 10)
     x_test, y_test = spec.preprocess(test_digits.images), keras.utils.to_categorical(test_digits.labels, 10)
     done = 0
-    if (src / HISTORY_FILE).is_file():
-        done = int(json.loads((src / HISTORY_FILE).read_text()).get("epochs_done", 0))
+    if (src / checkpoint.HISTORY_FILE).is_file():
+        done = int(json.loads((src / checkpoint.HISTORY_FILE).read_text()).get("epochs_done", 0))
 
     keras.utils.set_random_seed(config.seed + done)
     started = time.perf_counter()
@@ -179,5 +218,5 @@ def train_from(src: str | Path, out: str | Path, data: str | None = None, epochs
     with atomic_dir(out) as folder:
         model.save(folder / MODEL_FILE)
         spec.save(folder)
-        write_text(folder / HISTORY_FILE, json.dumps(summary, indent=2) + "\n")
+        write_text(folder / checkpoint.HISTORY_FILE, json.dumps(summary, indent=2) + "\n")
     return summary

@@ -17,13 +17,13 @@ from torch import nn
 
 from onnxparity._io import atomic_path, write_text
 from onnxparity.data import Digits, load_digits
+from onnxparity.models import checkpoint
 from onnxparity.models.config import preset
 from onnxparity.models.torch_io import load_state
 from onnxparity.spec import ModelSpec
 
 MODEL_FILE = "model.pth"
 OPTIMIZER_FILE = "optimizer.pth"
-HISTORY_FILE = "history.json"
 MEAN, STD = 0.1307, 0.3081
 
 SPEC = ModelSpec(name="torch_net", framework="torch", input_shape=(1, 28, 28), layout="NCHW",
@@ -115,42 +115,47 @@ def test(network, test_loader, loss_fn=F.nll_loss) -> tuple[float, float]:
 
 def train(out_dir: str | Path, data: str | None = None, epochs: int | None = None, preset_name: str = "default",
           resume: bool = False, n_train: int | None = None, log_interval: int | None = None) -> dict:
-    """Train (or resume) the article's Net into ``out_dir``; returns a summary with test accuracy."""
+    """Train (or resume) the article's Net into ``out_dir``; returns a summary with test accuracy.
+
+    Both state dicts are saved at the end of every epoch (:mod:`onnxparity.models.checkpoint`),
+    so an interrupt keeps the finished epochs and ``resume`` continues from them exactly.
+    """
     out = Path(out_dir)
-    config = preset("torch", preset_name).with_overrides(epochs=epochs, log_interval=log_interval)
+    config = preset("torch", preset_name)
+    done, to_run = checkpoint.start(out, MODEL_FILE, resume, epochs, config.epochs)
+    config = config.with_overrides(epochs=to_run, log_interval=log_interval)
     torch.manual_seed(config.seed)  # the initial weights
     train_loader = loader(load_digits(data, "train").head(n_train), config.batch_size, shuffle=True, seed=config.seed)
     test_loader = loader(load_digits(data, "test"), config.test_batch_size, shuffle=False)
 
     network = Net()
     optimizer = torch.optim.SGD(network.parameters(), lr=config.learning_rate, momentum=config.momentum)
-    done = 0
     if resume:
         network.load_state_dict(load_state(out / MODEL_FILE))
         optimizer.load_state_dict(load_state(out / OPTIMIZER_FILE))
-        done = int(json.loads((out / HISTORY_FILE).read_text()).get("epochs_done", 0))
+    planned = done + config.epochs
+    summary = {"framework": "torch", "checkpoint": str(out / MODEL_FILE), "epochs_done": done,
+               "epochs_planned": planned, "train_digits": len(train_loader.dataset),
+               "test_digits": len(test_loader.dataset), "config": config.__dict__}
+
+    def write_weights() -> None:
+        for obj, name in ((network, MODEL_FILE), (optimizer, OPTIMIZER_FILE)):
+            with atomic_path(out / name) as tmp:
+                torch.save(obj.state_dict(), tmp)
 
     started = time.perf_counter()
-    for epoch in range(done + 1, done + config.epochs + 1):
-        # Seeding per epoch makes a resumed run repeat an uninterrupted one exactly.
-        torch.manual_seed(config.seed + epoch)
-        train_loader.generator.manual_seed(config.seed + epoch)
-        train_epoch(network, optimizer, train_loader, epoch, config.log_interval)
-        loss, accuracy = test(network, test_loader)
-    seconds = time.perf_counter() - started
-
-    out.mkdir(parents=True, exist_ok=True)
-    for obj, name in ((network, MODEL_FILE), (optimizer, OPTIMIZER_FILE)):
-        with atomic_path(out / name) as tmp:
-            torch.save(obj.state_dict(), tmp)
-    SPEC.save(out)
-    summary = {
-        "framework": "torch", "checkpoint": str(out / MODEL_FILE), "epochs_done": done + config.epochs,
-        "train_digits": len(train_loader.dataset), "test_digits": len(test_loader.dataset),
-        "test_loss": loss, "test_accuracy": accuracy, "train_seconds": round(seconds, 2),
-        "config": config.__dict__,
-    }
-    write_text(out / HISTORY_FILE, json.dumps(summary, indent=2) + "\n")
+    try:
+        for epoch in range(done + 1, planned + 1):
+            # Seeding per epoch makes a resumed run repeat an uninterrupted one exactly.
+            torch.manual_seed(config.seed + epoch)
+            train_loader.generator.manual_seed(config.seed + epoch)
+            train_epoch(network, optimizer, train_loader, epoch, config.log_interval)
+            loss, accuracy = test(network, test_loader)
+            summary.update(epochs_done=epoch, test_loss=loss, test_accuracy=accuracy,
+                           train_seconds=round(time.perf_counter() - started, 2))
+            checkpoint.save_epoch(out, write_weights, SPEC, summary)
+    except KeyboardInterrupt as exc:
+        raise checkpoint.interrupted(exc, out, "torch", summary["epochs_done"], planned) from None
     return summary
 
 
@@ -216,7 +221,7 @@ def train_from(src: str | Path, out: str | Path, data: str | None = None, epochs
         torch.save(network.state_dict(), folder / MODEL_FILE)
         torch.save(optimizer.state_dict(), folder / OPTIMIZER_FILE)
         spec.save(folder)
-        write_text(folder / HISTORY_FILE, json.dumps(summary, indent=2) + "\n")
+        write_text(folder / checkpoint.HISTORY_FILE, json.dumps(summary, indent=2) + "\n")
     return summary
 
 
@@ -240,6 +245,6 @@ def _spec_loader(spec: ModelSpec, digits: Digits, batch_size: int, shuffle: bool
 
 def _epochs_done(folder: Path) -> int:
     try:
-        return int(json.loads((folder / HISTORY_FILE).read_text()).get("epochs_done", 0))
+        return int(json.loads((folder / checkpoint.HISTORY_FILE).read_text()).get("epochs_done", 0))
     except (FileNotFoundError, ValueError, AttributeError):
         return 0

@@ -22,6 +22,7 @@ import numpy as np
 
 from onnxparity import _process, progress
 from onnxparity.backends import Backend, backends_for, requested_providers
+from onnxparity.data.fit import check_fits
 from onnxparity.errors import BackendUnavailable, InputError, WorkerError
 from onnxparity.inputs import Inputs, prepare
 from onnxparity.machine import physical_cores
@@ -29,6 +30,7 @@ from onnxparity.models import resolve
 from onnxparity.onnx_model import OnnxModel
 from onnxparity.parity import environment
 from onnxparity.parity.metrics import Comparison, Tolerance, accuracy, compare, holds_classes, tolerance_for
+from onnxparity.parity.provenance import warn_if_other_weights
 from onnxparity.parity.result import BackendRun, ParityResult
 from onnxparity.quantize.check import judge_for
 from onnxparity.runners import merge_specs
@@ -269,8 +271,11 @@ def run(targets: list[Target], inputs: Inputs | list[Inputs], *, providers=None,
         while name in names:
             name, k = f"{base}-{k}", k + 1
         names.add(name)
-        planned += plan(target, target_inputs, providers=providers, gpu=gpu, batch_size=batch_size,
-                        batch1_limit=batch1_limit, name=name)
+        model_jobs = plan(target, target_inputs, providers=providers, gpu=gpu, batch_size=batch_size,
+                          batch1_limit=batch1_limit, name=name)
+        if target_inputs.images is not None and model_jobs[0].spec is not None:  # before any worker starts
+            check_fits(target_inputs.images, target_inputs.labels, model_jobs[0].spec, target_inputs.source)
+        planned += model_jobs
         model_inputs[name] = target_inputs
         models.append({"name": name, "framework": d.framework, "original": target.original, "onnx": str(target.onnx),
                        "reference": target.reference, "spec": d.spec.to_dict() if d.spec else None,
@@ -302,7 +307,13 @@ def run(targets: list[Target], inputs: Inputs | list[Inputs], *, providers=None,
         finally:  # an input error in the reference (or Ctrl-C) ends the rest too
             for _, worker, _ in running:
                 worker.stop()
+    for target in targets:  # the originals loaded: now a mismatch is worth a warning, not an error's preamble
+        warn_if_other_weights(resolve(target.original).path, target.onnx, onnx_spec(target.onnx))
 
+    for target in targets:  # the originals loaded: now a mismatch is worth a warning, not an error's preamble
+        d = describe(target)
+        if target.original is not None and not d.pair and d.candidate_spec is not None:
+            warn_if_other_weights(resolve(target.original).path, target.onnx, d.candidate_spec)
     comparisons, tolerances = _compare_all(models, planned, runs, outputs, model_inputs, atol, rtol, min_agreement)
     backends = [r for m in models for (model, _), r in runs.items() if model == m["name"]]
     first = per_target[0]

@@ -59,7 +59,8 @@ def train_and_convert(out: str | Path, data: str | None = None, epochs: int | No
         options = {"keras": {"verbose": 2}, "torch": {"log_interval": 0}}[framework]
         summary = _process.call("onnxparity.models:train", framework, folder, data=train_on, epochs=epochs,
                                 name=f"train {framework}", env={_process.STDOUT_ENV: "1"}, **options)
-        say(f"{framework}: {summary['epochs_done']} epochs, test accuracy {summary['test_accuracy']:.4f}, "
+        epochs = summary["epochs_done"]
+        say(f"{framework}: {epochs} epoch{'' if epochs == 1 else 's'}, test accuracy {summary['test_accuracy']:.4f}, "
             f"{summary['train_seconds']:.1f} s")
         done[framework] = {"trained": True, "summary": summary}
     started = time.perf_counter()

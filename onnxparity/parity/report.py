@@ -31,7 +31,7 @@ def table(result: ParityResult) -> str:
     for b in result.backends:
         if b.role == "reference":
             lines.append(f"reference {b.model}: {b.label} ({b.status}"
-                         + (f", accuracy {b.accuracy:.4f} on {b.n_labelled} digits" if b.accuracy is not None else "")
+                         + (f", accuracy {b.accuracy:.4f} on {b.n_labelled} labelled inputs" if b.accuracy is not None else "")
                          + (f": {b.reason}" if b.reason else "") + ")")
     for b in result.backends:
         if b.status == "unavailable":
@@ -60,7 +60,7 @@ def by_output(comparisons):
 def inputs_line(s: dict) -> str:
     """What the inputs were, in words: "500 digits from ... + 9 synthetic edge cases"."""
     if s.get("n_digits"):
-        return f"{s['n_digits']} digits from {s['source']} + {s['n_synthetic']} synthetic edge cases"
+        return f"{s['n_digits']} real images from {s['source']} + {s['n_synthetic']} synthetic edge cases"
     return f"{s['n']} samples from {s['source']} ({s['n_synthetic']} synthesized)"
 
 

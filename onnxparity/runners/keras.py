@@ -15,6 +15,7 @@ import numpy as np
 
 from onnxparity.errors import BackendUnavailable, InputError
 from onnxparity.models import ModelRef
+from onnxparity.models.bare import inferred_spec
 from onnxparity.runners import cuda_unavailable_reason, name_outputs, ordered_inputs
 
 
@@ -25,8 +26,6 @@ class KerasRunner:
     precision: dict | None = None  # on a GPU under torch: the float32 mode pinned (no TF32)
 
     def __init__(self, ref: ModelRef, device: str = "cpu"):
-        if ref.spec is None:
-            raise InputError(f"{ref.path}: no spec.json beside it; say how to feed it (onnxparity convert) first")
         if device not in ("cpu", "cuda"):
             raise InputError(f"Keras runner: device must be 'cpu' or 'cuda', not {device!r}")
         self._select_engine(device)
@@ -41,8 +40,10 @@ class KerasRunner:
         # with (KERAS_TORCH_DEVICE, set in _select_engine); a scope around loading breaks Dropout's
         # seed state there (Keras 3.15), so none is used.
         self._scope = ("gpu:0" if device == "cuda" else "cpu:0") if self.engine_name == "tensorflow" else None
-        self.spec = ref.spec
+        if ref.path.is_dir() and self.engine_name != "tensorflow":
+            raise BackendUnavailable(f"{ref.path}: a TensorFlow SavedModel runs on TensorFlow only")
         self.model = load(ref.path)
+        self.spec = ref.spec or inferred_spec(self.model, ref.path)  # a bare file: as convert infers it
         self._keras = keras
         self.name = f"keras-{self.engine_name}" + ("" if device == "cpu" else f"-{device}")
 

@@ -228,8 +228,13 @@ def parse_infer_request(body: bytes, header_length: str | None, model_inputs: di
 
 
 def array_from_values(data, dtype: np.dtype, shape: tuple[int, ...], where: str) -> np.ndarray:
-    """Values (JSON ``data``, flat or nested, row-major; or gRPC ``contents``) -> an array of ``shape``."""
+    """Values (JSON ``data``, flat or nested, row-major; or gRPC ``contents``) -> an array of ``shape``.
+
+    Integer tensors take whole numbers in their type's range only: NumPy would cut 1.7 to 1.
+    """
     try:
+        if np.issubdtype(dtype, np.integer):
+            _whole_numbers(data, dtype, where)
         array = np.asarray(data, dtype=dtype)
     except (ValueError, TypeError, OverflowError) as exc:
         raise RequestError(f"{where}: data is not a rectangular list of {dtype.name} values "
@@ -239,6 +244,14 @@ def array_from_values(data, dtype: np.dtype, shape: tuple[int, ...], where: str)
     if array.ndim > 1 and array.shape != shape:
         raise RequestError(f"{where}: nested data has shape {list(array.shape)}, not {list(shape)}")
     return array.reshape(shape)
+
+
+def _whole_numbers(data, dtype: np.dtype, where: str) -> None:
+    values = np.asarray(data, dtype=np.float64)
+    info = np.iinfo(dtype)
+    if values.size and (not np.isfinite(values).all() or (values != np.rint(values)).any()
+                        or values.min() < info.min or values.max() > info.max):
+        raise RequestError(f"{where}: {dtype.name} data must be whole numbers in {info.min}..{info.max}")
 
 
 def encode_infer_response(model: str, version: str, request: InferRequest, outputs: dict[str, np.ndarray],
