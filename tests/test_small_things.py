@@ -85,7 +85,7 @@ def test_max_rel_ignores_a_reference_of_about_zero():
 
 
 def test_cpu_only_says_turned_off_not_missing(torch_checkpoint, torch_onnx):
-    from onnxparity.parity import load_inputs
+    from onnxparity.inputs import load_digits_inputs as load_inputs
     from onnxparity.parity.matrix import Target, plan
 
     jobs = plan(Target(str(torch_checkpoint), str(torch_onnx)), load_inputs(None, 10), providers="cpu,cuda,tensorrt",
