@@ -66,6 +66,9 @@ def torch_pair(torch_checkpoint, tmp_path_factory) -> tuple[Path, Path, Path]:
     broken = folder.parent / "broken.onnx"
     onnx.save(model, str(broken))
     return folder, good, broken
+
+
+@pytest.fixture(scope="session")
 def torch_onnx(torch_checkpoint, tmp_path_factory) -> Path:
     """The PyTorch checkpoint converted to ONNX (in a worker process)."""
     path = tmp_path_factory.mktemp("torch-onnx") / "torch.onnx"

@@ -115,6 +115,9 @@ class Description:
 
 
 def _side(path: str) -> tuple[str, ModelSpec | None, OnnxModel | None]:
+    if str(path).lower().endswith(".onnx"):  # its own errors: "no such ONNX file", "not a readable ONNX file"
+        model = OnnxModel(path)
+        return "onnx", model.spec, model
     ref = resolve(path)
     if ref.framework == "onnx":
         model = OnnxModel(ref.path)
@@ -133,8 +136,11 @@ def describe(target: Target) -> Description:
                            onnx_model.precision)
     a_framework, a_spec, a_onnx = _side(target.original)
     b_framework, b_spec, b_onnx = _side(target.onnx)
-    if a_framework != "onnx" and b_framework == "onnx" and (b_spec is None or b_spec.framework == a_framework):
-        spec = merge_specs(a_spec, b_spec)  # the original and its own ONNX file
+    if a_framework != "onnx" and b_framework == "onnx":  # the original and its own ONNX file
+        if b_spec is not None and b_spec.framework != a_framework:
+            raise InputError(f"{target.onnx} was converted from a {b_spec.framework} model, "
+                             f"but {target.original} is a {a_framework} model")
+        spec = merge_specs(a_spec, b_spec)
         if spec is None:
             raise InputError(f"{target.original}: no spec.json beside it and {target.onnx} carries no onnxparity "
                              "metadata; convert the original with `onnxparity convert` first")
@@ -307,9 +313,6 @@ def run(targets: list[Target], inputs: Inputs | list[Inputs], *, providers=None,
         finally:  # an input error in the reference (or Ctrl-C) ends the rest too
             for _, worker, _ in running:
                 worker.stop()
-    for target in targets:  # the originals loaded: now a mismatch is worth a warning, not an error's preamble
-        warn_if_other_weights(resolve(target.original).path, target.onnx, onnx_spec(target.onnx))
-
     for target in targets:  # the originals loaded: now a mismatch is worth a warning, not an error's preamble
         d = describe(target)
         if target.original is not None and not d.pair and d.candidate_spec is not None:
