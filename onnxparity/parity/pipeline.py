@@ -59,8 +59,8 @@ def train_and_convert(out: str | Path, data: str | None = None, epochs: int | No
         options = {"keras": {"verbose": 2}, "torch": {"log_interval": 0}}[framework]
         summary = _process.call("onnxparity.models:train", framework, folder, data=train_on, epochs=epochs,
                                 name=f"train {framework}", env={_process.STDOUT_ENV: "1"}, **options)
-        epochs = summary["epochs_done"]
-        say(f"{framework}: {epochs} epoch{'' if epochs == 1 else 's'}, test accuracy {summary['test_accuracy']:.4f}, "
+        done_epochs = summary["epochs_done"]  # not `epochs`: that is the caller's, for the next model too
+        say(f"{framework}: {done_epochs} epoch{'' if done_epochs == 1 else 's'}, test accuracy {summary['test_accuracy']:.4f}, "
             f"{summary['train_seconds']:.1f} s")
         done[framework] = {"trained": True, "summary": summary}
     started = time.perf_counter()
