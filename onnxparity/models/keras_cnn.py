@@ -18,6 +18,7 @@ from onnxparity.data import Digits, load_digits
 from onnxparity.errors import InputError
 from onnxparity.models import checkpoint
 from onnxparity.models.config import TrainConfig, preset
+from onnxparity.signature import BATCH, Signature, TensorSpec
 from onnxparity.spec import ModelSpec
 
 # TensorFlow's C++ start-up chatter is noise to users; warnings and errors still show.
@@ -27,7 +28,9 @@ MODEL_FILE = "model.keras"
 H5_FILE = "model.h5"
 
 SPEC = ModelSpec(name="keras_cnn", framework="keras", input_shape=(28, 28, 1), layout="NHWC",
-                 scale=1.0 / 255.0, output="probabilities")
+                 scale=1.0 / 255.0, output="probabilities",
+                 signature=Signature((TensorSpec("input", "float32", (BATCH, 28, 28, 1)),),
+                                     (TensorSpec("probabilities", "float32", (BATCH, 10)),)))
 
 
 def build():

@@ -20,6 +20,7 @@ from onnxparity.data import Digits, load_digits
 from onnxparity.models import checkpoint
 from onnxparity.models.config import preset
 from onnxparity.models.torch_io import load_state
+from onnxparity.signature import BATCH, Signature, TensorSpec
 from onnxparity.spec import ModelSpec
 
 MODEL_FILE = "model.pth"
@@ -28,7 +29,9 @@ MEAN, STD = 0.1307, 0.3081
 
 SPEC = ModelSpec(name="torch_net", framework="torch", input_shape=(1, 28, 28), layout="NCHW",
                  scale=1.0 / 255.0, mean=MEAN, std=STD, output="log_probabilities",
-                 architecture="onnxparity.models.torch_net:Net")
+                 architecture="onnxparity.models.torch_net:Net",
+                 signature=Signature((TensorSpec("input", "float32", (BATCH, 1, 28, 28)),),
+                                     (TensorSpec("log_probabilities", "float32", (BATCH, 10)),)))
 
 
 class Net(nn.Module):
