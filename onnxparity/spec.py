@@ -164,11 +164,18 @@ class ModelSpec:
 
     @classmethod
     def load(cls, folder: str | Path) -> "ModelSpec":
-        path = Path(folder) / SPEC_FILE
+        """The ``spec.json`` of a checkpoint folder."""
+        if not (Path(folder) / SPEC_FILE).is_file():
+            raise InputError(f"{folder}: no {SPEC_FILE}; not a checkpoint folder written by onnxparity")
+        return cls.read(Path(folder) / SPEC_FILE)
+
+    @classmethod
+    def read(cls, path: str | Path) -> "ModelSpec":
+        """A spec from a JSON file, with a one-line error for a missing or broken one."""
         try:
-            return cls.from_dict(json.loads(path.read_text()))
+            return cls.from_dict(json.loads(Path(path).read_text()))
         except FileNotFoundError:
-            raise InputError(f"{folder}: no {SPEC_FILE}; not a checkpoint folder written by onnxparity") from None
+            raise InputError(f"{path}: no such spec file") from None
         except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as exc:
             raise InputError(f"{path}: not a valid model spec ({exc})") from None
 

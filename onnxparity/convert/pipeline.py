@@ -8,7 +8,6 @@ at two batch sizes, by the same comparison functions parity uses, and only then 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import sys
@@ -197,14 +196,7 @@ def _as_spec(spec) -> ModelSpec:
     if isinstance(spec, Mapping):
         return ModelSpec.from_dict(spec)
     path = Path(spec)
-    if path.is_dir():
-        return ModelSpec.load(path)
-    try:
-        return ModelSpec.from_dict(json.loads(path.read_text()))
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such spec file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as exc:
-        raise InputError(f"{path}: not a valid model spec ({exc})") from None
+    return ModelSpec.load(path) if path.is_dir() else ModelSpec.read(path)
 
 
 def _shapes_argument(input_shape) -> dict[str | None, tuple[int, ...]]:

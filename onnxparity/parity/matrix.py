@@ -160,9 +160,11 @@ def describe(target: Target) -> Description:
 
 
 def plan(target: Target, inputs: Inputs, *, providers=None, gpu: bool = True, batch_size: int = DEFAULT_BATCH,
-         batch1_limit: int | None = BATCH1_LIMIT, name: str | None = None) -> list[Job]:
-    """Every backend for one model, reference first; those that cannot run here carry ``unavailable``."""
-    d = describe(target)
+         batch1_limit: int | None = BATCH1_LIMIT, name: str | None = None,
+         described: Description | None = None) -> list[Job]:
+    """Every backend for one model, reference first; those that cannot run here carry ``unavailable``.
+    ``described``: the target's :func:`describe`, when the caller has it (each opens the ONNX file)."""
+    d = described or describe(target)
     model = name or d.name
     pixels_only = d.candidate_spec is not None and d.candidate_spec.input_dtype == "uint8"
     if d.pair:
@@ -267,18 +269,19 @@ def run(targets: list[Target], inputs: Inputs | list[Inputs], *, providers=None,
         raise InputError("no inputs to run")
     planned: list[Job] = []
     names: set[str] = set()
-    models, model_inputs = [], {}
+    models, model_inputs, described = [], {}, []
     runs: dict[tuple[str, str], BackendRun] = {}
     outputs: dict[tuple[str, str], dict] = {}
     for target, target_inputs, saved_outputs in zip(targets, per_target, saved):
         d = describe(target)
+        described.append(d)
         base = d.name
         name, k = base, 2
         while name in names:
             name, k = f"{base}-{k}", k + 1
         names.add(name)
         model_jobs = plan(target, target_inputs, providers=providers, gpu=gpu, batch_size=batch_size,
-                          batch1_limit=batch1_limit, name=name)
+                          batch1_limit=batch1_limit, name=name, described=d)
         if target_inputs.images is not None and model_jobs[0].spec is not None:  # before any worker starts
             check_fits(target_inputs.images, target_inputs.labels, model_jobs[0].spec, target_inputs.source)
         planned += model_jobs
@@ -313,8 +316,7 @@ def run(targets: list[Target], inputs: Inputs | list[Inputs], *, providers=None,
         finally:  # an input error in the reference (or Ctrl-C) ends the rest too
             for _, worker, _ in running:
                 worker.stop()
-    for target in targets:  # the originals loaded: now a mismatch is worth a warning, not an error's preamble
-        d = describe(target)
+    for target, d in zip(targets, described):  # the originals loaded: a mismatch is worth a warning now
         if target.original is not None and not d.pair and d.candidate_spec is not None:
             warn_if_other_weights(resolve(target.original).path, target.onnx, d.candidate_spec)
     comparisons, tolerances = _compare_all(models, planned, runs, outputs, model_inputs, atol, rtol, min_agreement)
