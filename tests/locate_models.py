@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+RESNET = "tests.locate_models:resnet18_10"  # the tests' own class: named again where a command rebuilds it
+
 
 def resnet18_10():
     """torchvision's resnet18 with 10 classes (random weights; no download)."""
@@ -30,8 +32,8 @@ def torch_resnet(out) -> str:
             m.running_var.copy_(torch.rand(m.num_features, generator=generator) + 0.5)
     torch.save(model.state_dict(), out / "model.pth")
     ModelSpec(name="resnet18", framework="torch", input_shape=(3, 64, 64), layout="NCHW", mean=0.0, std=1.0,
-              output="logits", architecture="tests.locate_models:resnet18_10").save(out)
-    return str(convert(out, out / "model.onnx").path)
+              output="logits", architecture=RESNET).save(out)
+    return str(convert(out, out / "model.onnx", torch_class=RESNET).path)
 
 
 def keras_branches(out) -> str:

@@ -123,7 +123,9 @@ def test_two_inputs_two_outputs_and_a_perturbed_file(torch_models, tmp_path):
     assert [t["name"] for t in sig["outputs"]] == ["logits", "output_1"]  # a tuple: the first named by its kind
     assert set(d["max_abs_diff_per_output"]) == {"logits", "output_1"}
     report = tmp_path / "two_io.json"
-    r = checked(onnxparity("check", pth, out, "--providers", "cpu", "--json", report), report)
+    # the class is the user's own: named again (its recorded arguments kept), or --trust-recorded
+    r = checked(onnxparity("check", pth, out, "--torch-class", "tests.torch_models:TwoInTwoOut", "--providers", "cpu",
+                           "--json", report), report)
     judged = {c["output"]: c["judged_as"] for c in r["comparisons"]}
     assert judged == {"logits": "class scores", "output_1": "element-wise"} and r["passed"]
 
@@ -135,7 +137,7 @@ def test_two_inputs_two_outputs_and_a_perturbed_file(torch_models, tmp_path):
     init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * np.float32(1.5), init.name))
     broken = tmp_path / "broken.onnx"
     onnx.save(model, str(broken))
-    result = onnxparity("check", pth, broken, "--providers", "cpu")
+    result = onnxparity("check", pth, broken, "--trust-recorded", "--providers", "cpu")
     assert result.returncode == 1, result.stdout + result.stderr
     assert result.stderr.startswith("onnxparity: error: TwoInTwoOut: onnxruntime:cpu") and "beyond atol" in result.stderr
 
@@ -150,7 +152,8 @@ def test_int64_token_ids_stay_inside_the_embedding(torch_models, tmp_path):
 
     assert OnnxModel(out).signature.inputs[0].int_range == (0, 50)  # read back from the Gather in the graph
     report = tmp_path / "tokens.json"
-    r = checked(onnxparity("check", pth, out, "--providers", "cpu", "--int-range", "0,50", "--json", report), report)
+    r = checked(onnxparity("check", pth, out, "--torch-class", "tests.torch_models:TokenClassifier", "--providers",
+                           "cpu", "--int-range", "0,50", "--json", report), report)
     assert r["passed"]
     bench = onnxparity("bench", out, "--batch-sizes", "1,4", "--rounds", "2", "--round-time", "0.02",
                        "--warmup", "0.01")

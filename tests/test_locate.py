@@ -122,7 +122,7 @@ def test_resnet_conv_fused_with_its_batchnorm_names_its_block(tmp_path):
         bad = tmp_path / "bad.onnx"
         node = _perturb(file, bad, lambda nodes: next(n for n in nodes if "layer2.0.conv1.weight" in n.input
                                                       or n.name == "/layer2/layer2.0/conv1/Conv"))
-        result = locate(tmp_path / "resnet", bad, n=8)
+        result = locate(tmp_path / "resnet", bad, n=8, torch_class="tests.locate_models:resnet18_10")
         first = result.first_divergence
         assert node in first["onnx_nodes"] and first["mode"] == "isolated"
         assert (first["original_layer"], first["covers"]) == (layer, covers)

@@ -33,6 +33,7 @@ from onnxparity.errors import InputError, WorkerError
 from onnxparity.models import resolve
 from onnxparity.progress import steps as progress_steps
 from onnxparity.spec import SPEC_FILE
+from onnxparity.trust import Trust
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ class BenchConfig:
     timeout_s: float = 900.0  # any single worker call (a load, a compile, a turn)
     input_shapes: dict | None = None  # --input-shape: sizes of dynamic axes other than the batch
     int_range: tuple[int, int] | None = None  # --int-range: integer inputs drawn from [low, high)
+    trust: dict | None = None  # the user's word on rebuilding a recorded PyTorch class (onnxparity.trust)
 
     def __post_init__(self) -> None:
         if not self.batch_sizes or any(int(b) < 1 for b in self.batch_sizes):
@@ -117,7 +119,7 @@ class BenchReport:
 
 
 # -- models ------------------------------------------------------------------------------------
-def find_models(paths: list[str], workdir: Path, timeout_s: float = 900.0) -> list[BenchModel]:
+def find_models(paths: list[str], workdir: Path, timeout_s: float = 900.0, trust: dict | None = None) -> list[BenchModel]:
     """Resolve each path (checkpoint folder, folder of them, ``.onnx`` file) into bench models.
 
     Checkpoints without an ONNX file beside them are converted into ``workdir``, all at once,
@@ -135,13 +137,19 @@ def find_models(paths: list[str], workdir: Path, timeout_s: float = 900.0) -> li
         else:
             found.append(p)
     models = [_model(p) for p in found]
+    user = Trust.from_dict(trust)
+    for m in models:  # a recorded class the user did not allow: refused before any worker starts
+        if m.framework == "torch" and m.spec and m.native:
+            user.resolve(m.spec.get("architecture"), m.spec.get("torch_kwargs"), f"{m.native}'s spec.json")
     pending = []
     for i, m in enumerate(models):
         if m.onnx is None:
             target = workdir / f"{i}-{m.name}.onnx"
             log.info("converting %s to ONNX for the bench", m.native)
             pending.append((m, time.perf_counter(), _process.Worker(
-                "onnxparity.convert:convert", m.native, str(target), name=f"convert {m.native}", timeout=timeout_s)))
+                "onnxparity.convert:convert", m.native, str(target), torch_class=user.torch_class,
+                torch_kwargs=user.torch_kwargs, trust_recorded=user.recorded, name=f"convert {m.native}",
+                timeout=timeout_s)))
     for m, started, worker in pending:
         result = worker.result()
         m.onnx = str(result.path)
@@ -271,7 +279,7 @@ def bench(paths: list[str], config: BenchConfig | None = None, progress=None) ->
     env = environment()
     results, ratios, skipped, backends, models = [], [], [], {}, []
     with _scratch() as workdir:
-        found = find_models(paths, workdir, config.timeout_s)
+        found = find_models(paths, workdir, config.timeout_s, config.trust)
         for model in found:  # a dynamic axis with no size given: said before any worker starts
             _check_inputs(model, config)
         workers = _Workers(config.timeout_s)
@@ -325,7 +333,7 @@ def _open_cells(model: BenchModel, config: BenchConfig, workers: _Workers, skipp
             worker, _service = workers.get(group, device)
             say(f"{model.name}: loading {backend} on {device}")
             opened = workers.call(worker, "open", key, backend, path, device, signature=_signature(model),
-                                  input_shapes=config.input_shapes, int_range=config.int_range)
+                                  input_shapes=config.input_shapes, int_range=config.int_range, trust=config.trust)
         except (WorkerError, InputError) as exc:
             skipped.append({"model": model.name, "backend": backend, "device": device, "reason": str(exc)})
             continue

@@ -155,11 +155,11 @@ class TorchEager(Variant):
 
     name = "torch.eager"
 
-    def __init__(self, ref, device):
+    def __init__(self, ref, device, trust: dict | None = None):
         super().__init__(ref, device)
         from onnxparity.runners.torch import TorchRunner
 
-        self.runner = TorchRunner(ref, device=device)
+        self.runner = TorchRunner(ref, device=device, trust=trust)
         self.spec = self.runner.spec
         self.model = self.runner.model
         import torch
@@ -204,8 +204,8 @@ class TorchCompile(TorchEager):
     name = "torch.compile"
     compiles = True
 
-    def __init__(self, ref, device):
-        super().__init__(ref, device)
+    def __init__(self, ref, device, trust: dict | None = None):
+        super().__init__(ref, device, trust)
         self.compiled = self.torch.compile(self.model, dynamic=False)
 
     def _callable(self):
@@ -322,11 +322,11 @@ VARIANTS: dict[str, tuple[type[Variant], str, tuple[str, ...]]] = {
 ORT_VARIANT = "onnxruntime"
 
 
-def build(name: str, model: str, device: str) -> Variant:
+def build(name: str, model: str, device: str, trust: dict | None = None) -> Variant:
     if name not in VARIANTS:
         raise InputError(f"unknown bench backend {name!r} (known: {', '.join(VARIANTS)})")
     cls = VARIANTS[name][0]
     started = time.perf_counter()
-    variant = cls(resolve(model), device)
+    variant = cls(resolve(model), device, trust) if issubclass(cls, TorchEager) else cls(resolve(model), device)
     variant.load_seconds = time.perf_counter() - started
     return variant

@@ -47,7 +47,7 @@ class BenchWorker:
         self.bound: dict[tuple[str, int], object] = {}
 
     def open(self, key: str, variant: str, model: str, device: str, signature: dict | None = None,
-             input_shapes=None, int_range=None) -> dict:
+             input_shapes=None, int_range=None, trust: dict | None = None) -> dict:
         """Build a variant; ``{"status": "unavailable", "reason"}`` when it cannot run here."""
         import importlib
 
@@ -63,7 +63,7 @@ class BenchWorker:
                 return {"status": "unavailable", "reason": f"cannot import {module}{engine}: {exc}"}
         imported = time.perf_counter() - started
         try:
-            v = build(variant, model, device)
+            v = build(variant, model, device, trust)
         except BackendUnavailable as exc:
             return {"status": "unavailable", "reason": str(exc)}
         if v.signature is None and signature is not None:

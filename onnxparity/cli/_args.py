@@ -113,3 +113,35 @@ def providers(text: str) -> str:
         raise argparse.ArgumentTypeError(f"no such ONNX Runtime provider: {', '.join(unknown)} "
                                          f"(known: all, {', '.join(PROVIDER_ALIASES)} or full names)")
     return text
+
+
+def torch_kwargs(text: str) -> dict:
+    """--torch-kwargs: a JSON object of keyword arguments."""
+    import json
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object, such as '{\"num_classes\": 10}'")
+    return value
+
+
+def add_model_class_arguments(p: argparse.ArgumentParser) -> None:
+    """How a PyTorch state dict becomes a model, and what a file may ask for (every command that rebuilds one)."""
+    p.add_argument("--torch-class", metavar="PKG.MODULE:CALLABLE",
+                   help="the class or factory function that builds the module a .pth state dict belongs to, "
+                        "such as torchvision.models:mobilenet_v3_small (replaces the one a file records)")
+    p.add_argument("--torch-kwargs", metavar="JSON", type=torch_kwargs,
+                   help="keyword arguments for the class, a JSON object such as '{\"num_classes\": 10}'")
+    p.add_argument("--trust-recorded", action="store_true",
+                   help="build the class a spec.json or ONNX file records even when it is not the toolkit's, a "
+                        "migrated model.py or a trusted zoo's (imports and runs code a file names: only for files you trust)")
+
+
+def trust(args: argparse.Namespace):
+    """The user's word from :func:`add_model_class_arguments`."""
+    from onnxparity.trust import Trust
+
+    return Trust(args.torch_class, args.torch_kwargs, args.trust_recorded)

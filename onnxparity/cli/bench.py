@@ -49,6 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", metavar="PATH", type=_args.out_file,
                    help="write the full report (results, ratios, environment) as JSON")
     p.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
+    _args.add_model_class_arguments(p)
 
 
 def _default_models() -> list[str]:
@@ -73,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
     config = BenchConfig(batch_sizes=args.batch_sizes, devices=args.devices, backends=args.backends,
                          input_shapes=parse_input_shapes(args.input_shape) or None,
                          int_range=parse_int_range(args.int_range),
-                         rounds=args.rounds, round_s=args.round_time, warmup_s=args.warmup, timeout_s=args.timeout)
+                         rounds=args.rounds, round_s=args.round_time, warmup_s=args.warmup, timeout_s=args.timeout,
+                         trust=_args.trust(args).to_dict())
     progress = (lambda message: print(f"  {message}", file=sys.stderr, flush=True)) if args.verbose else None
     report = bench(args.models or _default_models(), config, progress=progress).to_dict()
     report["config"]["peak_gflops"] = args.peak_gflops

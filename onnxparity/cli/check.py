@@ -69,6 +69,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="saved inputs and outputs to check an ONNX file alone against: a folder in the ONNX "
                         "test-data layout (input_0.pb, output_0.pb...) or an .npz named by input and output")
     add_parity_arguments(p)
+    _args.add_model_class_arguments(p)
     p.add_argument("--json", metavar="PATH", type=_args.out_file, help="write the result as JSON (schema in docs/parity.md)")
     p.add_argument("--html", metavar="PATH", type=_args.out_file, help="write a self-contained HTML report")
     p.add_argument("--locate", action="store_true", help="when parity fails, name the first layer where the ONNX file "
@@ -115,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
             raise InputError("give the original and its ONNX file, or an ONNX file with --reference DIR")
         original, onnx = None, args.original
     result = check(original, onnx, reference=args.reference, json_path=args.json, html_path=args.html,
+                   torch_class=args.torch_class, torch_kwargs=args.torch_kwargs, trust_recorded=args.trust_recorded,
                    **parity_options(args))
     try:
         return finish(result)

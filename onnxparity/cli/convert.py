@@ -27,11 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="an input's dtype where the model does not say it (PyTorch): int64, int32, float32...")
     p.add_argument("--int-range", metavar="LOW,HIGH",
                    help="integer inputs of the check are drawn from [LOW, HIGH) (default: the embedding table size)")
-    p.add_argument("--torch-class", metavar="PKG.MODULE:CALLABLE",
-                   help="the class or factory function that builds the module a .pth state dict belongs to, "
-                        "such as torchvision.models:mobilenet_v3_small")
-    p.add_argument("--torch-kwargs", metavar="JSON", help="keyword arguments for --torch-class, a JSON object "
-                                                          "such as '{\"num_classes\": 10}'")
+    _args.add_model_class_arguments(p)
     p.add_argument("--spec", help="spec.json saying how to feed the model (layout, scale, mean, std, output)")
     p.add_argument("--trust-pickle", action="store_true",
                    help="allow a pickled whole PyTorch model (runs code from the file: only for files you trust)")
@@ -40,20 +36,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from onnxparity.convert import convert
-    from onnxparity.errors import InputError
     from onnxparity.signature import parse_input_shapes, parse_int_range
 
-    kwargs = None
-    if args.torch_kwargs is not None:
-        try:
-            kwargs = json.loads(args.torch_kwargs)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"--torch-kwargs: not JSON ({exc})") from None
-        if not isinstance(kwargs, dict):
-            raise InputError("--torch-kwargs must be a JSON object, such as '{\"num_classes\": 10}'")
     result = convert(args.model, args.out, opset=args.opset, embed_preprocessing=args.embed_preprocessing,
                      input_shape=parse_input_shapes(args.input_shape) or None, input_dtype=args.input_dtype,
-                     torch_class=args.torch_class, torch_kwargs=kwargs, int_range=parse_int_range(args.int_range),
+                     torch_class=args.torch_class, torch_kwargs=args.torch_kwargs,
+                     trust_recorded=args.trust_recorded, int_range=parse_int_range(args.int_range),
                      trust_pickle=args.trust_pickle, spec=args.spec)
     print(json.dumps(result.to_dict()) if args.json else result.summary())
     return 0

@@ -13,6 +13,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", help="dataset (default: the bundled held-out digits)")
     p.add_argument("--n", type=_args.positive_int, help="only the first N digits")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    _args.add_model_class_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -21,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
     from onnxparity.runners import open_runner
 
     digits = load_digits(args.data, "test").head(args.n)
-    result = evaluate(open_runner(args.model), digits)
+    result = evaluate(open_runner(args.model, trust=_args.trust(args).to_dict()), digits)
     if args.json:
         print(json.dumps(result))
     else:

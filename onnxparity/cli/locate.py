@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 
+from onnxparity.cli import _args
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("original", help="the original: checkpoint folder, .keras/.h5, or model.pth beside spec.json")
@@ -22,6 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rtol", type=float, default=1e-3, help="relative tolerance")
     p.add_argument("--json", metavar="PATH", help="write the result as JSON")
     p.add_argument("--html", metavar="PATH", help="write an HTML report with a per-layer error chart")
+    _args.add_model_class_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -30,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
     result = locate(args.original, args.onnx, inputs=args.inputs, data=args.data, n=args.n,
                     batch_size=args.batch_size, atol=args.atol, rtol=args.rtol, json_path=args.json,
-                    html_path=args.html)
+                    html_path=args.html, torch_class=args.torch_class, torch_kwargs=args.torch_kwargs,
+                    trust_recorded=args.trust_recorded)
     print(table(result))
     return 0 if result.passed else 1

@@ -11,10 +11,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+from onnxparity.cli import _args
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="checkpoint folder, .keras/.h5, model.pth (beside spec.json) or .onnx")
     p.add_argument("images", nargs="+", help="image files")
+    _args.add_model_class_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -23,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
 
     paths, digits, errors = load_images(args.images)
     if paths:
-        runner = open_runner(args.model)
+        runner = open_runner(args.model, trust=_args.trust(args).to_dict())
         probabilities = runner.spec.probabilities(predict(runner, digits))
         for path, p in zip(paths, probabilities):
             best = int(p.argmax())

@@ -22,6 +22,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue training the checkpoint in --out")
     p.add_argument("--h5", action="store_true", help="Keras: also save the article's model.h5")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--trust-recorded", action="store_true",
+                   help="with --from: build the PyTorch class the folder's spec.json records even when it is not the "
+                        "toolkit's, a migrated model.py or a trusted zoo's (only for folders you trust)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,7 +35,10 @@ def run(args: argparse.Namespace) -> int:
         if args.framework or args.resume or args.h5:
             raise InputError("--from takes the framework from the folder; drop the framework, --resume and --h5")
         out = args.out or args.from_dir
-        summary = train_from(args.from_dir, out, data=args.data, epochs=args.epochs, preset_name=args.preset)
+        from onnxparity.trust import Trust
+
+        summary = train_from(args.from_dir, out, data=args.data, epochs=args.epochs, preset_name=args.preset,
+                             trust=Trust(recorded=args.trust_recorded))
         framework = summary["framework"]
     else:
         if not args.framework:

@@ -76,8 +76,8 @@ class ConvertResult:
 
 def convert(model, out: str | os.PathLike | None = None, *, opset: int | None = None, embed_preprocessing: bool = False,
             input_shape=None, input_dtype=None, torch_class: str | None = None, torch_kwargs: dict | None = None,
-            int_range: tuple[int, int] | None = None, trust_pickle: bool = False, spec=None,
-            force: bool = True) -> ConvertResult:
+            int_range: tuple[int, int] | None = None, trust_pickle: bool = False, trust_recorded: bool = False,
+            spec=None, force: bool = True) -> ConvertResult:
     """Convert ``model`` to ONNX at ``out`` and check it.
 
     ``model``: a checkpoint folder, a Keras or PyTorch file, or a live ``keras.Model`` /
@@ -86,7 +86,8 @@ def convert(model, out: str | os.PathLike | None = None, *, opset: int | None = 
     repeatable ``--input-shape image=3,32,32``); ``input_dtype`` likewise (``"int64"`` or
     ``{"ids": "int64"}``). ``torch_class``/``torch_kwargs`` rebuild a state dict's module
     (``"torchvision.models:mobilenet_v3_small"``, ``{"num_classes": 10}``); both are stored, so later
-    steps rebuild it with no flags. ``spec`` (a ModelSpec, dict or spec.json path) says how to feed
+    steps rebuild it with no flags; a class a spec records is built only as :mod:`onnxparity.trust`
+    allows (``trust_recorded=True``: any). ``spec`` (a ModelSpec, dict or spec.json path) says how to feed
     a model that has none. A failure raises :class:`InputError` and writes nothing.
     """
     from onnxparity._io import atomic_path
@@ -117,8 +118,10 @@ def convert(model, out: str | os.PathLike | None = None, *, opset: int | None = 
     else:
         from onnxparity.convert.torch import open_source
 
-        source = open_source(target, given_spec, torch_class=torch_class, trust_pickle=trust_pickle,
-                             torch_kwargs=torch_kwargs)
+        from onnxparity.trust import Trust
+
+        source = open_source(target, given_spec, Trust(torch_class, torch_kwargs, trust_recorded),
+                             trust_pickle=trust_pickle)
     graph.check_converter_opset(opset, source.converter_max_opset, f"{source.converter} {source.converter_version}")
 
     inputs = describe_inputs(source, given_spec, shapes, dtypes, int_range)

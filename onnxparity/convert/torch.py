@@ -23,18 +23,19 @@ from onnxparity.convert.source import Source, sha256_arrays, sha256_path
 from onnxparity.errors import InputError
 from onnxparity.models.torch_io import load_module
 from onnxparity.signature import TensorSpec
+from onnxparity.trust import Trust
 
 log = logging.getLogger(__name__)
 
 
-def open_source(model, spec=None, torch_class: str | None = None, trust_pickle: bool = False,
-                torch_kwargs: dict | None = None) -> Source:
-    """A :class:`Source` for a module or a file; weights load with ``weights_only=True`` unless trusted."""
+def open_source(model, spec=None, trust: Trust | None = None, trust_pickle: bool = False) -> Source:
+    """A :class:`Source` for a module or a file; weights load with ``weights_only=True`` unless trusted,
+    a state dict's class as ``trust`` (the user's word) names or allows."""
     import torch
 
-    architecture = torch_class or (spec.architecture if spec else None)
-    if torch_kwargs is None and spec is not None and spec.torch_kwargs is not None and not torch_class:
-        torch_kwargs = dict(spec.torch_kwargs)
+    trust = trust or Trust()
+    recorded = (spec.architecture, spec.torch_kwargs) if spec is not None else (None, None)
+    architecture, torch_kwargs = trust.resolve(*recorded, where="the model's spec.json")
     declared = None
     if isinstance(model, (str, os.PathLike)):
         path = Path(model)
@@ -46,7 +47,7 @@ def open_source(model, spec=None, torch_class: str | None = None, trust_pickle: 
         elif _is_torchscript(path):
             module = _torchscript(path)
         else:
-            module = load_module(path, architecture, trust_pickle, kwargs=torch_kwargs)
+            module = load_module(path, recorded[0], trust_pickle, kwargs=recorded[1], trust=trust)
     else:
         if not isinstance(model, torch.nn.Module):
             raise InputError(f"cannot convert a {type(model).__name__}; expected a keras.Model, a torch.nn.Module or a path")

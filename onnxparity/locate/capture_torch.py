@@ -16,14 +16,15 @@ from onnxparity.errors import InputError
 class TorchCapture:
     """``records()`` describes each module call in execution order; ``run(x, wanted)`` returns their outputs."""
 
-    def __init__(self, path: str, architecture: str | None, input_shape: tuple[int, ...], torch_kwargs=None):
+    def __init__(self, path: str, architecture: str | None, input_shape: tuple[int, ...], torch_kwargs=None,
+                 trust: dict | None = None):
         import torch
 
         from onnxparity.models.torch_io import load_module
+        from onnxparity.trust import Trust
 
         self._torch = torch
-        # torch_kwargs: the spec's constructor arguments, where the spec carries them (issue 10)
-        self.model = load_module(path, architecture, **({"kwargs": torch_kwargs} if torch_kwargs else {}))
+        self.model = load_module(path, architecture, kwargs=torch_kwargs, trust=Trust.from_dict(trust))
         self.model.eval()
         self._paths = {m: name for name, m in self.model.named_modules()}
         for module in self._paths:

@@ -35,24 +35,29 @@ WORKERS = {"keras": "onnxparity.locate.capture_keras:KerasCapture",
 
 def locate(original, onnx, *, data: str | None = None, n: int | None = None, inputs=None,
            batch_size: int = BATCH_SIZE, atol: float = ATOL, rtol: float = RTOL, json_path=None, html_path=None,
-           timeout: float = 600) -> LocateResult:
+           timeout: float = 600, torch_class: str | None = None, torch_kwargs: dict | None = None,
+           trust_recorded: bool = False) -> LocateResult:
     """Name the first layer where ``onnx`` departs from ``original`` (see docs/locate.md).
 
     ``original``: a checkpoint folder, ``.keras``/``.h5`` file, or ``.pth`` state dict with its
     class (spec.json or the ONNX metadata's ``architecture``). Inputs: ``inputs`` (.npy/.npz),
-    ``data`` (digits) or seeded random tensors; ``n`` of them (64 by default).
+    ``data`` (digits) or seeded random tensors; ``n`` of them (64 by default). ``torch_class`` and
+    ``torch_kwargs`` rebuild a state dict; a recorded class is built only as :mod:`onnxparity.trust` allows.
     """
+    from onnxparity.trust import Trust
+
+    trust = Trust(torch_class, torch_kwargs, trust_recorded)
     started = time.perf_counter()
     if batch_size < 1:
         raise InputError("--batch-size must be at least 1")
-    framework, weights, spec = _original(original, onnx)
+    framework, weights, spec = _original(original, onnx, trust)
     g = onnx_graph.load(onnx)
     if len(g.inputs) != 1:
         raise InputError(f"{onnx}: the graph takes {len(g.inputs)} inputs; locate compares one-input models")
     x, source = model_inputs(spec, data, n, inputs)
     env = {"CUDA_VISIBLE_DEVICES": "", "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2"}
     args = (str(weights), tuple(spec.input_shape)) if framework == "keras" else \
-        (str(weights), spec.architecture, tuple(spec.input_shape), getattr(spec, "torch_kwargs", None))
+        (str(weights), spec.architecture, tuple(spec.input_shape), spec.torch_kwargs, trust.to_dict())
     with _process.Service(WORKERS[framework], *args, name=f"locate: {framework} original", env=env,
                           timeout=timeout) as worker, tempfile.TemporaryDirectory(prefix="onnxparity-locate-") as tmp:
         records = worker.call("records")
@@ -76,7 +81,7 @@ def locate(original, onnx, *, data: str | None = None, n: int | None = None, inp
     return result
 
 
-def _original(original, onnx):
+def _original(original, onnx, trust):
     """(framework, weights path, spec): the spec from beside the original or from the ONNX metadata."""
     import onnx as onnx_lib
 
@@ -98,8 +103,10 @@ def _original(original, onnx):
         raise InputError(f"{path}: takes raw {onnx_spec.input_dtype} pixels (embedded preprocessing); "
                          "locate the file converted without --embed-preprocessing")
     spec = ref.spec or onnx_spec
-    if ref.framework == "torch" and not spec.architecture:
+    if ref.framework == "torch" and not (spec.architecture or trust.torch_class):
         raise InputError(f"{original}: a state dict, and nothing names its model class (spec.json's architecture)")
+    if ref.framework == "torch":  # a recorded class the user did not allow: refused before the worker starts
+        trust.resolve(spec.architecture, spec.torch_kwargs, "spec.json" if ref.spec else f"{path}'s metadata")
     return ref.framework, ref.path, spec
 
 

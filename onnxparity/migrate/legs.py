@@ -30,8 +30,12 @@ class SourceModel:
             self.source = open_source(target, self.result.spec)
         else:
             from onnxparity.convert.torch import open_source
+            from onnxparity.trust import Trust
 
-            self.source = open_source(target, self.result.spec, trust_pickle=convert_options.get("trust_pickle", False))
+            trust = Trust(convert_options.get("torch_class"), convert_options.get("torch_kwargs"),
+                          convert_options.get("trust_recorded", False))
+            self.source = open_source(target, self.result.spec, trust,
+                                      trust_pickle=convert_options.get("trust_pickle", False))
 
     def summary(self) -> dict:
         return {"spec": self.result.spec.to_dict(), "onnx_max_abs_diff": self.result.max_abs_diff,

@@ -64,13 +64,20 @@ def train(framework: str, out_dir, **kwargs) -> dict:
     return importlib.import_module(REFERENCE_MODULES[framework]).train(out_dir, **kwargs)
 
 
-def train_from(folder, out_dir=None, **kwargs) -> dict:
+def train_from(folder, out_dir=None, trust=None, **kwargs) -> dict:
     """Continue training any checkpoint folder (a migrated one too) with its framework's reference loop
-    (Keras ``fit``; the article's PyTorch SGD loop); ``out_dir`` defaults to ``folder``."""
+    (Keras ``fit``; the article's PyTorch SGD loop); ``out_dir`` defaults to ``folder``. A PyTorch
+    class that spec.json records is built only as ``trust`` (:class:`onnxparity.trust.Trust`) allows."""
     import importlib
 
     p = Path(folder).expanduser()
     ref = resolve(p)
     if not p.is_dir() or ref.spec is None or ref.framework not in FRAMEWORKS:
         raise InputError(f"{p}: not a checkpoint folder (a folder with spec.json and its weights)")
+    if ref.framework == "torch":
+        from onnxparity.trust import Trust
+
+        trust = trust or Trust()
+        trust.resolve(ref.spec.architecture, ref.spec.torch_kwargs, f"{p / SPEC_FILE}")  # before torch loads
+        kwargs["trust"] = trust
     return importlib.import_module(REFERENCE_MODULES[ref.framework]).train_from(p, out_dir or p, **kwargs)

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from onnxparity.errors import InputError
+from onnxparity.trust import FILE_PREFIX
 
 ALLOWED_IMPORTS = {"torch", "torch.nn", "torch.nn.functional"}
 # Names a method may use besides its own arguments and locals.
@@ -35,12 +36,6 @@ ALLOWED_TORCH = {
 # Attributes of tensors (and of layers' results) a generated forward may use.
 TENSOR_METHODS = {"permute", "reshape", "view", "flatten", "contiguous", "mean", "clamp", "transpose", "size",
                   "shape", "float", "unsqueeze", "squeeze"}
-SPEC_PREFIX = "./"
-
-
-def is_file_architecture(architecture: str) -> bool:
-    """True for ``"./model.py:Class"``: a class in a file beside the weights."""
-    return architecture.startswith(SPEC_PREFIX) and architecture.partition(":")[0].endswith(".py")
 
 
 def _reject(path: Path, node: ast.AST, why: str) -> None:
@@ -143,7 +138,7 @@ def check_source(path: Path, text: str) -> None:
 def load_class(folder: Path, architecture: str):
     """The class named by ``"./model.py:Class"``, from ``folder``, after :func:`check_source`."""
     file_part, _, cls_name = architecture.partition(":")
-    relative = Path(file_part[len(SPEC_PREFIX):])
+    relative = Path(file_part[len(FILE_PREFIX):])
     if relative.is_absolute() or ".." in relative.parts or len(relative.parts) != 1:
         raise InputError(f"architecture {architecture!r}: the model file must sit beside the weights")
     path = Path(folder) / relative

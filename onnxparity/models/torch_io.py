@@ -5,6 +5,7 @@ only when the caller says the file is trusted. A state dict becomes a module thr
 named ``"package.module:Class"`` or ``"package.module:factory"`` (a spec's ``architecture`` or
 ``--torch-class``) and called with keyword arguments (``torch_kwargs``, ``--torch-kwargs``), or
 ``"./model.py:Class"`` for a checked model file beside the weights (see ``models.generated``).
+A name recorded in a file is imported only as :class:`onnxparity.trust.Trust` allows.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import importlib
 from pathlib import Path
 
 from onnxparity.errors import InputError
-from onnxparity.models.generated import is_file_architecture, load_class
+from onnxparity.models.generated import load_class
+from onnxparity.trust import Trust, check_zoo_member, is_file_architecture, zoo_of
 
 
 def _first_line(exc: BaseException) -> str:
@@ -22,12 +24,17 @@ def _first_line(exc: BaseException) -> str:
 
 
 def import_class(path: str):
-    """``"package.module:Class"`` -> the class, with a one-line error when it does not import."""
-    module, _, name = path.partition(":")
+    """``"package.module:Class"`` -> the class, with a one-line error when it does not import.
+    Only for names the caller has allowed (:class:`onnxparity.trust.Trust`): importing runs code."""
+    module_name, _, name = path.partition(":")
     try:
-        return getattr(importlib.import_module(module), name)
+        module = importlib.import_module(module_name)
+        obj = getattr(module, name)
     except (ImportError, AttributeError, ValueError) as exc:
         raise InputError(f"cannot import model class {path!r} ({exc})") from None
+    if zoo_of(path):
+        check_zoo_member(module, name, obj, path)
+    return obj
 
 
 def _load_weights_only(path: str | Path):
@@ -55,17 +62,23 @@ def load_state(path: str | Path) -> dict:
     return state
 
 
-def build_module(architecture: str, kwargs=None, folder: Path | None = None):
+def build_module(architecture: str, kwargs=None, folder: Path | None = None, trust: Trust | None = None,
+                 where: str = "the model's spec"):
     """``architecture(**kwargs)``: a class or a factory function that returns an ``nn.Module``;
-    ``"./model.py:Class"`` is the checked file in ``folder`` that ``onnxparity migrate`` wrote."""
+    ``"./model.py:Class"`` is the checked file in ``folder`` that ``onnxparity migrate`` wrote.
+    ``architecture`` and ``kwargs`` are the recorded ones; ``trust`` (the user's word) may replace
+    them and decides whether a recorded name may be imported at all."""
     import torch
 
+    architecture, kwargs = (trust or Trust()).resolve(architecture, kwargs, where)
     if is_file_architecture(architecture):
         if folder is None:
             raise InputError(f"{architecture}: a model file needs the folder it lies in")
         cls = load_class(folder, architecture)
     else:
         cls = import_class(architecture)
+    if isinstance(cls, type) and not issubclass(cls, torch.nn.Module):
+        raise InputError(f"{architecture}: a {cls.__name__} class, not a torch.nn.Module; not instantiated")
     try:
         module = cls(**dict(kwargs or {}))
     except Exception as exc:  # noqa: BLE001 - whatever the user's constructor raises
@@ -77,8 +90,10 @@ def build_module(architecture: str, kwargs=None, folder: Path | None = None):
     return module
 
 
-def load_module(path: str | Path, architecture: str | None, trust_pickle: bool = False, kwargs=None):
-    """A state dict rebuilt with ``architecture(**kwargs)`` or, only when trusted, a pickled whole model."""
+def load_module(path: str | Path, architecture: str | None, trust_pickle: bool = False, kwargs=None,
+                trust: Trust | None = None):
+    """A state dict rebuilt with ``architecture(**kwargs)`` (as ``trust`` allows and overrides) or,
+    only when trusted, a pickled whole model."""
     import torch
 
     obj, error = _load_weights_only(path)
@@ -100,10 +115,13 @@ def load_module(path: str | Path, architecture: str | None, trust_pickle: bool =
         obj = obj["state_dict"]
     if not isinstance(obj, dict):
         raise InputError(f"{path}: holds a {type(obj).__name__}, neither a state dict nor a model")
-    if not architecture:
+    trust = trust or Trust()
+    if not (architecture or trust.torch_class):
         raise InputError(f"{path}: a state dict; name its model class with --torch-class package.module:Class "
                          "(or put a spec.json beside it)")
-    module = build_module(architecture, kwargs, folder=Path(path).parent)
+    module = build_module(architecture, kwargs, folder=Path(path).parent, trust=trust,
+                          where=f"the spec recorded for {path} (spec.json or ONNX metadata)")
+    architecture = trust.torch_class or architecture
     try:
         module.load_state_dict(obj)
     except Exception as exc:  # noqa: BLE001 - RuntimeError for missing/unexpected keys, size mismatch

@@ -173,7 +173,8 @@ def loss_for(output: str):
 
 
 def train_from(src: str | Path, out: str | Path, data: str | None = None, epochs: int | None = None,
-               preset_name: str = "default", n_train: int | None = None, log_interval: int | None = None) -> dict:
+               preset_name: str = "default", n_train: int | None = None, log_interval: int | None = None,
+               trust=None) -> dict:
     """Continue training any PyTorch checkpoint folder (a migrated one too) with the article's loop.
 
     The module is rebuilt from the folder's spec (``architecture``), fed through the spec's own
@@ -183,7 +184,7 @@ def train_from(src: str | Path, out: str | Path, data: str | None = None, epochs
     import shutil
 
     from onnxparity._io import atomic_dir
-    from onnxparity.models.generated import is_file_architecture
+    from onnxparity.trust import is_file_architecture
     from onnxparity.models.torch_io import load_module
 
     src, out = Path(src), Path(out)
@@ -191,7 +192,7 @@ def train_from(src: str | Path, out: str | Path, data: str | None = None, epochs
     config = preset("torch", preset_name).with_overrides(log_interval=log_interval)
     config = config.with_overrides(epochs=epochs or 1)
     train_digits, test_digits = load_digits(data, "train").head(n_train), load_digits(data, "test")
-    network = load_module(src / MODEL_FILE, spec.architecture)
+    network = load_module(src / MODEL_FILE, spec.architecture, kwargs=spec.torch_kwargs, trust=trust)
     _check_classifier(network, spec, spec.preprocess(test_digits.images[:2]))
     optimizer = torch.optim.SGD(network.parameters(), lr=config.learning_rate, momentum=config.momentum)
     if (src / OPTIMIZER_FILE).is_file():

@@ -90,10 +90,18 @@ def check_many(targets: list[Target], *, data: str | None = None, n: int | None 
 
 
 def check(original: str | Path | None, onnx: str | Path, *, reference: str | Path | None = None,
+          torch_class: str | None = None, torch_kwargs: dict | None = None, trust_recorded: bool = False,
           **options) -> ParityResult:
     """Parity for one model: ``original`` (checkpoint folder, .keras, model.pth) against ``onnx``;
-    or, with ``original=None``, the ONNX file against saved outputs (``reference``)."""
-    target = Target(None if original is None else str(original), str(onnx), None if reference is None else str(reference))
+    or, with ``original=None``, the ONNX file against saved outputs (``reference``).
+
+    A state dict is rebuilt with ``torch_class(**torch_kwargs)`` where given; a class recorded in a
+    file only as :mod:`onnxparity.trust` allows (``trust_recorded=True``: any recorded class)."""
+    from onnxparity.trust import Trust
+
+    trust = Trust(torch_class, torch_kwargs, trust_recorded)
+    target = Target(None if original is None else str(original), str(onnx), None if reference is None else str(reference),
+                    trust)
     return check_many([target], **options)
 
 

@@ -17,6 +17,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 
@@ -37,6 +38,7 @@ from onnxparity.runners import merge_specs
 from onnxparity.runners.onnxrt import resolve_providers
 from onnxparity.signature import Signature
 from onnxparity.spec import ModelSpec
+from onnxparity.trust import Trust
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,7 @@ class Target:
     original: str | None
     onnx: str
     reference: str | None = None
+    trust: Trust = Trust()  # the user's word on rebuilding a recorded PyTorch class
 
 
 @dataclass
@@ -157,6 +160,17 @@ def describe(target: Target) -> Description:
     name = f"{(a_spec.name if a_spec else a_onnx.name)} vs {(b_spec.name if b_spec else b_onnx.name)}"
     return Description(a_framework, name, signature, a_spec, b_spec or (b_onnx.spec if b_onnx else None),
                        b_onnx.precision if b_onnx else "float32", pair=True)
+
+
+def authorize(target: Target, d: Description) -> None:
+    """Refuse, before any worker starts, a PyTorch class that a file records and the user did not allow."""
+    for path, spec in ((target.original, d.spec), (target.onnx, d.candidate_spec)):
+        if path is None or spec is None or _side(path)[0] != "torch":
+            continue
+        own = resolve(path).spec
+        where = (f"{Path(path) if Path(path).is_dir() else Path(path).parent}/spec.json"
+                 if own is not None and own.architecture else f"{target.onnx}'s metadata")
+        target.trust.resolve(spec.architecture, spec.torch_kwargs, where)
 
 
 def plan(target: Target, inputs: Inputs, *, providers=None, gpu: bool = True, batch_size: int = DEFAULT_BATCH,
@@ -280,8 +294,12 @@ def run(targets: list[Target], inputs: Inputs | list[Inputs], *, providers=None,
         while name in names:
             name, k = f"{base}-{k}", k + 1
         names.add(name)
+        authorize(target, d)
         model_jobs = plan(target, target_inputs, providers=providers, gpu=gpu, batch_size=batch_size,
                           batch1_limit=batch1_limit, name=name, described=d)
+        for job in model_jobs:
+            if job.backend.framework == "torch":
+                job.options["trust"] = target.trust.to_dict()
         if target_inputs.images is not None and model_jobs[0].spec is not None:  # before any worker starts
             check_fits(target_inputs.images, target_inputs.labels, model_jobs[0].spec, target_inputs.source)
         planned += model_jobs

@@ -50,8 +50,9 @@ class Runner(Protocol):
 
 
 def open_runner(path: str | os.PathLike, runner: str | None = None, spec: ModelSpec | None = None,
-                **options) -> Runner:
+                trust: dict | None = None, **options) -> Runner:
     """Build the runner for ``path``: its framework's own by default, or the named ``runner``.
+    ``trust`` (:meth:`onnxparity.trust.Trust.to_dict`): the user's word on rebuilding a PyTorch class.
 
     ``spec`` stands in where the file has none beside it (a bare ``.keras`` checked against its
     ONNX file, whose metadata carries the spec), and lends its signature to a spec that has none.
@@ -65,6 +66,8 @@ def open_runner(path: str | os.PathLike, runner: str | None = None, spec: ModelS
     if name not in RUNNERS:
         raise InputError(f"unknown runner {name!r} (known: {', '.join(RUNNERS)})")
     module, _, cls = RUNNERS[name].partition(":")
+    if ref.framework == "torch":
+        options["trust"] = trust
     return getattr(importlib.import_module(module), cls)(ref, **options)
 
 

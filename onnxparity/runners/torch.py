@@ -10,12 +10,15 @@ from onnxparity.runners import cuda_unavailable_reason, name_outputs, ordered_in
 
 
 class TorchRunner:
-    def __init__(self, ref: ModelRef, device: str = "cpu"):
+    def __init__(self, ref: ModelRef, device: str = "cpu", trust: dict | None = None):
         import torch
 
         from onnxparity.models.torch_io import load_module
 
-        if ref.spec is None or not ref.spec.architecture:
+        from onnxparity.trust import Trust
+
+        trust = Trust.from_dict(trust)
+        if ref.spec is None or not (ref.spec.architecture or trust.torch_class):
             raise InputError(f"{ref.path}: no spec.json naming the model class beside it")
         if device.startswith("cuda"):
             reason = cuda_unavailable_reason()
@@ -28,7 +31,7 @@ class TorchRunner:
             from onnxparity.gpu import pin_full_precision
 
             self.precision = pin_full_precision(torch)  # no TF32: float32 against float32
-        self.model = load_module(ref.path, ref.spec.architecture, kwargs=ref.spec.torch_kwargs)
+        self.model = load_module(ref.path, ref.spec.architecture, kwargs=ref.spec.torch_kwargs, trust=trust)
         self.model.eval().to(device)
         self.name = "torch" if device == "cpu" else f"torch-{device}"
         self._torch = torch

@@ -1,0 +1,146 @@
+"""Nothing a file names is imported or called without the user's word (onnxparity.trust).
+
+A spec.json or an ONNX file's metadata that names ``subprocess:run`` with arguments that would
+create a file, and ``os:remove`` / ``shutil:rmtree`` aimed at a file that must survive: every
+command that rebuilds a model refuses them in one line (exit 2) before importing anything, and
+the Python API raises. Legitimate paths keep working: the reference folders, a trusted zoo's
+builder, the user's own class named again, and ``--trust-recorded``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from onnxparity.errors import InputError
+from onnxparity.trust import Trust
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def onnxparity(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "onnxparity", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT)
+
+
+def assert_refused(result, *needles):
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("onnxparity: error:"), result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def _evil_onnx(good: Path, dest: Path, architecture: str, kwargs: dict) -> Path:
+    import onnx
+
+    model = onnx.load(str(good))
+    props = {p.key: p.value for p in model.metadata_props}
+    props["onnxparity.architecture"] = architecture
+    props["onnxparity.torch_kwargs"] = json.dumps(kwargs)
+    del model.metadata_props[:]
+    for key, value in props.items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.save(model, str(dest))
+    return dest
+
+
+def _evil_folder(checkpoint: Path, dest: Path, architecture: str, kwargs: dict) -> Path:
+    shutil.copytree(checkpoint, dest)
+    spec = json.loads((dest / "spec.json").read_text())
+    spec["architecture"], spec["torch_kwargs"] = architecture, kwargs
+    (dest / "spec.json").write_text(json.dumps(spec))
+    return dest
+
+
+@pytest.fixture()
+def bare_state_dict(torch_checkpoint, tmp_path) -> Path:
+    """The reference Net's weights alone, no spec.json beside them: the ONNX file's metadata names the class."""
+    (tmp_path / "bare").mkdir()
+    return Path(shutil.copy(torch_checkpoint / "model.pth", tmp_path / "bare" / "model.pth"))
+
+
+def test_onnx_metadata_naming_subprocess_run_is_refused(bare_state_dict, torch_onnx, tmp_path):
+    pwned = tmp_path / "pwned"
+    evil = _evil_onnx(torch_onnx, tmp_path / "evil.onnx", "subprocess:run", {"args": ["touch", str(pwned)]})
+    result = onnxparity("check", bare_state_dict, evil, "--cpu-only")
+    assert_refused(result, "evil.onnx's metadata", "subprocess:run", "--torch-class subprocess:run", "--trust-recorded")
+    assert not pwned.exists()
+    assert_refused(onnxparity("locate", bare_state_dict, evil), "subprocess:run")
+    assert not pwned.exists()
+
+
+def test_spec_json_naming_subprocess_run_is_refused_by_every_command(torch_checkpoint, tmp_path):
+    pwned = tmp_path / "pwned"
+    folder = _evil_folder(torch_checkpoint, tmp_path / "evil", "subprocess:run", {"args": ["touch", str(pwned)]})
+    commands = [("evaluate", folder), ("convert", folder, "-o", tmp_path / "x.onnx"),
+                ("train", "--from", folder, "--out", tmp_path / "trained"),
+                ("bench", folder, "--batch-sizes", "1", "--rounds", "1"),
+                ("migrate", folder, "--to", "keras", "-o", tmp_path / "migrated")]
+    for command in commands:
+        assert_refused(onnxparity(*command), "spec.json", "subprocess:run")
+        assert not pwned.exists(), command
+    assert not (tmp_path / "x.onnx").exists() and not (tmp_path / "trained").exists()
+    assert not (tmp_path / "migrated").exists()
+
+
+def test_python_api_refuses_recorded_os_remove_and_shutil_rmtree(bare_state_dict, torch_onnx, tmp_path):
+    from onnxparity.parity import check
+
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("still here")
+    for architecture, kwargs in (("os:remove", {"path": str(victim / "keep.txt")}),
+                                 ("shutil:rmtree", {"path": str(victim)}),
+                                 ("subprocess:run", {"args": ["touch", str(tmp_path / "pwned")]})):
+        evil = _evil_onnx(torch_onnx, tmp_path / "evil.onnx", architecture, kwargs)
+        with pytest.raises(InputError, match=architecture):
+            check(bare_state_dict, evil, providers="cpu", gpu=False, n=4)
+    assert (victim / "keep.txt").read_text() == "still here" and not (tmp_path / "pwned").exists()
+
+
+def test_a_named_class_that_is_no_module_is_not_instantiated(torch_checkpoint, tmp_path):
+    pwned = tmp_path / "pwned"
+    result = onnxparity("convert", torch_checkpoint / "model.pth", "-o", tmp_path / "x.onnx", "--input-shape",
+                        "1,28,28", "--torch-class", "subprocess:Popen", "--torch-kwargs",
+                        json.dumps({"args": ["touch", str(pwned)]}))
+    assert_refused(result, "not a torch.nn.Module", "not instantiated")
+    assert not pwned.exists()
+
+
+def test_rules():
+    """Which names a file may record without the user's word, and that the user's word replaces them."""
+    none = Trust()
+    assert none.allows("onnxparity.models.torch_net:Net") and none.allows("./model.py:Net")
+    assert none.allows("torchvision.models:resnet18") and none.allows("torchvision.models.detection:fasterrcnn_resnet50_fpn")
+    for bad in ("subprocess:run", "os:remove", "shutil:rmtree", "torchvision.models:_api", "torchvision:io",
+                "torchvision.models.x:y", "onnxparity.models.torch_net:train"):
+        assert not none.allows(bad), bad
+        with pytest.raises(InputError, match="--trust-recorded"):
+            none.resolve(bad, {"a": 1}, "the spec")
+    assert Trust(recorded=True).allows("mypkg:Model")
+    user = Trust("mypkg:Model", {"width": 4})
+    assert user.resolve("subprocess:run", {"args": ["x"]}, "spec") == ("mypkg:Model", {"width": 4})
+    assert Trust("mypkg:Model").resolve("mypkg:Model", {"width": 8}, "spec") == ("mypkg:Model", {"width": 8})
+    assert Trust("mypkg:Model").resolve("other:Model", {"width": 8}, "spec") == ("mypkg:Model", None)
+    assert Trust.from_dict(user.to_dict()) == user
+
+
+def test_a_zoo_name_that_is_no_builder_is_refused():
+    from onnxparity.models.torch_io import build_module
+
+    with pytest.raises(InputError, match="not a model builder"):
+        build_module("torchvision.models:get_weight", {"name": "ResNet18_Weights.DEFAULT"})
+    assert type(build_module("torchvision.models:resnet18", {"num_classes": 3})).__name__ == "ResNet"
+
+
+def test_reference_folder_needs_no_flag(torch_checkpoint):
+    result = onnxparity("evaluate", torch_checkpoint, "--n", "50", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["n"] == 50
