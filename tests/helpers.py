@@ -45,3 +45,26 @@ def keras_saved_model(path, dest) -> None:
     from onnxparity.models.keras_cnn import load
 
     load(path).export(str(dest), verbose=False)
+
+
+# -- the CLI as a user runs it --------------------------------------------------------------------
+def onnxparity(*args, env=None, timeout=400):
+    """``python -m onnxparity ARGS`` in a fresh process, from the repository root."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    return subprocess.run([sys.executable, "-m", "onnxparity", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, cwd=Path(__file__).resolve().parents[1],
+                          env={**os.environ, **(env or {})})
+
+
+def assert_one_line_error(result, *needles):
+    """Exit 2 with one ``onnxparity: error:`` line holding every needle, and no traceback."""
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("onnxparity: error:"), result.stderr
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]

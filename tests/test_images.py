@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from onnxparity.data.images import NoDigit, decode_gray, load_image, to_mnist
+from onnxparity.data.images import NoDigit, decode_gray, to_mnist
 
 N = 12  # digits per case
 

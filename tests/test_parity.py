@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,16 +19,12 @@ from onnxparity.parity import Target, run
 from onnxparity.errors import InputError
 from onnxparity.parity.metrics import Tolerance, compare
 from onnxparity.parity.result import ParityResult
+from tests.helpers import onnxparity
 
 N = 100  # real digits per run (plus the 9 synthetic edge cases)
 ORT_CPU = {"onnxruntime:cpu", "onnxruntime:cpu:tuned", "onnxruntime:cpu:b1"}
 CPU_BACKENDS = {"keras_cnn": {"keras-tf:cpu", "keras-torch:cpu", *ORT_CPU}, "torch_net": {"torch:cpu", *ORT_CPU}}
 GPU_BACKENDS = {"keras-tf:gpu", "keras-torch:cuda", "torch:cuda", "onnxruntime:cuda", "onnxruntime:tensorrt"}
-
-
-def onnxparity(*args, timeout=400):
-    return subprocess.run([sys.executable, "-m", "onnxparity", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout)
 
 
 def has_gpu() -> bool:

@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from onnxparity.cli import build_parser
+from tests.helpers import onnxparity
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def cli(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "onnxparity", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout)
 
 
 def option(command: str, flag: str):
@@ -112,14 +106,14 @@ def test_an_onnx_file_from_other_weights_is_named(tmp_path, torch_checkpoint, to
 
 @pytest.mark.slow
 def test_one_epoch_is_one_epoch_not_1_epochs(tmp_path):
-    done = cli("train", "torch", "--out", tmp_path / "t", "--epochs", 1)
+    done = onnxparity("train", "torch", "--out", tmp_path / "t", "--epochs", 1)
     assert done.returncode == 0, done.stderr
     assert "torch: 1 epoch," in done.stdout and "1 epochs" not in done.stdout
 
 
 @pytest.mark.slow
 def test_keras_commands_keep_tensorflows_start_up_chatter_off_the_terminal(keras_checkpoint):
-    done = cli("evaluate", keras_checkpoint, "--n", 20)
+    done = onnxparity("evaluate", keras_checkpoint, "--n", 20)
     assert done.returncode == 0
     assert done.stderr.strip() == "", done.stderr
 
@@ -135,6 +129,6 @@ def test_check_warns_when_the_onnx_file_came_from_other_weights(tmp_path, torch_
     state = torch.load(other / "model.pth", weights_only=True)
     state["fc2.bias"][0] += 1.0  # not uniform: log_softmax would cancel that
     torch.save(state, other / "model.pth")
-    done = cli("check", other, torch_onnx, "--cpu-only", "--providers", "cpu", "--n", 20, "--no-synthetic")
+    done = onnxparity("check", other, torch_onnx, "--cpu-only", "--providers", "cpu", "--n", 20, "--no-synthetic")
     assert "converted from other weights" in done.stderr and "Traceback" not in done.stderr, done.stderr
     assert done.returncode == 1  # and the numbers then differ

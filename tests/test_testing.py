@@ -6,22 +6,15 @@ weights; real matrices on the CPU, each backend in its own worker.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 
 import pytest
 
 from onnxparity import testing
 from onnxparity.pytest_plugin import assert_parity  # noqa: F401  (the fixture, as the plugin provides it)
+from tests.helpers import onnxparity
 
 pytestmark = pytest.mark.slow  # converts a model and runs real matrices
 N = 30
-
-
-def onnxparity(*args, env=None, timeout=300):
-    return subprocess.run([sys.executable, "-m", "onnxparity", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})})
 
 
 def test_assert_parity_passes_and_returns_the_result(torch_pair):

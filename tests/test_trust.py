@@ -11,30 +11,16 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from onnxparity.errors import InputError
 from onnxparity.trust import Trust
+from tests.helpers import onnxparity, assert_one_line_error
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
-
-
-def onnxparity(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "onnxparity", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT)
-
-
-def assert_refused(result, *needles):
-    assert result.returncode == 2, result.stdout + result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("onnxparity: error:"), result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 def _evil_onnx(good: Path, dest: Path, architecture: str, kwargs: dict) -> Path:
@@ -70,9 +56,9 @@ def test_onnx_metadata_naming_subprocess_run_is_refused(bare_state_dict, torch_o
     pwned = tmp_path / "pwned"
     evil = _evil_onnx(torch_onnx, tmp_path / "evil.onnx", "subprocess:run", {"args": ["touch", str(pwned)]})
     result = onnxparity("check", bare_state_dict, evil, "--cpu-only")
-    assert_refused(result, "evil.onnx's metadata", "subprocess:run", "--torch-class subprocess:run", "--trust-recorded")
+    assert_one_line_error(result, "evil.onnx's metadata", "subprocess:run", "--torch-class subprocess:run", "--trust-recorded")
     assert not pwned.exists()
-    assert_refused(onnxparity("locate", bare_state_dict, evil), "subprocess:run")
+    assert_one_line_error(onnxparity("locate", bare_state_dict, evil), "subprocess:run")
     assert not pwned.exists()
 
 
@@ -84,7 +70,7 @@ def test_spec_json_naming_subprocess_run_is_refused_by_every_command(torch_check
                 ("bench", folder, "--batch-sizes", "1", "--rounds", "1"),
                 ("migrate", folder, "--to", "keras", "-o", tmp_path / "migrated")]
     for command in commands:
-        assert_refused(onnxparity(*command), "spec.json", "subprocess:run")
+        assert_one_line_error(onnxparity(*command), "spec.json", "subprocess:run")
         assert not pwned.exists(), command
     assert not (tmp_path / "x.onnx").exists() and not (tmp_path / "trained").exists()
     assert not (tmp_path / "migrated").exists()
@@ -110,7 +96,7 @@ def test_a_named_class_that_is_no_module_is_not_instantiated(torch_checkpoint, t
     result = onnxparity("convert", torch_checkpoint / "model.pth", "-o", tmp_path / "x.onnx", "--input-shape",
                         "1,28,28", "--torch-class", "subprocess:Popen", "--torch-kwargs",
                         json.dumps({"args": ["touch", str(pwned)]}))
-    assert_refused(result, "not a torch.nn.Module", "not instantiated")
+    assert_one_line_error(result, "not a torch.nn.Module", "not instantiated")
     assert not pwned.exists()
 
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from onnxparity.cli import main
+from tests.helpers import onnxparity, assert_one_line_error
 
 
 def refused(capsys, argv: list, *needles: str) -> str:
@@ -71,17 +70,6 @@ def test_verbose_is_accepted_after_the_command(capsys, tmp_path):
 
 
 # -- data that does not fit the model ---------------------------------------------------------------------
-def cli(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "onnxparity", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout)
-
-
-def one_line_error(result, *needles):
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("onnxparity: error:") and "Traceback" not in result.stderr, lines
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 @pytest.fixture
@@ -102,10 +90,12 @@ def npz_12_classes(tmp_path, test_digits):
 
 @pytest.mark.slow
 def test_data_of_another_size_or_more_classes_is_refused(torch_checkpoint, torch_onnx, npz_32, npz_12_classes):
-    one_line_error(cli("evaluate", torch_checkpoint, "--data", npz_32), "32x32", "takes 1x28x28")
-    one_line_error(cli("evaluate", torch_checkpoint, "--data", npz_12_classes), "labels go up to 11", "10 classes")
+    assert_one_line_error(onnxparity("evaluate", torch_checkpoint, "--data", npz_32), "32x32", "takes 1x28x28")
+    assert_one_line_error(onnxparity("evaluate", torch_checkpoint, "--data", npz_12_classes), "labels go up to 11",
+                          "10 classes")
     for npz, needle in ((npz_32, "32x32"), (npz_12_classes, "labels go up to 11")):
-        one_line_error(cli("check", torch_checkpoint, torch_onnx, "--data", npz, "--cpu-only"), needle)
+        assert_one_line_error(onnxparity("check", torch_checkpoint, torch_onnx, "--data", npz, "--cpu-only"),
+                              needle)
 
 
 @pytest.mark.slow
@@ -113,7 +103,7 @@ def test_convert_honours_an_older_opset(tmp_path, torch_checkpoint):
     import onnx
 
     out = tmp_path / "net13.onnx"
-    done = cli("convert", torch_checkpoint, "--opset", 13, "-o", out)
+    done = onnxparity("convert", torch_checkpoint, "--opset", 13, "-o", out)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     model = onnx.load(str(out))
     assert next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) == 13
@@ -126,11 +116,11 @@ def test_plain_keras_file_is_evaluated_and_predicted_with_converts_spec(tmp_path
     plain = tmp_path / "plain.keras"
     shutil.copy(keras_checkpoint / "model.keras", plain)
     Image.fromarray(255 - test_digits.images[0]).resize((84, 84)).save(tmp_path / "d.png")
-    done = cli("evaluate", plain, "--n", 100, "--json")
+    done = onnxparity("evaluate", plain, "--n", 100, "--json")
     assert done.returncode == 0, done.stderr
-    same = cli("evaluate", keras_checkpoint, "--n", 100, "--json")
+    same = onnxparity("evaluate", keras_checkpoint, "--n", 100, "--json")
     assert done.stdout.split('"n"')[0] == same.stdout.split('"n"')[0]  # loss and accuracy as with its spec.json
-    predicted = cli("predict", plain, tmp_path / "d.png")
+    predicted = onnxparity("predict", plain, tmp_path / "d.png")
     assert predicted.returncode == 0 and predicted.stdout.startswith(str(tmp_path / "d.png")), predicted.stderr
 
 
@@ -140,8 +130,8 @@ def test_a_savedmodel_folder_is_checks_original(tmp_path, keras_checkpoint):
 
     folder = tmp_path / "sm_keras"
     _process.call("tests.helpers:keras_saved_model", keras_checkpoint / "model.keras", folder)
-    converted = cli("convert", folder, "-o", tmp_path / "sm.onnx")
+    converted = onnxparity("convert", folder, "-o", tmp_path / "sm.onnx")
     assert converted.returncode == 0, converted.stderr
-    done = cli("check", folder, tmp_path / "sm.onnx", "--cpu-only", "--n", 30, "--providers", "cpu")
+    done = onnxparity("check", folder, tmp_path / "sm.onnx", "--cpu-only", "--n", 30, "--providers", "cpu")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "keras-tf:cpu" in done.stdout and "TensorFlow only" in done.stdout  # keras-torch cannot run it
