@@ -16,8 +16,8 @@ from onnxparity.machine import nvidia_gpus
 
 # The driver's device nodes and proc entries: present wherever a GPU is visible, whatever the tools.
 DEVICE_NODES = ("/dev/nvidia[0-9]*", "/proc/driver/nvidia/gpus/*")
-GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
-GPU_ALIASES = ("cuda", "tensorrt", "trt")  # runners.onnxrt.PROVIDER_ALIASES' names for them
+# ONNX Runtime's execution providers that run on an NVIDIA GPU (every other list of them reads this one).
+NVIDIA_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
 
 
 def device_nodes_present(patterns: tuple[str, ...] = DEVICE_NODES) -> bool:
@@ -67,12 +67,10 @@ def detect() -> tuple[list[dict], str | None]:
 
 
 def wants_gpu_provider(providers) -> bool:
-    """Whether a list of ORT providers (short or full names, or ``(name, options)`` pairs) asks for CUDA or TensorRT."""
-    for p in providers or ():
-        name = p[0] if isinstance(p, tuple) else str(p)
-        if name in GPU_PROVIDERS or name.lower() in GPU_ALIASES:
-            return True
-    return False
+    """Whether a list of ORT providers (full names, their short forms such as ``"cuda"``, or
+    ``(name, options)`` pairs) asks for CUDA or TensorRT."""
+    wanted = {n.lower() for p in NVIDIA_PROVIDERS for n in (p, p.removesuffix("ExecutionProvider"))}
+    return any((p[0] if isinstance(p, tuple) else str(p)).lower() in wanted for p in providers or ())
 
 
 def preload_cuda_libraries() -> None:

@@ -1,7 +1,8 @@
 """One facade over an ONNX file: its signature, its onnxparity spec (if any), its sessions.
 
 Every part of the toolkit that opens an ONNX file goes through :class:`OnnxModel`: the runners,
-parity, bench, serve and the Triton export. The file is parsed once, without its external
+parity, bench, serve and the Triton export; its ONNX Runtime sessions come from
+:func:`onnxparity.runners.sessions.make_session`. The file is parsed once, without its external
 weights; a missing, corrupt or empty file is a one-line :class:`~onnxparity.errors.InputError`.
 A file from elsewhere (no ``onnxparity.*`` metadata) still has a signature read from its graph.
 """
@@ -87,7 +88,7 @@ class OnnxModel:
     def session(self, providers: list[str] | None = None, sess_options=None, *, tuned: bool = False,
                 nchwc_block: int | None = None, profile_prefix: str | None = None):
         """An ONNX Runtime session: plain ORT on the file as it is, or the toolkit's ``tuned`` one."""
-        from onnxparity.runners.onnxrt import make_session
+        from onnxparity.runners.sessions import make_session
 
         return make_session(self.path, providers, sess_options, tuned=tuned, nchwc_block=nchwc_block,
                             profile_prefix=profile_prefix)

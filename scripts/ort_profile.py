@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from onnxparity.runners.onnxrt import make_session, tune_options
+from onnxparity.runners.sessions import make_session, tune_options
 
 
 def node_profile(path: str, x: np.ndarray, calls: int) -> list[tuple[float, float, str, str]]:

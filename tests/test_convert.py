@@ -21,7 +21,7 @@ from onnxparity.convert import ConvertResult, convert
 from onnxparity.convert.graph import runtime_limits
 from onnxparity.errors import InputError
 from onnxparity.runners import open_runner, predict
-from onnxparity.runners.onnxrt import make_session
+from onnxparity.runners.sessions import make_session
 from onnxparity.spec import ModelSpec
 
 pytestmark = pytest.mark.slow

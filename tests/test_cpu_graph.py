@@ -14,7 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from onnxparity.machine import nchwc_block
 from onnxparity.runners.cpu_graph import rewrite_for_cpu
-from onnxparity.runners.onnxrt import make_session
+from onnxparity.runners.sessions import make_session
 
 
 def _net(middle_op: str = "MaxPool", channels: int = 10, group: int = 1, share_weights: bool = False):

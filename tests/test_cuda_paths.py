@@ -70,7 +70,7 @@ def test_which_providers_need_the_cuda_libraries():
 def test_preload_imports_torch_before_onnxruntime():
     result = _python("""
         import sys
-        from onnxparity.runners.onnxrt import preload_cuda_libraries
+        from onnxparity.gpu import preload_cuda_libraries
         assert 'onnxruntime' not in sys.modules and 'torch' not in sys.modules
         preload_cuda_libraries()
         names = list(sys.modules)

@@ -85,7 +85,7 @@ def user_inputs(tmp_path_factory, test_digits) -> Path:
 
 
 def _run(path, feed):
-    from onnxparity.runners.onnxrt import make_session
+    from onnxparity.runners.sessions import make_session
 
     session = make_session(path, tuned=False)
     return session.run(None, {session.get_inputs()[0].name: feed})[0]

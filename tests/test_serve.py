@@ -101,7 +101,7 @@ def server(served_models, tmp_path_factory):
 @pytest.fixture(scope="module")
 def reference(served_models):
     """In-process ONNX Runtime sessions on the same files: what the server must answer."""
-    from onnxparity.runners.onnxrt import make_session
+    from onnxparity.runners.sessions import make_session
     from onnxparity.serve import load_models
 
     models = load_models(served_models)

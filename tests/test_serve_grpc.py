@@ -78,7 +78,7 @@ def clients(server):
 
 @pytest.fixture(scope="module")
 def reference(served_models):  # noqa: F811
-    from onnxparity.runners.onnxrt import make_session
+    from onnxparity.runners.sessions import make_session
     from onnxparity.serve import load_models
 
     return {name: (m, make_session(m.path)) for name, m in load_models(served_models).items()}

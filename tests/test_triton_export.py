@@ -38,7 +38,7 @@ def test_config_parses_as_triton_model_config_and_matches_the_graph(repository, 
     from google.protobuf import text_format
     from tritonclient.grpc import model_config_pb2
 
-    from onnxparity.runners.onnxrt import make_session
+    from onnxparity.runners.sessions import make_session
 
     names = sorted(p.stem for p in served_models.glob("*.onnx"))
     assert sorted(p.name for p in repository.iterdir() if p.is_dir()) == names

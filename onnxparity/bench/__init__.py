@@ -2,10 +2,12 @@
 
 ``bench(models, BenchConfig(...))`` (:mod:`onnxparity.bench.run`) returns a :class:`BenchReport`
 (plain data, ``to_dict()`` for JSON); :mod:`onnxparity.bench.report` renders it as text or
-Markdown; :mod:`onnxparity.bench.variants` holds the ways of running a model that are timed, and
-:mod:`onnxparity.bench.worker` what runs in each backend group's process.
+Markdown; :mod:`onnxparity.bench.models` finds the models, :mod:`onnxparity.bench.results` turns
+the timed rounds into rows and ratios, and :mod:`onnxparity.bench.worker` is what runs in each
+framework's process. The backends and the ways each is timed come from :mod:`onnxparity.backends`.
 """
 
-from onnxparity.bench.run import BenchConfig, BenchModel, BenchReport, bench, find_models
+from onnxparity.bench.models import BenchModel, find_models
+from onnxparity.bench.run import BenchConfig, BenchReport, bench
 
 __all__ = ["bench", "BenchConfig", "BenchModel", "BenchReport", "find_models"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-ORT = "onnxruntime"
+from onnxparity.bench.results import ORT_BACKEND as ORT
 
 
 def _fmt_ips(v: float) -> str:

@@ -1,8 +1,10 @@
 """What lives in one backend's long-lived worker process during a bench.
 
-The parent keeps one :class:`~onnxparity._process.Service` per backend group (TensorFlow Keras,
-Keras on torch, PyTorch, ONNX Runtime) alive for the whole bench and drives them in turn, so the
-rounds of different backends interleave while each framework stays in a process of its own.
+The parent keeps one :class:`~onnxparity._process.Service` per framework (TensorFlow Keras, Keras
+on torch, PyTorch, ONNX Runtime...: :attr:`onnxparity.backends.Backend.process`) alive for
+the whole bench and drives them in turn, so the rounds of different backends interleave while
+each framework stays in a process of its own. Each row opens its backend's runner with the row's
+options, and times the call its ``bind`` returns.
 Only the ``time`` calls are measured; everything else (building, binding, warming up) happens
 between them and is reported apart.
 """
@@ -17,7 +19,6 @@ import numpy as np
 from onnxparity.errors import BackendUnavailable
 
 SEED = 0
-FRAMEWORK_MODULES = {"keras": "keras", "torch": "torch", "onnxruntime": "onnxruntime"}
 
 
 def bench_inputs(spec, signature, batch_size: int, input_shapes=None, int_range=None) -> dict[str, np.ndarray]:
@@ -43,43 +44,49 @@ def bench_inputs(spec, signature, batch_size: int, input_shapes=None, int_range=
 
 class BenchWorker:
     def __init__(self) -> None:
-        self.variants: dict[str, object] = {}
+        self.opened: dict[str, tuple] = {}  # key -> (runner, signature, input options)
         self.bound: dict[tuple[str, int], object] = {}
 
-    def open(self, key: str, variant: str, model: str, device: str, signature: dict | None = None,
+    def open(self, key: str, backend: str, model: str, device: str, signature: dict | None = None,
              input_shapes=None, int_range=None, trust: dict | None = None) -> dict:
-        """Build a variant; ``{"status": "unavailable", "reason"}`` when it cannot run here."""
+        """Open bench row ``backend`` on ``device`` (its runner and options from :mod:`onnxparity.backends`);
+        ``{"status": "unavailable", "reason"}`` when it cannot run here."""
         import importlib
 
-        from onnxparity.bench.variants import VARIANTS, build
+        from onnxparity.backends import bench_backends
+        from onnxparity.runners import open_runner, runner_module
 
+        found = next((b for row, b in bench_backends() if row == backend and b.device == device), None)
+        if found is None:
+            return {"status": "unavailable", "reason": f"no bench backend {backend!r} on {device}"}
         started = time.perf_counter()
-        if variant in VARIANTS:  # the framework's import, once per process, is not the model's load
-            module = FRAMEWORK_MODULES[VARIANTS[variant][1]]
-            try:
-                importlib.import_module(module)
-            except ImportError as exc:  # Keras on CPU without TensorFlow (the GPU machine), say
-                engine = f" (KERAS_BACKEND={os.environ.get('KERAS_BACKEND')})" if module == "keras" else ""
-                return {"status": "unavailable", "reason": f"cannot import {module}{engine}: {exc}"}
+        module = runner_module(found.runner)
+        try:  # the framework's import, once per process, is not the model's load
+            importlib.import_module(module)
+        except ImportError as exc:  # Keras on CPU without TensorFlow (the GPU machine), say
+            engine = f" (KERAS_BACKEND={os.environ.get('KERAS_BACKEND')})" if module == "keras" else ""
+            return {"status": "unavailable", "reason": f"cannot import {module}{engine}: {exc}"}
         imported = time.perf_counter() - started
+        started = time.perf_counter()
         try:
-            v = build(variant, model, device, trust)
+            runner = open_runner(model, found.runner, trust=trust, **{**found.options, **found.bench[backend]})
         except BackendUnavailable as exc:
             return {"status": "unavailable", "reason": str(exc)}
-        if v.signature is None and signature is not None:
+        loaded = time.perf_counter() - started
+        own = getattr(runner, "signature", None)
+        if own is None and signature is not None:  # the natives take the ONNX file's inputs
             from onnxparity.signature import Signature
 
-            v.signature = Signature.from_dict(signature)
-        v.input_options = {"input_shapes": input_shapes, "int_range": int_range}
-        self.variants[key] = v
-        return {"status": "ok", "load_s": v.load_seconds, "import_s": imported, "details": v.details(),
-                "compiles": v.compiles, "pid": os.getpid()}
+            own = Signature.from_dict(signature)
+        self.opened[key] = (runner, own, {"input_shapes": input_shapes, "int_range": int_range})
+        return {"status": "ok", "load_s": loaded, "import_s": imported, "details": runner.details(),
+                "compiles": getattr(runner, "compiles", False), "pid": os.getpid()}
 
     def prepare(self, key: str, batch_size: int, warmup_s: float, min_warmup_calls: int = 3) -> dict:
         """Bind the batch, time the first call, warm up; return first-call and warm per-call times."""
-        v = self.variants[key]
-        x = bench_inputs(v.spec, v.signature, batch_size, **v.input_options)
-        fn = v.bind(x)
+        runner, signature, input_options = self.opened[key]
+        x = bench_inputs(runner.spec, signature, batch_size, **input_options)
+        fn = runner.bind(x)
         t0 = time.perf_counter()
         fn()
         first = time.perf_counter() - t0
@@ -109,7 +116,7 @@ class BenchWorker:
     def close(self, key: str) -> None:
         for k in [k for k in self.bound if k[0] == key]:
             del self.bound[k]
-        self.variants.pop(key, None)
+        self.opened.pop(key, None)
         import gc
 
         gc.collect()

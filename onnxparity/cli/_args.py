@@ -105,7 +105,7 @@ def providers(text: str) -> str:
         return text
     import onnxruntime as ort
 
-    from onnxparity.backends import PROVIDER_ALIASES, provider_name
+    from onnxparity.runners.sessions import PROVIDER_ALIASES, provider_name
 
     known = ort.get_all_providers()
     unknown = [p for p in names if provider_name(p) not in known]

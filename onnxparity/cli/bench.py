@@ -1,4 +1,4 @@
-"""Throughput and latency of every backend (the originals and ONNX Runtime) per batch size and device."""
+"""Throughput and latency of every backend (the originals and the runtimes on the ONNX file) per batch size and device."""
 
 from __future__ import annotations
 
@@ -30,9 +30,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "folders of them (runs/latest) or .onnx files (default: runs/latest, else runs/keras runs/torch)")
     p.add_argument("--batch-sizes", type=_ints, default=(1, 64, 1024), metavar="N,N", help="default: 1,64,1024")
     p.add_argument("--devices", type=_names, default=("cpu",), metavar="cpu,cuda", help="default: cpu")
+    from onnxparity.bench.run import bench_names
+
     p.add_argument("--backends", type=_names, metavar="NAME,...",
-                   help="only these (keras.predict, keras.call, keras.tf_function, torch.eager, torch.compile, "
-                        "onnxruntime, onnxruntime.default; a prefix such as 'keras' takes its group)")
+                   help=f"only these ({', '.join(bench_names())}; a prefix such as 'keras' takes its group)")
     p.add_argument("--rounds", type=_args.positive_int, default=10, help="interleaved rounds per batch size (default 10)")
     p.add_argument("--round-time", type=_args.positive_float, default=0.15, metavar="S",
                    help="seconds of calls per backend per round (default 0.15)")

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from onnxparity import _process
+from onnxparity.backends import reference_for
 from onnxparity.errors import InputError
 from onnxparity.locate import graph as onnx_graph
 from onnxparity.locate import layout as layouts
@@ -55,7 +56,7 @@ def locate(original, onnx, *, data: str | None = None, n: int | None = None, inp
     if len(g.inputs) != 1:
         raise InputError(f"{onnx}: the graph takes {len(g.inputs)} inputs; locate compares one-input models")
     x, source = model_inputs(spec, data, n, inputs)
-    env = {"CUDA_VISIBLE_DEVICES": "", "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = reference_for(framework).worker_env  # the original on the CPU, as parity's reference runs it
     args = (str(weights), tuple(spec.input_shape)) if framework == "keras" else \
         (str(weights), spec.architecture, tuple(spec.input_shape), spec.torch_kwargs, trust.to_dict())
     with _process.Service(WORKERS[framework], *args, name=f"locate: {framework} original", env=env,
@@ -114,7 +115,7 @@ class _Run:
     """The per-batch comparison: layouts and the isolated model are settled on the first batch."""
 
     def __init__(self, g, records, rows, empty, framework, tmp: Path, atol: float, rtol: float):
-        from onnxparity.runners.onnxrt import make_session
+        from onnxparity.runners.sessions import make_session
 
         self.g, self.records, self.rows, self.empty = g, records, rows, empty
         self.channels_last = framework == "keras"
@@ -241,7 +242,7 @@ class _Run:
     def _build_isolated(self, xb) -> None:
         from onnx import helper
 
-        from onnxparity.runners.onnxrt import make_session
+        from onnxparity.runners.sessions import make_session
 
         feedable = {row.anchor for k, row in enumerate(self.rows) if self.layout.get(k) is not None}
         parts = []

@@ -47,10 +47,10 @@ class SourceModel:
 
 
 def run_onnx(path: str | Path, x: np.ndarray) -> list[np.ndarray]:
-    """The ONNX file in ONNX Runtime on the CPU, all outputs in graph order."""
-    import onnxruntime as ort
+    """The ONNX file in ONNX Runtime on the CPU (the plain session), all outputs in graph order."""
+    from onnxparity.runners.sessions import make_session
 
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = make_session(path, ["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     parts = [session.run(None, {name: np.ascontiguousarray(x[i:i + BATCH])}) for i in range(0, len(x), BATCH)]
     return [np.concatenate(chunks) for chunks in zip(*parts)]

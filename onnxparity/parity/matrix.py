@@ -1,10 +1,10 @@
 """The parity matrix: every backend of every model, each in its own worker, compared with the reference.
 
 :func:`plan` lists the backends of one model from :mod:`onnxparity.backends` (the original on CPU
-as the reference; the original on GPU and under another Keras engine, and the ONNX file in ONNX
-Runtime per execution provider, tuned and at batch size 1, as candidates), marking those this
-machine cannot run as unavailable with the reason. A plain ONNX file with saved outputs
-(``--reference``) has those outputs as its reference. :func:`run` starts the workers (all at once by
+as the reference; the original on GPU and under another Keras engine, and the ONNX file in each
+runtime the registry has, ONNX Runtime per execution provider, tuned and at batch size 1, as
+candidates), marking those this machine cannot run as unavailable with the reason. A plain ONNX
+file with saved outputs (``--reference``) has those outputs as its reference. :func:`run` starts the workers (all at once by
 default: their start-up is mostly imports, which overlap well), collects what they return, and
 compares each output of each candidate with the reference's (:mod:`onnxparity.parity.metrics`).
 A crash or a timeout in one worker is recorded against that backend and the others go on.
@@ -24,7 +24,7 @@ import numpy as np
 from onnxparity import _process, progress
 from onnxparity.backends import Backend, backends_for, requested_providers
 from onnxparity.data.fit import check_fits
-from onnxparity.errors import BackendUnavailable, InputError, WorkerError
+from onnxparity.errors import InputError, WorkerError
 from onnxparity.inputs import Inputs, prepare
 from onnxparity.machine import physical_cores
 from onnxparity.models import resolve
@@ -35,7 +35,6 @@ from onnxparity.parity.provenance import warn_if_other_weights
 from onnxparity.parity.result import BackendRun, ParityResult
 from onnxparity.quantize.check import judge_for
 from onnxparity.runners import merge_specs
-from onnxparity.runners.onnxrt import resolve_providers
 from onnxparity.signature import Signature
 from onnxparity.spec import ModelSpec
 from onnxparity.trust import Trust
@@ -48,11 +47,11 @@ WORKER_TIMEOUT = 600.0
 SAVED = "saved"  # the reference label of outputs saved elsewhere (--reference)
 
 
-def cpu_threads(runner: str) -> int:
+def cpu_threads(backend: Backend) -> int:
     """Intra-op threads for a CPU worker. All workers run at once, so each gets a share of the cores;
-    the Keras engines, by far the most work, may use them all once the quicker workers are done."""
+    the heavy ones (the Keras engines) may use them all once the quicker workers are done."""
     cores = physical_cores()
-    return cores if runner in ("keras", "keras-torch") else max(1, cores // 4)
+    return cores if backend.heavy else max(1, cores // 4)
 
 
 def thread_env(threads: int) -> dict:
@@ -189,7 +188,7 @@ def plan(target: Target, inputs: Inputs, *, providers=None, gpu: bool = True, ba
     for backend in backends_for(framework if framework != "onnx" else "none", requested_providers(providers)):
         original = backend.framework != "onnx"
         role = "candidate"
-        why = _why_not(backend, gpu)
+        why = backend.unavailable(gpu)
         if backend.batch_size == 1 and not (d.signature is None or d.signature.batched):
             continue  # a model without a batch axis runs one sample at a time anyway
         if original and not reference_taken and why is None:  # Keras without TensorFlow: Keras on torch's CPU
@@ -214,7 +213,7 @@ def _plan_pair(target: Target, d: Description, inputs: Inputs, model: str, provi
         pool = [b for b in backends_for("none", ["CPUExecutionProvider"]) if b.label == "onnxruntime:cpu"]
     else:  # the framework's CPU originals, its reference first (Keras on torch where TensorFlow is absent)
         pool = [b for b in backends_for(d.framework, []) if b.device == "cpu"]
-    reference = next((b for b in pool if _why_not(b, gpu) is None), None)
+    reference = next((b for b in pool if b.unavailable(gpu) is None), None)
     if reference is None:
         raise InputError(f"{target.original}: no backend here can run it on the CPU")
     candidates = backends_for(b_framework if b_framework != "onnx" else "none", requested_providers(providers)
@@ -225,27 +224,17 @@ def _plan_pair(target: Target, d: Description, inputs: Inputs, model: str, provi
         if backend.label == reference.label:  # the same backend on both sides (two ONNX files): tell them apart
             backend = dataclasses.replace(backend, label=f"B:{backend.label}")
         jobs.append(_job(model, backend, str(target.onnx), d.candidate_spec, d.signature, inputs, "candidate",
-                         _why_not(backend, gpu), False, batch_size, batch1_limit))
+                         backend.unavailable(gpu), False, batch_size, batch1_limit))
     return jobs
-
-
-def _why_not(backend: Backend, gpu: bool) -> str | None:
-    why = backend.unavailable(gpu)
-    if backend.runner == "onnxruntime" and why is None:
-        try:
-            resolve_providers(backend.options["providers"])  # missing from this build: said before a worker starts
-        except BackendUnavailable as exc:
-            why = str(exc)
-    return why
 
 
 def _job(model, backend, path, spec, signature, inputs, role, why, pixels_only, batch_size, batch1_limit) -> Job:
     env = dict(backend.worker_env)
-    options = dict(backend.options)
+    options = {**backend.options, **backend.side_by_side}  # every worker runs at once, on shared cores
     if backend.device == "cpu":
-        env.update(thread_env(cpu_threads(backend.runner)))
-        if backend.runner == "onnxruntime":
-            options["intra_op_threads"] = cpu_threads(backend.runner)
+        env.update(thread_env(cpu_threads(backend)))
+        if backend.threads_option:
+            options[backend.threads_option] = cpu_threads(backend)
     indices = None
     if backend.batch_size == 1 and batch1_limit is not None and batch1_limit < len(inputs):
         real = [i for i, k in enumerate(inputs.kinds) if k in ("digit", "image", "given", "random")]
@@ -389,7 +378,7 @@ def _compare_all(models, planned, runs, outputs, model_inputs, atol, rtol, min_a
                     continue
                 cand = {"outputs": cand_out["outputs"][out_name], "indices": cand_out["indices"],
                         "output_name": out_name, "label": job.label}
-                judge = judge_for(job.path) if job.backend.runner == "onnxruntime" else None  # a quantized variant
+                judge = judge_for(job.path) if job.backend.framework == "onnx" else None  # a quantized variant
                 comparisons.append(judge(name, ref, cand, model_inputs[name].labels, job.device, min_agreement) if judge
                                    else compare(name, ref, cand, tol, job.device, output=out_name,
                                                 classes=True if out_name in class_outputs else None))

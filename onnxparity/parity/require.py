@@ -3,8 +3,9 @@
 Backends that cannot run here are left out of the verdict, which is right on a laptop but hides
 a broken GPU setup: with cuDNN missing every CUDA row is "not run" and the check passes. A named
 device is met for a model when both sides of the comparison ran on it: the original in its own
-framework (PyTorch, or Keras on either engine) and its ONNX file in ONNX Runtime (CUDA or
-TensorRT provider). One backend of each side is enough, so TensorRT missing from the build, or
+framework (PyTorch, or Keras on either engine) and its ONNX file in a runtime on it (ONNX Runtime's
+CUDA or TensorRT provider on a GPU; the registry's :func:`~onnxparity.backends.onnx_runners`).
+One backend of each side is enough, so TensorRT missing from the build, or
 TensorFlow missing from a torch-only GPU machine, does not fail the run; a backend that ran and
 crashed fails it anyway.
 """
@@ -33,7 +34,9 @@ def parse(devices) -> tuple[str, ...]:
 
 
 def _side(runner: str) -> str:
-    return "ONNX Runtime" if runner == "onnxruntime" else "the original"
+    from onnxparity.backends import onnx_runners
+
+    return "the ONNX file" if runner in onnx_runners() else "the original"
 
 
 def unmet(result, devices) -> list[str]:
@@ -43,7 +46,7 @@ def unmet(result, devices) -> list[str]:
     for device in parse(devices):
         for model in models:
             mine = [b for b in result.backends if b.model == model and b.device == device]
-            for side in ("the original", "ONNX Runtime"):
+            for side in ("the original", "the ONNX file"):
                 backends = [b for b in mine if _side(b.runner) == side]
                 if any(b.status == "ok" for b in backends):
                     continue

@@ -32,7 +32,7 @@ class Agreement:
 
 def outputs_of(path, feeds_batches, providers=None) -> dict[str, np.ndarray]:
     """Every output of the file at ``path`` over the batches, concatenated, by output name."""
-    from onnxparity.runners.onnxrt import make_session
+    from onnxparity.runners.sessions import make_session
 
     session = make_session(path, providers, tuned=False)
     names = [o.name for o in session.get_outputs()]

@@ -36,24 +36,15 @@ def _rate(session, feed, batch: int, seconds: float) -> float:
 
 
 def cuda_unavailable() -> str | None:
-    """Why ORT cannot run on CUDA here, or None when it can."""
-    from onnxparity.parity.environment import nvidia_gpus
-    from onnxparity.errors import BackendUnavailable
-    from onnxparity.runners.onnxrt import resolve_providers
+    """Why ORT cannot run on CUDA here, or None when it can (the registry's ``onnxruntime:cuda``)."""
+    from onnxparity.backends import named
 
-    gpus, why = nvidia_gpus()
-    if why:
-        return why
-    try:
-        resolve_providers(["cuda"])
-    except BackendUnavailable as exc:
-        return str(exc)
-    return None
+    return named("onnxruntime:cuda", ["cuda"]).unavailable()
 
 
 def sessions_for(files: dict[str, str], device: str) -> dict[str, object]:
     """``{kind: {label: session}}``: on CPU the tuned and the plain session, on CUDA one."""
-    from onnxparity.runners.onnxrt import check_started, make_session, resolve_providers
+    from onnxparity.runners.sessions import check_started, make_session, resolve_providers
 
     if device == "cpu":
         return {"cpu": {label: make_session(path, tuned=True) for label, path in files.items()},

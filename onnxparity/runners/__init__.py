@@ -2,16 +2,20 @@
 
 A runner is built from a model path, knows the model's :class:`~onnxparity.spec.ModelSpec`, and
 ``infer(feeds)`` maps inputs by name (one batch, already in the model's layout and dtype) to its
-outputs by name, in the signature's order. ``predict`` feeds raw uint8 digits in batches. Which
-backends exist, and where each runs, is described once in :mod:`onnxparity.backends`. Runners
-import their framework when built, never at import time.
+outputs by name, in the signature's order; ``bind(feeds)`` returns the call the bench times, one
+batch bound once. ``predict`` feeds raw uint8 digits in batches. Runner ``name`` (``"keras-torch"``)
+lives in the module named before its first dash (:mod:`onnxparity.runners.keras`), the package it
+runs on, as that module's ``RUNNERS[name]``; a new runtime is one module here. Which backends
+exist, and where each runs, is described once in :mod:`onnxparity.backends`. Runners import their
+framework when built, never at import time; ONNX Runtime sessions come from :mod:`.sessions`.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 
@@ -19,14 +23,6 @@ from onnxparity.errors import BackendUnavailable, InputError  # noqa: F401 (Back
 from onnxparity.models import resolve
 from onnxparity.spec import ModelSpec
 
-# runner name -> "module:class"; the default runner of each framework comes first.
-RUNNERS = {
-    "keras": "onnxparity.runners.keras:KerasRunner",
-    # the same .keras file under Keras 3's torch backend (must be the first Keras import in its process)
-    "keras-torch": "onnxparity.runners.keras:KerasTorchRunner",
-    "torch": "onnxparity.runners.torch:TorchRunner",
-    "onnxruntime": "onnxparity.runners.onnxrt:OnnxRuntimeRunner",
-}
 DEFAULT_RUNNER = {"keras": "keras", "torch": "torch", "onnx": "onnxruntime"}
 
 
@@ -48,6 +44,9 @@ class Runner(Protocol):
     def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """One batch of inputs by name -> the model's outputs by name."""
 
+    def bind(self, feeds: dict[str, np.ndarray]) -> Callable[[], object]:
+        """A zero-argument call that runs this batch once and waits for the result (the bench times it)."""
+
 
 def open_runner(path: str | os.PathLike, runner: str | None = None, spec: ModelSpec | None = None,
                 trust: dict | None = None, **options) -> Runner:
@@ -62,13 +61,25 @@ def open_runner(path: str | os.PathLike, runner: str | None = None, spec: ModelS
         from onnxparity.models import ModelRef
 
         ref = ModelRef(ref.framework, ref.path, merge_specs(ref.spec, spec))
-    name = runner or DEFAULT_RUNNER[ref.framework]
-    if name not in RUNNERS:
-        raise InputError(f"unknown runner {name!r} (known: {', '.join(RUNNERS)})")
-    module, _, cls = RUNNERS[name].partition(":")
+    cls = runner_class(runner or DEFAULT_RUNNER[ref.framework])
     if ref.framework == "torch":
         options["trust"] = trust
-    return getattr(importlib.import_module(module), cls)(ref, **options)
+    return cls(ref, **options)
+
+
+def runner_module(name: str) -> str:
+    """The package runner ``name`` runs on, which names its module here: ``"keras-torch"`` -> ``"keras"``."""
+    return name.split("-", 1)[0]
+
+
+def runner_class(name: str) -> type:
+    """Runner ``name``'s class: ``RUNNERS[name]`` of its module."""
+    module = f"{__name__}.{runner_module(name)}"
+    found = importlib.util.find_spec(module) if runner_module(name).isidentifier() else None
+    runners = getattr(importlib.import_module(module), "RUNNERS", {}) if found else {}
+    if name not in runners:
+        raise InputError(f"unknown runner {name!r} (no {module} module runs it)")
+    return runners[name]
 
 
 def merge_specs(own: ModelSpec | None, other: ModelSpec | None) -> ModelSpec | None:
@@ -101,6 +112,15 @@ def ordered_inputs(spec: ModelSpec, feeds: dict[str, np.ndarray]) -> list[np.nda
         return [feeds[n] for n in spec.signature.input_names]
     except KeyError as exc:
         raise InputError(f"no data for input {exc.args[0]!r} (given: {', '.join(feeds)})") from None
+
+
+def typed_feeds(signature, feeds: dict[str, np.ndarray], where) -> dict[str, np.ndarray]:
+    """Inputs by name, each cast to the dtype the ONNX graph declares (a runtime on the file takes them so)."""
+    dtypes = {t.name: np.dtype(t.dtype) for t in signature.inputs}
+    missing = [n for n in dtypes if n not in feeds]
+    if missing:
+        raise InputError(f"{where}: no data for input {', '.join(missing)} (given: {', '.join(feeds)})")
+    return {n: np.asarray(feeds[n]).astype(dt, copy=False) for n, dt in dtypes.items()}
 
 
 def class_output(spec: ModelSpec, outputs: dict[str, np.ndarray]) -> np.ndarray:

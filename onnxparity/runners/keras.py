@@ -4,6 +4,10 @@ Keras picks its backend once, when it is first imported, from ``KERAS_BACKEND``.
 :class:`KerasTorchRunner` must be the first to import Keras in its process: it sets the variable
 itself when Keras is not loaded yet and refuses, with a one-line error, when Keras already runs on
 another backend. The parity matrix runs it in a worker process of its own for that reason.
+
+``mode`` says how :meth:`KerasRunner.bind` calls the model for the bench: ``"predict"``
+(``model.predict``, numpy in and out), ``"call"`` (``model(x, training=False)`` on the backend's own
+tensors) or ``"tf_function"`` (the call traced once into a ``tf.function``, TensorFlow only).
 """
 
 from __future__ import annotations
@@ -19,15 +23,26 @@ from onnxparity.models.bare import inferred_spec
 from onnxparity.runners import cuda_unavailable_reason, name_outputs, ordered_inputs
 
 
+MODES = ("predict", "call", "tf_function")
+
+
 class KerasRunner:
     """The saved Keras model on whatever backend Keras runs on in this process (TensorFlow by default)."""
 
     engine: str | None = None  # the Keras backend this runner insists on; None takes what is configured
     precision: dict | None = None  # on a GPU under torch: the float32 mode pinned (no TF32)
 
-    def __init__(self, ref: ModelRef, device: str = "cpu"):
+    def __init__(self, ref: ModelRef, device: str = "cpu", mode: str | None = None):
         if device not in ("cpu", "cuda"):
             raise InputError(f"Keras runner: device must be 'cpu' or 'cuda', not {device!r}")
+        if mode is not None and mode not in MODES:
+            raise InputError(f"Keras runner: mode must be one of {', '.join(MODES)}, not {mode!r}")
+        if mode == "tf_function" and device != "cpu":
+            raise BackendUnavailable("tf.function needs TensorFlow, which the GPU runs here do not use "
+                                     "(Keras runs on its torch backend there)")
+        self.mode = mode
+        self.compiles = mode == "tf_function"  # its first call traces the graph
+        self._traced = None
         self._select_engine(device)
         import keras
 
@@ -98,6 +113,53 @@ class KerasRunner:
         arrays = [np.asarray(self._keras.ops.convert_to_numpy(t)) for t in flatten_outputs(out)]
         return name_outputs(self.spec, arrays, f"Keras model {self.model.name!r}")
 
+    def bind(self, feeds: dict[str, np.ndarray]):
+        """One call on this batch in the runner's ``mode``; numpy out (on a GPU: synchronised, left there)."""
+        if self.mode is None:
+            return lambda: self.infer(feeds)
+        xs = ordered_inputs(self.spec, feeds)
+        if self.mode == "predict":
+            model, x, n = self.model, xs[0] if len(xs) == 1 else xs, len(xs[0])
+            return lambda: model.predict(x, batch_size=n, verbose=0)
+        ts = self._tensors(xs)
+        model, ops, t = self.model, self._keras.ops, ts[0] if len(ts) == 1 else ts
+        if self.mode == "tf_function":
+            import tensorflow as tf
+
+            if self._traced is None:  # traced once, at the first batch size, for any batch size after it
+                many = len(ts) > 1
+                specs = [tf.TensorSpec((None, *x.shape[1:]), x.dtype) for x in ts]
+                self._traced = tf.function(lambda *args: model(list(args) if many else args[0], training=False),
+                                           input_signature=specs)
+            fn = self._traced
+            return lambda: ops.convert_to_numpy(fn(*ts))
+        if self.engine_name == "torch":
+            import torch
+
+            on_gpu = self.device == "cuda"
+
+            def run():
+                with torch.inference_mode():
+                    out = model(t, training=False)
+                if on_gpu:
+                    torch.cuda.synchronize()
+                    return out
+                return ops.convert_to_numpy(out)
+
+            return run
+        return lambda: ops.convert_to_numpy(model(t, training=False))
+
+    def _tensors(self, xs: list[np.ndarray]) -> list:
+        """The batch as the backend's own tensors, on the device (what a user's pipeline holds)."""
+        if self.engine_name == "torch":
+            import torch
+
+            return [torch.from_numpy(np.ascontiguousarray(x)).to(self.device) for x in xs]
+        import tensorflow as tf
+
+        with tf.device("/cpu:0"):
+            return [tf.constant(x) for x in xs]
+
     def details(self) -> dict:
         import keras
 
@@ -109,6 +171,9 @@ class KerasTorchRunner(KerasRunner):
     """The same ``.keras`` file under Keras 3's torch backend: another engine, no conversion."""
 
     engine = "torch"
+
+
+RUNNERS = {"keras": KerasRunner, "keras-torch": KerasTorchRunner}
 
 
 def flatten_outputs(out) -> list:

@@ -20,7 +20,7 @@ import os
 def load_models(folder: str | os.PathLike, providers: list[str] | None = None, intra_op_threads: int = 1,
                 inter_op_threads: int = 1) -> dict:
     """Open every ONNX file under ``folder`` in its own session: name -> ServedModel."""
-    from onnxparity.runners.onnxrt import resolve_providers
+    from onnxparity.runners.sessions import resolve_providers
     from onnxparity.serve.repository import default_providers, find_models, load_model
 
     providers = resolve_providers(providers) if providers else default_providers()

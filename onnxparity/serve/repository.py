@@ -141,7 +141,7 @@ def load_model(name: str, path: Path, providers: list[str], intra_op_threads: in
     """Open ``path`` in an ONNX Runtime session with the given providers and thread settings."""
     import onnxruntime as ort
 
-    from onnxparity.runners.onnxrt import check_started
+    from onnxparity.runners.sessions import check_started
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = intra_op_threads
