@@ -114,6 +114,8 @@ def test_two_inputs_two_outputs_and_a_perturbed_file(torch_models, tmp_path):
                            "--json", report), report)
     judged = {c["output"]: c["judged_as"] for c in r["comparisons"]}
     assert judged == {"logits": "class scores", "output_1": "element-wise"} and r["passed"]
+    openvino = {c["output"]: c for c in r["comparisons"] if c["candidate"] == "openvino:cpu"}
+    assert set(openvino) == {"logits", "output_1"} and all(c["passed"] for c in openvino.values())
 
     import onnx
     from onnx import numpy_helper
@@ -126,6 +128,7 @@ def test_two_inputs_two_outputs_and_a_perturbed_file(torch_models, tmp_path):
     result = onnxparity("check", pth, broken, "--trust-recorded", "--providers", "cpu")
     assert result.returncode == 1, result.stdout + result.stderr
     assert result.stderr.startswith("onnxparity: error: TwoInTwoOut: onnxruntime:cpu") and "beyond atol" in result.stderr
+    assert "TwoInTwoOut: openvino:cpu" in result.stderr  # a perturbed file fails in every runtime
 
 
 def test_int64_token_ids_stay_inside_the_embedding(torch_models, tmp_path):

@@ -74,6 +74,23 @@ def test_bench_end_to_end(keras_checkpoint, torch_checkpoint, tmp_path, capsys):
         assert "torch_net" in printed and "exact graph rewrites" in printed
 
 
+@pytest.mark.slow
+def test_bench_times_openvino_beside_onnx_runtime_at_every_batch_size(torch_onnx, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    rc = main(["bench", str(torch_onnx), "--batch-sizes", "1,3", "--rounds", "2", "--round-time", "0.02",
+               "--warmup", "0", "--json", str(out), "--backends", "onnxruntime,openvino"])
+    printed = capsys.readouterr().out
+    assert rc == 0
+    report = json.loads(out.read_text())
+    assert {(r["backend"], r["batch_size"]) for r in report["results"]} == {
+        (b, n) for b in ("onnxruntime", "openvino") for n in (1, 3)}
+    assert {(q["versus"], q["batch_size"]) for q in report["ratios"]} == {("openvino", 1), ("openvino", 3)}
+    opened = report["backends"]["torch_net/openvino/cpu"]
+    assert opened["worker"] == "openvino" and opened["path"] == str(torch_onnx)
+    assert opened["details"]["precision"] == "f32" and not report["skipped"]
+    assert "ORT/openvino" in printed
+
+
 def test_bench_rejects_bad_arguments(tmp_path, capsys):
     assert main(["bench", str(tmp_path / "missing")]) == 2
     assert "no such file" in capsys.readouterr().err
@@ -132,7 +149,8 @@ class _Sleep:
 
 def test_a_backend_that_failed_later_keeps_its_finished_ratios():
     """A native that fails at batch 1024 still gets ORT/native ratios (and rows) at the sizes it finished."""
-    from onnxparity.bench.run import BenchConfig, BenchModel, _Cell, _ratios, _rows
+    from onnxparity.bench import BenchConfig, BenchModel
+    from onnxparity.bench.results import Cell, ratios, rows
 
     config = BenchConfig(batch_sizes=(1, 64), rounds=2)
     model = BenchModel("m", "torch", "native", "m.onnx", {})
@@ -140,9 +158,9 @@ def test_a_backend_that_failed_later_keeps_its_finished_ratios():
 
     def cell(backend, seconds, error=None):
         rounds = {1: [[seconds], [seconds]], 64: [[seconds]] if error else [[seconds], [seconds]]}
-        return _Cell(model, backend, "cpu", "w", backend, {"load_s": 0.1}, prepared, {1: 1, 64: 1}, rounds, error)
+        return Cell(model, backend, "cpu", "w", backend, {"load_s": 0.1}, prepared, {1: 1, 64: 1}, rounds, error)
 
     ort, native = cell("onnxruntime", 0.001), cell("torch.eager", 0.002, error="batch 64, round 2: crashed")
-    assert [r["batch_size"] for r in _rows(native, config)] == [1]
-    ratios = _ratios([ort, native], config)
-    assert [(r["versus"], r["batch_size"], r["ratio"]) for r in ratios] == [("torch.eager", 1, 2.0)]
+    assert [r["batch_size"] for r in rows(native, config)] == [1]
+    found = ratios([ort, native], config)
+    assert [(r["versus"], r["batch_size"], r["ratio"]) for r in found] == [("torch.eager", 1, 2.0)]

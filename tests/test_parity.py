@@ -22,8 +22,8 @@ from onnxparity.parity.result import ParityResult
 from tests.helpers import onnxparity
 
 N = 100  # real digits per run (plus the 9 synthetic edge cases)
-ORT_CPU = {"onnxruntime:cpu", "onnxruntime:cpu:tuned", "onnxruntime:cpu:b1"}
-CPU_BACKENDS = {"keras_cnn": {"keras-tf:cpu", "keras-torch:cpu", *ORT_CPU}, "torch_net": {"torch:cpu", *ORT_CPU}}
+ONNX_CPU = {"onnxruntime:cpu", "onnxruntime:cpu:tuned", "onnxruntime:cpu:b1", "openvino:cpu"}  # the ONNX file's
+CPU_BACKENDS = {"keras_cnn": {"keras-tf:cpu", "keras-torch:cpu", *ONNX_CPU}, "torch_net": {"torch:cpu", *ONNX_CPU}}
 GPU_BACKENDS = {"keras-tf:gpu", "keras-torch:cuda", "torch:cuda", "onnxruntime:cuda", "onnxruntime:tensorrt"}
 
 
@@ -69,6 +69,20 @@ def test_run_full_cpu_matrix_for_both_models(run_dir):
     assert "onnxruntime:cpu:b1 (vs torch:cpu)" in table and "keras-torch:cpu (vs keras-tf:cpu)" in table
     page = (run_dir / "parity.html").read_text()
     assert page.startswith("<!doctype html>") and "<svg" in page and "keras-torch:cpu" in page
+
+
+def test_openvino_runs_both_reference_models_as_a_cpu_candidate(run_dir):
+    """OpenVINO reads each ONNX file itself, beside ONNX Runtime, and is judged with the CPU tolerance."""
+    result = ParityResult.load(run_dir / "parity.json")
+    runs = {b.model: b for b in result.backends if b.label == "openvino:cpu"}
+    assert set(runs) == {"keras_cnn", "torch_net"}
+    for model, b in runs.items():
+        assert b.status == "ok" and b.role == "candidate" and b.runner == "openvino" and b.device == "cpu", b
+        assert b.details["precision"] == "f32" and b.details["threads"] >= 1
+        (c,) = [c for c in result.comparisons if c.model == model and c.candidate == "openvino:cpu"]
+        assert c.passed and c.atol == result.tolerances["cpu"]["atol"] and c.n == N + 9
+        reference = next(r for r in result.backends if r.model == model and r.role == "reference")
+        assert c.reference == reference.label and b.accuracy == reference.accuracy
 
 
 def test_json_schema(run_dir):
@@ -140,11 +154,11 @@ def test_broken_onnx_fails_with_exit_1_at_the_right_comparison(run_dir, tmp_path
     d = json.loads(report.read_text())
     assert d["passed"] is False
     failed = {c["candidate"] for c in d["comparisons"] if not c["passed"]}
-    assert failed == ORT_CPU
+    assert failed == ONNX_CPU
     assert all(c["max_abs_diff"] > 1e-3 and c["output"] == "log_probabilities" for c in d["comparisons"])
     assert d["disagreements"], "the perturbation must change predictions"
     first = d["disagreements"][0]  # the page shows those digits, with every backend's prediction
-    assert set(first["predictions"]) == {"torch:cpu", *ORT_CPU} and first["output"] == "log_probabilities"
+    assert set(first["predictions"]) == {"torch:cpu", *ONNX_CPU} and first["output"] == "log_probabilities"
     html = page.read_text()
     assert "data:image/png;base64," in html and f"#{first['index']} " in html
 
@@ -250,3 +264,11 @@ def test_gpu_runners_say_why_they_cannot_run_here(torch_checkpoint, run_dir):
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         with pytest.raises(BackendUnavailable, match="has no CUDAExecutionProvider"):
             open_runner(run_dir / "torch.onnx", providers=["cuda"])
+
+
+def test_help_lists_the_registry_backends():
+    """`check --help` and `bench --help` read the one registry: OpenVINO beside ONNX Runtime."""
+    check = onnxparity("check", "--help")
+    assert check.returncode == 0 and "openvino:cpu" in check.stdout and "onnxruntime:cpu:tuned" in check.stdout
+    bench = onnxparity("bench", "--help")
+    assert bench.returncode == 0 and "openvino" in bench.stdout and "keras.tf_function" in bench.stdout

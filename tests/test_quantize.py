@@ -141,7 +141,8 @@ def test_check_judges_a_variant_by_agreement_and_accuracy(torch_checkpoint, onnx
                  "--json", str(tmp_path / "parity.json")]) == 0
     assert "int8 variant: judged by top-1 agreement" in capsys.readouterr().out
     comparisons = json.loads((tmp_path / "parity.json").read_text())["comparisons"]
-    assert {c["candidate"] for c in comparisons} == {"onnxruntime:cpu", "onnxruntime:cpu:tuned", "onnxruntime:cpu:b1"}
+    assert {c["candidate"] for c in comparisons} == {"onnxruntime:cpu", "onnxruntime:cpu:tuned", "onnxruntime:cpu:b1",
+                                                     "openvino:cpu"}
     for c in comparisons:
         assert c["passed"] and c["atol"] is None and c["checks"]["variant"]["precision"] == "int8"
         assert c["checks"]["variant"]["accuracy"]["variant"] >= c["checks"]["variant"]["accuracy"]["reference"] - 0.005

@@ -21,7 +21,8 @@ def test_assert_parity_passes_and_returns_the_result(torch_pair):
     folder, good, _ = torch_pair
     result = testing.assert_parity(folder, good, providers="cpu", n=N)
     assert result.passed
-    assert {c.candidate for c in result.comparisons} == {"onnxruntime:cpu", "onnxruntime:cpu:tuned", "onnxruntime:cpu:b1"}
+    assert {c.candidate for c in result.comparisons} == {"onnxruntime:cpu", "onnxruntime:cpu:tuned", "onnxruntime:cpu:b1",
+                                                         "openvino:cpu"}
 
 
 def test_assert_parity_fails_with_a_table_of_the_failing_comparisons(torch_pair, assert_parity, tmp_path):  # noqa: F811
@@ -30,7 +31,7 @@ def test_assert_parity_fails_with_a_table_of_the_failing_comparisons(torch_pair,
         assert_parity(folder, broken, providers="cpu", n=N, batch1_limit=10)
     message = str(info.value)
     lines = message.splitlines()
-    assert lines[0] == "Parity failed: 3 of 3 comparisons"
+    assert lines[0] == "Parity failed: 4 of 4 comparisons"
     header = next(line for line in lines if line.startswith("model"))
     for column in ("backend (vs reference)", "output", "max abs diff", "agreement"):
         assert column in header
@@ -52,7 +53,7 @@ def test_failure_message_names_crashed_backends_and_unmet_devices(torch_pair):
     message = testing.failure_message(result)
     assert "1 backends crashed" in message and "torch_net: onnxruntime:cpu:b1 failed: " in message
     assert "torch_net: required device cuda: the original did not run there (torch:cuda unavailable" in message
-    assert "ONNX Runtime did not run there (no backend planned)" in message
+    assert "the ONNX file did not run there (no backend planned)" in message
 
 
 def test_require_devices_fails_when_the_device_did_not_run(torch_pair):
