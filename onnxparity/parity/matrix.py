@@ -4,8 +4,9 @@
 as the reference; the original on GPU and under another Keras engine, and the ONNX file in each
 runtime the registry has, ONNX Runtime per execution provider, tuned and at batch size 1, as
 candidates), marking those this machine cannot run as unavailable with the reason. A plain ONNX
-file with saved outputs (``--reference``) has those outputs as its reference. :func:`run` starts the workers (all at once by
-default: their start-up is mostly imports, which overlap well), collects what they return, and
+file with saved outputs (``--reference``) has those outputs as its reference. :func:`run` starts
+the workers (all at once by default: their start-up is mostly imports, which overlap well),
+collects what they return, and
 compares each output of each candidate with the reference's (:mod:`onnxparity.parity.metrics`).
 A crash or a timeout in one worker is recorded against that backend and the others go on.
 """
