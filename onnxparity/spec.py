@@ -90,6 +90,13 @@ class ModelSpec:
         return (h, w, c) if c in (1, 3, 4) else None
 
     @property
+    def takes_digits(self) -> bool:
+        """Whether the model takes one 28x28 grayscale image, as the reference models do: every
+        command feeds it real digits unless told otherwise."""
+        one_input = self.signature is None or len(self.signature.inputs) == 1
+        return one_input and self.image_size == (28, 28, 1)
+
+    @property
     def input_name(self) -> str | None:
         return self.signature.inputs[0].name if self.signature and self.signature.inputs else None
 

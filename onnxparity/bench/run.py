@@ -220,8 +220,9 @@ def _open_cells(model: BenchModel, config: BenchConfig, workers: _Workers, skipp
 def _check_inputs(model: BenchModel, config: BenchConfig) -> None:
     from onnxparity.inputs import sample_shapes
     from onnxparity.onnx_model import OnnxModel
+    from onnxparity.spec import ModelSpec
 
-    if model.onnx and not (model.spec and tuple(model.spec.get("input_shape") or ()) in ((28, 28, 1), (1, 28, 28))):
+    if model.onnx and not (model.spec and ModelSpec.from_dict(model.spec).takes_digits):
         sample_shapes(OnnxModel(model.onnx).signature, config.input_shapes)
 
 

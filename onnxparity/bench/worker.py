@@ -17,29 +17,7 @@ import time
 import numpy as np
 
 from onnxparity.errors import BackendUnavailable
-
-SEED = 0
-
-
-def bench_inputs(spec, signature, batch_size: int, input_shapes=None, int_range=None) -> dict[str, np.ndarray]:
-    """The same batch in every process, inputs by name: bundled held-out digits, tiled, for a 28x28
-    digit model; seeded samples synthesized from the signature for any other."""
-    from onnxparity.inputs import feeds, synthesize
-
-    if spec is not None and spec.image_size == (28, 28, 1):
-        from onnxparity.data import load_digits
-
-        images = load_digits(None, "test").images
-        order = np.random.default_rng(SEED).permutation(len(images))
-        picked = images[np.resize(order, batch_size)]
-        name = signature.inputs[0].name if signature is not None else (spec.input_name or "input")
-        return {name: spec.preprocess(picked)}
-    if signature is None:
-        raise ValueError("a model without a spec needs its signature")
-    samples = synthesize(signature, batch_size if signature.batched else 1, input_shapes=input_shapes,
-                         int_range=int_range, seed=SEED, edge_cases=False, spec=spec)
-    arrays = feeds(samples, spec, signature)
-    return arrays if signature.batched else {k: v[0] for k, v in arrays.items()}
+from onnxparity.inputs import fixed_batch
 
 
 class BenchWorker:
@@ -85,7 +63,7 @@ class BenchWorker:
     def prepare(self, key: str, batch_size: int, warmup_s: float, min_warmup_calls: int = 3) -> dict:
         """Bind the batch, time the first call, warm up; return first-call and warm per-call times."""
         runner, signature, input_options = self.opened[key]
-        x = bench_inputs(runner.spec, signature, batch_size, **input_options)
+        x = fixed_batch(runner.spec, signature, batch_size, **input_options)
         fn = runner.bind(x)
         t0 = time.perf_counter()
         fn()

@@ -301,21 +301,14 @@ def _probe_spec(given: ModelSpec | None, source, inputs: list[TensorSpec]) -> Mo
 
 
 def probe_inputs(spec: ModelSpec, inputs: list[TensorSpec]) -> tuple[np.ndarray | None, list[np.ndarray]]:
-    """(raw images, one batch per input): real digits for 28x28 grayscale models, random pixels for
-    other image models, seeded samples from the signature for anything else."""
-    from onnxparity.data import load_digits
-    from onnxparity.inputs import synthesize
+    """(raw images or None, one batch per input): :func:`onnxparity.inputs.default_inputs` without
+    edge cases: real digits for a digit model, random pixels for other image models, seeded samples
+    from the signature for anything else."""
+    from onnxparity.inputs import default_inputs
 
-    size = spec.image_size
-    if size is not None and len(inputs) == 1:
-        if size == (28, 28, 1):
-            images = load_digits(None, "test").images[:CHECK_SAMPLES]
-        else:
-            images = np.random.default_rng(0).integers(0, 256, (CHECK_SAMPLES, *size), dtype=np.uint8)
-            images = images[..., 0] if size[2] == 1 else images
-        return images, [spec.preprocess(images)]
-    signature = Signature(tuple(inputs), ())
-    samples = synthesize(signature, CHECK_SAMPLES, seed=0, edge_cases=False)
+    samples = default_inputs(spec, Signature(tuple(inputs), ()), CHECK_SAMPLES, edge_cases=False, seed=0)
+    if samples.images is not None:
+        return samples.images, [spec.preprocess(samples.images)]
     return None, [samples.arrays[t.name] for t in inputs]
 
 

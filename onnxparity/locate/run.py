@@ -20,10 +20,10 @@ import numpy as np
 from onnxparity import _process
 from onnxparity.backends import reference_for
 from onnxparity.errors import InputError
+from onnxparity.inputs import single_batch
 from onnxparity.locate import graph as onnx_graph
 from onnxparity.locate import layout as layouts
 from onnxparity.locate import match, stats
-from onnxparity.locate.inputs import model_inputs
 from onnxparity.locate.result import LayerResult, LocateResult
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def locate(original, onnx, *, data: str | None = None, n: int | None = None, inp
     g = onnx_graph.load(onnx)
     if len(g.inputs) != 1:
         raise InputError(f"{onnx}: the graph takes {len(g.inputs)} inputs; locate compares one-input models")
-    x, source = model_inputs(spec, data, n, inputs)
+    x, source = single_batch(spec, data=data, n=n, given=inputs)
     env = reference_for(framework).worker_env  # the original on the CPU, as parity's reference runs it
     args = (str(weights), tuple(spec.input_shape)) if framework == "keras" else \
         (str(weights), spec.architecture, tuple(spec.input_shape), spec.torch_kwargs, trust.to_dict())

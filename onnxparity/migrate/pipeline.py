@@ -23,6 +23,7 @@ import numpy as np
 
 from onnxparity import __version__, _process
 from onnxparity.errors import InputError, ParityFailure
+from onnxparity.inputs import load_digits_inputs, seeded_normal
 from onnxparity.migrate.plan import TARGETS, Plan
 from onnxparity.spec import ModelSpec
 
@@ -116,7 +117,7 @@ def migrate(source: str | os.PathLike, to: str, out: str | os.PathLike, *, check
             plan = _plan(onnx_path, to, spec)
             new_spec = _migrated_spec(spec, plan, source)
             images, labels, inputs_text = _check_inputs(spec, check_data)
-            x_source = spec.preprocess(images) if images is not None else _seeded(spec)
+            x_source = spec.preprocess(images) if images is not None else seeded_normal(spec.input_shape, SEEDED)
             x_target = new_spec.preprocess(images) if images is not None else _to_target_layout(x_source, plan)
             if service is not None:
                 log.info("running the source model on %d inputs", len(x_source))
@@ -190,26 +191,15 @@ def _migrated_spec(spec: ModelSpec, plan: Plan, source) -> ModelSpec:
                                architecture=architecture(plan) if plan.target == "torch" else None, extra=extra)
 
 
-def _is_digits(spec: ModelSpec) -> bool:
-    shape = spec.input_shape
-    return len(shape) == 3 and 1 in (shape[0], shape[-1]) and sorted(shape) == [1, 28, 28]
-
-
 def _check_inputs(spec: ModelSpec, check_data: str | None):
     """(raw images or None, labels or None, a description)."""
-    if not _is_digits(spec):
+    if not spec.takes_digits:
         if check_data is not None:
             raise InputError("--check-data is for models that take 28x28 digits")
         return None, None, f"{SEEDED} seeded inputs"
-    from onnxparity.data import load_digits
-
-    digits = load_digits(check_data, "test")
+    digits = load_digits_inputs(check_data, synthetic=False)
     where = "the bundled held-out digits" if check_data is None else str(check_data)
     return digits.images, digits.labels, f"{len(digits)} real digits ({where})"
-
-
-def _seeded(spec: ModelSpec) -> np.ndarray:
-    return np.random.default_rng(0).standard_normal((SEEDED, *spec.input_shape)).astype(np.float32)
 
 
 def _to_target_layout(x: np.ndarray, plan: Plan) -> np.ndarray:

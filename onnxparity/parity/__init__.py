@@ -32,37 +32,14 @@ __all__ = ["check", "check_many", "compare_runs", "choose_inputs", "write_report
 def choose_inputs(target: Target, *, data: str | None = None, n: int | None = None, synthetic: bool = True,
                   inputs: str | Path | None = None, input_shapes=None, int_range=None,
                   samples: int | None = None) -> tuple[Inputs, dict | None]:
-    """A model's inputs (and saved reference outputs, with ``target.reference``), by precedence:
-    saved test data; ``inputs`` (an .npz/.npy of arrays or a folder of images); real digits for a
-    28x28 grayscale model (``data``, bundled by default); else synthesized from the signature."""
-    from onnxparity import inputs as inputs_mod
+    """A model's inputs (and saved reference outputs, with ``target.reference``), as
+    :func:`onnxparity.inputs.choose` picks them."""
+    from onnxparity.inputs import choose
     from onnxparity.parity.matrix import describe
 
     d = describe(target)
-    signature, spec = d.signature, d.spec
-    if target.reference is not None:
-        return inputs_mod.load_reference(target.reference, signature)
-    if inputs is not None:
-        return inputs_mod.load_given(inputs, signature, spec), None
-    if spec is not None and spec.image_size is not None and spec.image_size[:2] == (28, 28) and spec.image_size[2] == 1:
-        return inputs_mod.load_digits_inputs(data, n, synthetic), None
-    if data is not None:
-        raise _data_error(data, spec)
-    if signature is None:
-        from onnxparity.errors import InputError
-
-        raise InputError(f"{target.original}: nothing says its inputs' names and shapes; convert it "
-                         "(`onnxparity convert`) or give its inputs (--inputs FILE.npz)")
-    return inputs_mod.synthesize(signature, samples or n or inputs_mod.DEFAULT_SAMPLES, input_shapes=input_shapes,
-                                 int_range=int_range, edge_cases=synthetic, spec=spec), None
-
-
-def _data_error(data, spec):
-    from onnxparity.errors import InputError
-
-    takes = f"takes {list(spec.input_shape)}" if spec is not None else "has no image input"
-    return InputError(f"--data {data}: a dataset of 28x28 digits, but the model {takes}; "
-                      "give its inputs with --inputs FILE.npz (or a folder of images)")
+    return choose(d.signature, d.spec, what=str(target.original), reference=target.reference, given=inputs, data=data,
+                  n=n, synthetic=synthetic, input_shapes=input_shapes, int_range=int_range, samples=samples)
 
 
 def check_many(targets: list[Target], *, data: str | None = None, n: int | None = None, synthetic: bool = True,

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 from onnxparity.errors import InputError
-from onnxparity.quantize import data as qdata
+from onnxparity.inputs import CALIBRATION_SIZE, calibration_split
 from onnxparity.quantize import evaluate, fp16, int8, layers, speed, variant
 from onnxparity.quantize.report import QuantizeReport
 
@@ -64,13 +64,14 @@ def _open(source: Path):
 def quantize(model: str | Path, precision: str, out: str | Path | None = None, *, data: str | None = None,
              inputs: list[str] | None = None, min_agreement: float = MIN_AGREEMENT,
              max_accuracy_drop: float = MAX_ACCURACY_DROP, calibration_method: str = "minmax",
-             calibration_size: int = qdata.CALIBRATION_SIZE, max_exclude: int = MAX_EXCLUDE,
+             calibration_size: int = CALIBRATION_SIZE, max_exclude: int = MAX_EXCLUDE,
              json_path: str | Path | None = None, rounds: int = speed.ROUNDS,
              round_s: float = speed.ROUND_S) -> QuantizeReport:
     """Make the ``precision`` ("int8" or "fp16") variant of the ONNX file ``model`` and write it to
     ``out`` (default ``MODEL.<precision>.onnx``) only when it agrees with the fp32 file on held-out
     data; the report (also at ``json_path``) says how it went either way. Bad input raises
     :class:`InputError`; a refused variant is ``report.written == False``."""
+    from onnxparity.signature import Signature
     from onnxparity.spec import ModelSpec
 
     _check_arguments(precision, min_agreement, max_accuracy_drop, max_exclude, calibration_size)
@@ -89,8 +90,8 @@ def quantize(model: str | Path, precision: str, out: str | Path | None = None, *
         spec = ModelSpec.from_metadata(props)
     except InputError:
         spec = None  # a plain ONNX file: its inputs come from --inputs
-    feeds = qdata.load(spec, qdata.graph_inputs(proto), data=data, input_files=inputs,
-                       calibration_size=calibration_size)
+    feeds = calibration_split(spec, Signature.from_onnx(proto), data=data, input_files=inputs,
+                              calibration_size=calibration_size)
     info = {"precision": precision, "source_sha256": variant.sha256_of(source),
             "gate": {"min_agreement": min_agreement, "max_accuracy_drop": max_accuracy_drop}}
     notes: list[str] = []

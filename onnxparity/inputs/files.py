@@ -1,0 +1,103 @@
+"""Inputs the user gives (``--inputs``): an ``.npz``/``.npy`` of arrays, or a folder of images.
+
+- **Arrays**: one array per input name, already in the model's form; an optional ``labels`` array
+  gives accuracy. A ``.npy`` is a one-input model's.
+- **Image files**: PNG/JPEG of any size, resized to the image input's HxW, then preprocessed by
+  the spec like digits.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from onnxparity.errors import InputError
+from onnxparity.inputs.samples import GIVEN, IMAGE, Inputs, unlabelled
+from onnxparity.signature import Signature
+from onnxparity.spec import ModelSpec
+
+LABELS = "labels"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
+def load_arrays(path: str | Path, signature: Signature | None) -> Inputs:
+    """``--inputs FILE.npz`` (one array per input name) or ``FILE.npy`` (a one-input model's)."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        if path.suffix.lower() == ".npy":
+            if signature is not None and len(signature.inputs) != 1:
+                raise InputError(f"{path}: one array, but the model has {len(signature.inputs)} inputs; "
+                                 "give an .npz with one array per input name")
+            name = signature.inputs[0].name if signature else "input"
+            arrays = {name: np.load(path, allow_pickle=False)}
+        else:
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+    except InputError:
+        raise
+    except (OSError, ValueError, EOFError) as exc:
+        raise InputError(f"{path}: not a .npz or .npy file of arrays ({str(exc).splitlines()[0][:120]})") from None
+    labels = arrays.pop(LABELS, None) if signature is None or LABELS not in signature.input_names else None
+    if signature is not None:
+        arrays = check_arrays(arrays, signature, str(path))
+    n = {len(a) for a in arrays.values()}
+    if len(n) != 1:
+        raise InputError(f"{path}: the arrays hold different numbers of samples ({sorted(n)})")
+    (count,) = n
+    if count == 0:
+        raise InputError(f"{path}: no samples")
+    labels = unlabelled(count) if labels is None else np.asarray(labels, np.int64).reshape(-1)
+    if len(labels) != count:
+        raise InputError(f"{path}: {len(labels)} labels for {count} samples")
+    return Inputs(labels, (GIVEN,) * count, str(path), arrays=arrays)
+
+
+def check_arrays(arrays: Mapping[str, np.ndarray], signature: Signature, what: str) -> dict[str, np.ndarray]:
+    """Given arrays, checked against the signature: every input present, shapes that fit, dtypes cast."""
+    missing = [n for n in signature.input_names if n not in arrays]
+    if missing:
+        raise InputError(f"{what}: no array for input {', '.join(map(repr, missing))} "
+                         f"(it holds {', '.join(map(repr, arrays)) or 'nothing'})")
+    out = {}
+    for t in signature.inputs:
+        a = np.asarray(arrays[t.name])
+        want = t.shape if t.batched else (None, *t.shape)  # a leading axis of samples
+        if a.ndim != len(want) or any(isinstance(d, int) and d != s for d, s in zip(want[1:], a.shape[1:])):
+            raise InputError(f"{what}: {t.name} has shape {list(a.shape)}; the model takes "
+                             f"[{', '.join(str(d) for d in t.shape)}]" + ("" if t.batched else " per sample"))
+        if t.is_float != (a.dtype.kind == "f") and not (t.dtype == "bool" and a.dtype == bool):
+            raise InputError(f"{what}: {t.name} holds {a.dtype}; the model takes {t.dtype}")
+        out[t.name] = np.ascontiguousarray(a.astype(t.dtype, copy=False))
+    return out
+
+
+def load_image_folder(folder: str | Path, spec: ModelSpec | None) -> Inputs:
+    """``--inputs FOLDER``: every PNG/JPEG in it, resized to the image input's HxW, channels as it takes."""
+    from onnxparity.data.images import read_resized
+
+    folder = Path(folder).expanduser()
+    size = spec.image_size if spec is not None else None
+    if size is None:
+        raise InputError(f"{folder}: image files need a model whose spec describes an image input "
+                         "(layout, shape, preprocessing); give arrays instead (--inputs FILE.npz)")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise InputError(f"{folder}: no PNG or JPEG files")
+    h, w, c = size
+    images = np.stack([read_resized(p, (h, w), c) for p in files]).astype(np.float32)
+    if c == 1:
+        images = images[..., 0]
+    return Inputs(unlabelled(len(files)), (IMAGE,) * len(files), str(folder), images=images)
+
+
+def load_given(path: str | Path, signature: Signature | None, spec: ModelSpec | None) -> Inputs:
+    """``--inputs``: a folder of images, or an .npz/.npy of arrays."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        return load_image_folder(path, spec)
+    return load_arrays(path, signature)
+
