@@ -217,8 +217,10 @@ def _plan_pair(target: Target, d: Description, inputs: Inputs, model: str, provi
     reference = next((b for b in pool if b.unavailable(gpu) is None), None)
     if reference is None:
         raise InputError(f"{target.original}: no backend here can run it on the CPU")
-    candidates = backends_for(b_framework if b_framework != "onnx" else "none", requested_providers(providers)
-                              if b_framework == "onnx" else [])
+    if b_framework == "onnx":
+        candidates = backends_for("none", requested_providers(providers))
+    else:  # B's own framework's backends only: the ONNX runtimes have no file to run
+        candidates = [b for b in backends_for(b_framework, []) if b.framework == b_framework]
     jobs = [_job(model, reference, str(target.original), d.spec, d.signature, inputs, "reference", None, False,
                  batch_size, batch1_limit)]
     for backend in candidates:
