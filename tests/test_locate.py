@@ -18,7 +18,8 @@ from onnx import numpy_helper
 from onnxparity import _process
 from onnxparity.cli import main
 from onnxparity.locate import locate
-from onnxparity.locate import layout, stats
+from onnxparity.compare import streaming as stats
+from onnxparity.locate import layout
 
 N = 16  # inputs per locate run: enough to show a departure, quick on two cores
 

@@ -17,7 +17,7 @@ import pytest
 from onnxparity.inputs import load_digits_inputs as load_inputs
 from onnxparity.parity import Target, run
 from onnxparity.errors import InputError
-from onnxparity.parity.metrics import Tolerance, compare
+from onnxparity.compare import Tolerance, compare
 from onnxparity.parity.result import ParityResult
 from tests.helpers import onnxparity
 

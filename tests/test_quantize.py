@@ -16,8 +16,8 @@ import pytest
 
 from onnxparity import _process
 from onnxparity.cli import main
+from onnxparity.onnx_model import OnnxModel
 from onnxparity.quantize import quantize, variant_of
-from onnxparity.quantize.check import tolerance_class
 from onnxparity.quantize.int8 import cpu_settings
 from onnxparity.quantize.variant import sha256_of
 
@@ -124,7 +124,7 @@ def test_reference_models_to_int8_on_real_digits(framework, onnx_files, tmp_path
     props = {m.key: m.value for m in model.metadata_props}
     assert ModelSpec.from_metadata(props) == ModelSpec.from_metadata(
         {m.key: m.value for m in onnx.load(str(source)).metadata_props})
-    assert tolerance_class(out) == "int8" and tolerance_class(source) == "float32"
+    assert OnnxModel(out).precision == "int8" and OnnxModel(source).precision == "float32"
 
     spec = ModelSpec.from_metadata(props)  # the variant predicts real digits as the report says
     x = spec.preprocess(test_digits.images)

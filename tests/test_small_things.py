@@ -66,7 +66,7 @@ def test_an_idx_dataset_is_counted_in_images_not_digits(tmp_path, test_digits):
 
 
 def test_max_rel_ignores_a_reference_of_about_zero():
-    from onnxparity.parity.metrics import compare, tolerance_for
+    from onnxparity.compare import compare, tolerance_for
 
     ref = np.full((3, 10), 0.1, np.float32)
     ref[0, 0] = 1e-38

@@ -1,7 +1,7 @@
 """The verdict, pinned down at its edges: tolerance boundary, agreement threshold, near ties, NaN/Inf.
 
-Every case goes through metrics' public functions (``compare``, ``tolerance_for``, ``Tolerance``)
-on hand-made outputs whose distance to the limit is known, so a loosened or switched-off check
+Every case goes through onnxparity.compare's public functions (``compare``, ``tolerance_for``,
+``Tolerance``) on hand-made outputs whose distance to the limit is known, so a loosened or switched-off check
 changes a verdict here.
 """
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from onnxparity.errors import InputError
-from onnxparity.parity.metrics import DEFAULT_TOLERANCES, Tolerance, compare, tolerance_for
+from onnxparity.compare import DEFAULT_TOLERANCES, Tolerance, compare, tolerance_for
 
 N, CLASSES = 100, 10
 

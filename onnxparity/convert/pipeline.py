@@ -362,10 +362,10 @@ def _provenance(source, target, exporter: str) -> dict[str, str]:
 # -- the check --------------------------------------------------------------------------------
 def verify(path: Path, feeds: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> dict[str, float]:
     """Run the file as it is (plain ORT) at batch N and 1; each output must match the original's
-    within the CPU tolerance of :mod:`onnxparity.parity.metrics` (scaled to the output's
+    within :data:`onnxparity.compare.CONVERT_TOLERANCE` (scaled to the output's
     magnitude: a converter reorders float sums) and the batch-1 run must match batch N."""
+    from onnxparity.compare import CONVERT_TOLERANCE, compare, scaled_to
     from onnxparity.onnx_model import OnnxModel
-    from onnxparity.parity.metrics import CONVERT_TOLERANCE, compare
 
     session = OnnxModel(path).session()
     names = list(reference)
@@ -377,8 +377,7 @@ def verify(path: Path, feeds: dict[str, np.ndarray], reference: dict[str, np.nda
         got, want = full[name], reference[name]
         if got.shape != want.shape:
             raise ParityFailure(f"output {name}: ONNX Runtime gives shape {list(got.shape)}, the original {list(want.shape)}")
-        scale = max(1.0, float(np.max(np.abs(want))) if want.size and np.isfinite(want).all() else 1.0)
-        tol = dataclasses.replace(CONVERT_TOLERANCE, atol=CONVERT_TOLERANCE.atol * scale)
+        tol = scaled_to(CONVERT_TOLERANCE, want)
         idx = np.arange(n)
         c = compare("convert", {"outputs": want, "indices": idx, "output_name": name, "label": "original"},
                     {"outputs": got, "indices": idx, "output_name": name, "label": "onnxruntime"}, tol, output=name)

@@ -19,16 +19,18 @@ import numpy as np
 
 from onnxparity import _process
 from onnxparity.backends import reference_for
+from onnxparity.compare import CONVERT_TOLERANCE
+from onnxparity.compare import streaming as stats
 from onnxparity.errors import InputError
 from onnxparity.inputs import single_batch
 from onnxparity.locate import graph as onnx_graph
 from onnxparity.locate import layout as layouts
-from onnxparity.locate import match, stats
+from onnxparity.locate import match
 from onnxparity.locate.result import LayerResult, LocateResult
 
 log = logging.getLogger(__name__)
 
-ATOL, RTOL = 1e-4, 1e-3  # atol scales with each layer's peak |value| (see stats)
+ATOL, RTOL = CONVERT_TOLERANCE.atol, CONVERT_TOLERANCE.rtol  # atol scales with each layer's peak |value|
 BATCH_SIZE = 32
 WORKERS = {"keras": "onnxparity.locate.capture_keras:KerasCapture",
            "torch": "onnxparity.locate.capture_torch:TorchCapture"}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import tempfile
 import time
@@ -22,6 +23,8 @@ from typing import Any
 import numpy as np
 
 from onnxparity import __version__, _process
+from onnxparity.compare import CONVERT_TOLERANCE, accuracy, holds_classes, scaled_to, within
+from onnxparity.compare.metrics import max_abs_diff, top1_agreement
 from onnxparity.errors import InputError, ParityFailure
 from onnxparity.inputs import load_digits_inputs, seeded_normal
 from onnxparity.migrate.plan import TARGETS, Plan
@@ -29,7 +32,6 @@ from onnxparity.spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
-ATOL, RTOL = 1e-4, 1e-3  # as convert's own check: atol scaled by the output's magnitude
 SEEDED = 16  # inputs for models that do not take 28x28 digits
 
 
@@ -210,6 +212,8 @@ def _to_target_layout(x: np.ndarray, plan: Plan) -> np.ndarray:
 
 
 def _compare(a: str, b: str, want: list[np.ndarray], got: list[np.ndarray], names: list[str]) -> Leg:
+    """Each output within convert's tolerance (scaled to the output's magnitude); the top class
+    agreement of the first that holds class scores."""
     worst, agree, problems = 0.0, None, []
     if len(want) != len(got):
         return Leg(a, b, float("inf"), False, None, f"{len(got)} outputs instead of {len(want)}")
@@ -219,13 +223,13 @@ def _compare(a: str, b: str, want: list[np.ndarray], got: list[np.ndarray], name
             problems.append(f"output {name}: shape {list(g.shape)} instead of {list(w.shape)}")
             worst = float("inf")
             continue
-        diff = float(np.max(np.abs(w - g))) if w.size else 0.0
+        diff = max_abs_diff(w, g)
+        diff = math.inf if diff is None else diff
         worst = max(worst, diff)
-        atol = ATOL * max(1.0, float(np.max(np.abs(w))) if w.size else 1.0)
-        if not np.allclose(g, w, atol=atol, rtol=RTOL):
+        if not within(w, g, scaled_to(CONVERT_TOLERANCE, w)):
             problems.append(f"output {name} differs by up to {diff:.3g}")
-        if w.ndim == 2 and w.shape[1] > 1 and agree is None:
-            agree = float(np.mean(w.argmax(1) == g.argmax(1)))
+        if agree is None and holds_classes(w):
+            agree = top1_agreement(w, g)
     return Leg(a, b, worst, not problems, agree, "; ".join(problems))
 
 
@@ -243,5 +247,5 @@ def _accuracy(outputs: dict[str, list[np.ndarray]], labels: np.ndarray, spec: Mo
     for model, outs in outputs.items():
         first = np.asarray(outs[0])
         if first.ndim == 2 and first.shape[1] == len(spec.labels):
-            out[model] = float(np.mean(first.argmax(1) == labels))
+            out[model] = accuracy(first, labels)["accuracy"]
     return out

@@ -4,8 +4,9 @@ The reference is the original on CPU in its own framework (Keras on TensorFlow, 
 outputs saved elsewhere for an ONNX file alone; the candidates are the original on GPU, the Keras
 file under Keras 3's torch backend, and the ONNX file in ONNX Runtime per execution provider, tuned
 and at batch size 1 (:mod:`onnxparity.backends`). Each backend runs in a worker process of its own
-(:mod:`onnxparity.parity.matrix`); comparisons are plain functions over saved outputs, one per
-output (:mod:`onnxparity.parity.metrics`); results are plain data saved as JSON
+(:mod:`onnxparity.parity.matrix`); each output is judged against the reference's by the plain
+functions of :mod:`onnxparity.compare` (:mod:`onnxparity.parity.judging`), and two saved runs can
+be judged again later (:mod:`onnxparity.parity.saved_runs`); results are plain data saved as JSON
 (:mod:`onnxparity.parity.result`); the console table and the HTML page are views of them
 (:mod:`onnxparity.parity.report`).
 
@@ -18,15 +19,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from onnxparity.compare import DEFAULT_TOLERANCES, Comparison, Tolerance
 from onnxparity.inputs import Inputs
-from onnxparity.parity.compare import compare_runs
-from onnxparity.parity.matrix import Target, run
-from onnxparity.parity.metrics import DEFAULT_TOLERANCES, Comparison, Tolerance, compare
+from onnxparity.parity.matrix import Target, describe, run
 from onnxparity.parity.result import BackendRun, ParityResult, load_outputs, save_outputs
+from onnxparity.parity.saved_runs import compare_runs
 
 __all__ = ["check", "check_many", "compare_runs", "choose_inputs", "write_reports", "Target", "ParityResult",
-           "Comparison", "BackendRun", "Tolerance", "DEFAULT_TOLERANCES", "Inputs", "compare", "run",
-           "save_outputs", "load_outputs"]
+           "Comparison", "BackendRun", "Tolerance", "DEFAULT_TOLERANCES", "Inputs", "run", "save_outputs",
+           "load_outputs"]
 
 
 def choose_inputs(target: Target, *, data: str | None = None, n: int | None = None, synthetic: bool = True,
@@ -35,7 +36,6 @@ def choose_inputs(target: Target, *, data: str | None = None, n: int | None = No
     """A model's inputs (and saved reference outputs, with ``target.reference``), as
     :func:`onnxparity.inputs.choose` picks them."""
     from onnxparity.inputs import choose
-    from onnxparity.parity.matrix import describe
 
     d = describe(target)
     return choose(d.signature, d.spec, what=str(target.original), reference=target.reference, given=inputs, data=data,

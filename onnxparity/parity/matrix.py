@@ -6,8 +6,8 @@ runtime the registry has, ONNX Runtime per execution provider, tuned and at batc
 candidates), marking those this machine cannot run as unavailable with the reason. A plain ONNX
 file with saved outputs (``--reference``) has those outputs as its reference. :func:`run` starts
 the workers (all at once by default: their start-up is mostly imports, which overlap well),
-collects what they return, and
-compares each output of each candidate with the reference's (:mod:`onnxparity.parity.metrics`).
+collects what they return, and has each output of each candidate judged against the reference's
+(:mod:`onnxparity.parity.judging`).
 A crash or a timeout in one worker is recorded against that backend and the others go on.
 """
 
@@ -24,17 +24,17 @@ import numpy as np
 
 from onnxparity import _process, progress
 from onnxparity.backends import Backend, backends_for, requested_providers
+from onnxparity.compare import accuracy, class_output
 from onnxparity.data.fit import check_fits
 from onnxparity.errors import InputError, WorkerError
 from onnxparity.inputs import Inputs, prepare
 from onnxparity.machine import physical_cores
 from onnxparity.models import resolve
 from onnxparity.onnx_model import OnnxModel
-from onnxparity.parity import environment
-from onnxparity.parity.metrics import Comparison, Tolerance, accuracy, compare, holds_classes, tolerance_for
+from onnxparity.parity.environment import fingerprint
+from onnxparity.parity.judging import compare_all, disagreements
 from onnxparity.parity.provenance import warn_if_other_weights
 from onnxparity.parity.result import BackendRun, ParityResult
-from onnxparity.quantize.check import judge_for
 from onnxparity.runners import merge_specs
 from onnxparity.signature import Signature
 from onnxparity.spec import ModelSpec
@@ -329,7 +329,7 @@ def run(targets: list[Target], inputs: Inputs | list[Inputs], *, providers=None,
     for target, d in zip(targets, described):  # the originals loaded: a mismatch is worth a warning now
         if target.original is not None and not d.pair and d.candidate_spec is not None:
             warn_if_other_weights(resolve(target.original).path, target.onnx, d.candidate_spec)
-    comparisons, tolerances = _compare_all(models, planned, runs, outputs, model_inputs, atol, rtol, min_agreement)
+    comparisons, tolerances = compare_all(models, planned, runs, outputs, model_inputs, atol, rtol, min_agreement)
     backends = [r for m in models for (model, _), r in runs.items() if model == m["name"]]
     first = per_target[0]
     result = ParityResult(
@@ -338,54 +338,13 @@ def run(targets: list[Target], inputs: Inputs | list[Inputs], *, providers=None,
         backends=backends,
         models=models,
         inputs=first.summary(),
-        environment=environment.fingerprint(),
+        environment=fingerprint(),
         tolerances=tolerances,
-        disagreements=_disagreements(models, planned, outputs, model_inputs),
+        disagreements=disagreements(models, runs, outputs, model_inputs),
         seconds=round(time.perf_counter() - started, 2),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
     return result, outputs
-
-
-def _compare_all(models, planned, runs, outputs, model_inputs, atol, rtol, min_agreement):
-    """One comparison per (candidate, output) of each model, against that model's reference."""
-    comparisons, tolerances = [], {}
-    for model in models:
-        name = model["name"]
-        ref_label = next((label for (m, label), r in runs.items() if m == name and r.role == "reference"), None)
-        if ref_label is None:
-            continue
-        ref_out = outputs.get((name, ref_label))
-        class_outputs = set((model["spec"] or {}).get("class_outputs") or ())
-        for job in planned:
-            if job.model != name or job.role == "reference":
-                continue
-            tol = tolerance_for(job.backend.tolerance, atol, rtol, min_agreement)
-            tolerances[job.backend.tolerance] = tol.__dict__
-            cand_out = outputs.get((name, job.label))
-            if ref_out is None or cand_out is None:
-                if job.unavailable or runs[name, job.label].status == "unavailable":
-                    continue
-                comparisons.append(_not_compared(name, ref_label, job, tol, runs))
-                continue
-            single = len(ref_out["outputs"]) == 1 == len(cand_out["outputs"])  # one output each: matched as such
-            for out_name, ref_array in ref_out["outputs"].items():
-                ref = {"outputs": ref_array, "indices": ref_out["indices"], "output_name": out_name, "label": ref_label}
-                if single and out_name not in cand_out["outputs"]:
-                    cand_out = dict(cand_out, outputs={out_name: next(iter(cand_out["outputs"].values()))})
-                if out_name not in cand_out["outputs"]:
-                    comparisons.append(Comparison(
-                        model=name, reference=ref_label, candidate=job.label, device=job.device, passed=False,
-                        reasons=[f"no output {out_name!r} (it has {', '.join(cand_out['outputs'])})"], n=0,
-                        atol=tol.atol, rtol=tol.rtol, min_agreement=tol.min_agreement, output=out_name))
-                    continue
-                cand = {"outputs": cand_out["outputs"][out_name], "indices": cand_out["indices"],
-                        "output_name": out_name, "label": job.label}
-                judge = judge_for(job.path) if job.backend.framework == "onnx" else None  # a quantized variant
-                comparisons.append(judge(name, ref, cand, model_inputs[name].labels, job.device, min_agreement) if judge
-                                   else compare(name, ref, cand, tol, job.device, output=out_name,
-                                                classes=True if out_name in class_outputs else None))
-    return comparisons, tolerances
 
 
 def _drive(todo, running, limit, crash, timeout, model_inputs, runs, outputs,
@@ -414,13 +373,6 @@ def _describe_outputs(arrays: dict) -> dict:
     return {name: {"shape": list(np.shape(a)), "dtype": str(np.asarray(a).dtype)} for name, a in arrays.items()}
 
 
-def class_output(spec: ModelSpec | None, arrays: dict) -> str | None:
-    """The output whose top-1 is the prediction: the spec's named class output, else the first that holds classes."""
-    if spec is not None and spec.output in arrays and holds_classes(arrays[spec.output], True):
-        return spec.output
-    return next((n for n, a in arrays.items() if holds_classes(a)), None)
-
-
 def _collect(job: Job, worker: _process.Worker, t0: float, inputs: Inputs):
     """A finished worker -> its BackendRun (and its outputs when it ran)."""
     try:
@@ -438,7 +390,7 @@ def _collect(job: Job, worker: _process.Worker, t0: float, inputs: Inputs):
     arrays = {name: np.asarray(a) for name, a in res["outputs"].items()}
     indices = np.arange(len(inputs)) if job.indices is None else np.asarray(job.indices)
     acc = None
-    cls = class_output(job.spec, arrays)
+    cls = class_output(arrays, job.spec.output if job.spec is not None else None)
     if cls is not None and arrays[cls].ndim == 2 and (inputs.labels[indices] >= 0).any():
         scores = job.spec.probabilities(arrays[cls]) if job.spec is not None else arrays[cls]
         acc = accuracy(scores, inputs.labels[indices])
@@ -449,49 +401,3 @@ def _collect(job: Job, worker: _process.Worker, t0: float, inputs: Inputs):
         **({"accuracy": acc["accuracy"], "correct": acc["correct"], "n_labelled": acc["n"]} if acc else {}),
     )
     return record, {"outputs": arrays, "indices": indices, "label": job.label}
-
-
-def _not_compared(model: str, ref_label: str, job: Job, tol: Tolerance, runs: dict):
-    ref_run, cand_run = runs[model, ref_label], runs[model, job.label]
-    why = (f"reference {ref_label} {ref_run.status}: {ref_run.reason}" if ref_run.status != "ok"
-           else f"{job.label} {cand_run.status}: {cand_run.reason}")
-    return Comparison(model=model, reference=ref_label, candidate=job.label, device=job.device, passed=False,
-                      reasons=[why], n=0, atol=tol.atol, rtol=tol.rtol, min_agreement=tol.min_agreement)
-
-
-def _disagreements(models: list[dict], planned: list[Job], outputs: dict, model_inputs: dict) -> list[dict]:
-    """Inputs where any backend's top-1 differs from its model's reference, with every backend's pick."""
-    found = []
-    for model in models:
-        name = model["name"]
-        inputs = model_inputs[name]
-        labels = [label for (m, label) in outputs if m == name]
-        ref_label = next((label for (m, label), o in outputs.items() if m == name and
-                          (label == SAVED or any(j.label == label and j.role == "reference" for j in planned
-                                                 if j.model == name))), None)
-        if ref_label is None:
-            continue
-        spec = ModelSpec.from_dict(model["spec"]) if model["spec"] else None
-        out_name = class_output(spec, outputs[name, ref_label]["outputs"])
-        if out_name is None or outputs[name, ref_label]["outputs"][out_name].ndim != 2:
-            continue
-        picks = {}
-        for label in labels:
-            o = outputs[name, label]
-            if out_name not in o["outputs"] or np.shape(o["outputs"][out_name]) != \
-                    (len(o["indices"]), *np.shape(outputs[name, ref_label]["outputs"][out_name])[1:]):
-                continue
-            full = np.full(len(inputs), -1, np.int64)
-            full[o["indices"]] = np.asarray(o["outputs"][out_name]).argmax(axis=1)
-            picks[label] = full
-        ref = picks.get(ref_label)
-        if ref is None:
-            continue
-        differ = np.zeros(len(inputs), bool)
-        for label, p in picks.items():
-            differ |= (p >= 0) & (p != ref)
-        for i in np.flatnonzero(differ):
-            found.append({"model": name, "output": out_name, "index": int(i), "kind": inputs.kinds[i],
-                          "label": int(inputs.labels[i]),
-                          "predictions": {label: int(p[i]) for label, p in picks.items() if p[i] >= 0}})
-    return found

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from onnxparity._io import write_text
-from onnxparity.parity.metrics import HIST_EDGES
+from onnxparity.compare import HIST_EDGES
 
 MAX_CARDS = 24  # inputs shown per comparison; the JSON has them all
 TIMING_ORDER = ("start", "infer", "wall")

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from onnxparity._io import write_text
 from onnxparity.parity.result import ParityResult
-from onnxparity.quantize.check import notes as variant_notes
 
 
 def _num(x, fmt="{:.1e}") -> str:
@@ -43,7 +42,8 @@ def table(result: ParityResult) -> str:
             lines.append(f"why      {c.model}: {c.candidate}: {'; '.join(c.reasons)}")
     for line in getattr(result, "unmet", ()):
         lines.append(f"REQUIRED {line}")
-    lines += variant_notes(result)  # quantized variants: how they were judged
+    lines += [f"variant  {c.model}: {c.candidate}: {c.checks['variant']['judged_by']}"  # how variants were judged
+              for c in result.comparisons if "variant" in (c.checks or {})]
     lines.append(f"inputs: {inputs_line(result.inputs)}; parity {'PASSED' if result.passed else 'FAILED'} "
                  f"in {result.seconds:.1f} s")
     return "\n".join(lines)

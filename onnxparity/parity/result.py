@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from onnxparity._io import atomic_path, write_text
+from onnxparity.compare import HIST_EDGES, Comparison
 from onnxparity.errors import InputError
-from onnxparity.parity.metrics import HIST_EDGES, Comparison
 
 SCHEMA = "onnxparity.parity/2"  # 2: one comparison per (candidate, output); backends' ``outputs``
 

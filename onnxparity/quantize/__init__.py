@@ -5,10 +5,11 @@
     report.written, report.top1_agreement, report.speedup
 
 :mod:`~onnxparity.quantize.pipeline` makes the variant (:mod:`.int8`, :mod:`.fp16`) from the data of
-:mod:`.data`, judges it (:mod:`.evaluate`), keeps the noisiest layers in float when the gate
-refuses (:mod:`.layers`), times both files (:mod:`.speed`) and writes the variant with its
-metadata (:mod:`.variant`) only when the gate passes; :mod:`.check` is how ``onnxparity check``
-judges a variant.
+:mod:`.data`, compares it with its fp32 file (:mod:`.evaluate`) for the gate of
+:func:`onnxparity.compare.variant_gate`, keeps the noisiest layers in float when the gate refuses
+(:mod:`.layers`), times both files (:mod:`.speed`) and writes the variant with its metadata
+(:mod:`.variant`) only when the gate passes. ``onnxparity check`` judges a variant by the same
+gate (:func:`onnxparity.compare.judge_variant`).
 """
 
 from onnxparity.quantize.pipeline import quantize

@@ -1,8 +1,9 @@
-"""The fp32 file and its variant on the held-out data, compared with the parity metrics.
+"""The fp32 file and its variant on the held-out data, compared by :mod:`onnxparity.compare`.
 
 Both run in plain ONNX Runtime sessions (``make_session(tuned=False)``): the files are judged as
-they will be deployed, not as the toolkit's CPU rewrites run them. Top-1 agreement and the max abs
-difference come from :func:`onnxparity.parity.metrics.compare`, accuracy from its ``accuracy``.
+they will be deployed, not as the toolkit's CPU rewrites run them. Top-1 agreement comes from
+:func:`onnxparity.compare.compare`, accuracy and the max abs difference from its metrics; the
+gate that reads them is :func:`onnxparity.compare.variant_gate`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from onnxparity.compare import Tolerance, accuracy, class_output, compare
+from onnxparity.compare.metrics import max_abs_diff
 from onnxparity.errors import InputError
 
 EVAL_BATCH = 256
@@ -26,9 +29,6 @@ class Agreement:
     max_abs_diff: dict[str, float | None]  # per output
     accuracy: dict[str, float] | None  # {"fp32": x, "<precision>": y}; None without labels
 
-    def accuracy_drop(self, precision: str) -> float | None:
-        return None if self.accuracy is None else self.accuracy["fp32"] - self.accuracy[precision]
-
 
 def outputs_of(path, feeds_batches, providers=None) -> dict[str, np.ndarray]:
     """Every output of the file at ``path`` over the batches, concatenated, by output name."""
@@ -43,20 +43,12 @@ def outputs_of(path, feeds_batches, providers=None) -> dict[str, np.ndarray]:
     return {n: np.concatenate(v) for n, v in parts.items()}
 
 
-def class_output(outputs: dict[str, np.ndarray]) -> str:
-    """The first output that holds class scores (2-D, more than one class)."""
-    for name, value in outputs.items():
-        if value.ndim == 2 and value.shape[1] > 1:
-            return name
-    raise InputError("no output holds class scores (2-D with more than one class); the quantize gate "
-                     "judges top-1 agreement, so it cannot judge this model")
-
-
 def agreement(reference: dict[str, np.ndarray], candidate: dict[str, np.ndarray], labels: np.ndarray | None,
               precision: str) -> Agreement:
-    from onnxparity.parity.metrics import Tolerance, accuracy, compare
-
     name = class_output(reference)
+    if name is None:
+        raise InputError("no output holds class scores (2-D with more than one class); the quantize gate "
+                         "judges top-1 agreement, so it cannot judge this model")
     index = np.arange(len(reference[name]))
 
     def as_run(out: dict[str, np.ndarray], label: str) -> dict:
@@ -66,11 +58,7 @@ def agreement(reference: dict[str, np.ndarray], candidate: dict[str, np.ndarray]
     # No element-wise tolerance: a variant is judged by top-1 agreement and accuracy.
     judged = compare("variant", as_run(reference, "fp32"), as_run(candidate, precision),
                      Tolerance(atol=float("inf"), rtol=0.0, min_agreement=0.0))
-    diffs = {}
-    for out, ref in reference.items():
-        cand = candidate[out]
-        diff = np.abs(ref.astype(np.float64) - cand.astype(np.float64)) if ref.shape == cand.shape else None
-        diffs[out] = None if diff is None or not np.isfinite(diff).all() else float(diff.max(initial=0.0))
+    diffs = {out: max_abs_diff(ref, candidate[out]) for out, ref in reference.items()}
     acc = None
     if labels is not None:
         ref_acc, cand_acc = accuracy(reference[name], labels), accuracy(candidate[name], labels)

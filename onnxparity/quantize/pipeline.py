@@ -7,29 +7,21 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import onnxparity.quantize.evaluate as evaluate
+import onnxparity.quantize.fp16 as fp16
+import onnxparity.quantize.int8 as int8
+import onnxparity.quantize.layers as layers
+import onnxparity.quantize.speed as speed
+import onnxparity.quantize.variant as variant
+from onnxparity.compare import variant_gate
+from onnxparity.compare.judges import MAX_ACCURACY_DROP, MIN_AGREEMENT
 from onnxparity.errors import InputError
 from onnxparity.inputs import CALIBRATION_SIZE, calibration_split
-from onnxparity.quantize import evaluate, fp16, int8, layers, speed, variant
 from onnxparity.quantize.report import QuantizeReport
 
 log = logging.getLogger(__name__)
 
-MIN_AGREEMENT = 0.99
-MAX_ACCURACY_DROP = 0.005
 MAX_EXCLUDE = 3  # layers at most kept in float
-
-
-def gate(agree: evaluate.Agreement, precision: str, min_agreement: float, max_accuracy_drop: float) -> list[str]:
-    """Why the variant may not be written (empty: it may)."""
-    reasons = []
-    if agree.top1_agreement < min_agreement:
-        reasons.append(f"top-1 agreement {agree.top1_agreement:.2%} is below {min_agreement:.2%} "
-                       f"({agree.disagreements} disagreements)")
-    drop = agree.accuracy_drop(precision)
-    if drop is not None and drop > max_accuracy_drop:
-        reasons.append(f"accuracy drops by {drop:.4f} ({agree.accuracy['fp32']:.4f} -> "
-                       f"{agree.accuracy[precision]:.4f}), more than {max_accuracy_drop:.4f}")
-    return reasons
 
 
 def _check_arguments(precision, min_agreement, max_accuracy_drop, max_exclude, calibration_size) -> None:
@@ -106,7 +98,9 @@ def quantize(model: str | Path, precision: str, out: str | Path | None = None, *
             providers = None if judge_on == "cpu" else ["CUDAExecutionProvider", "CPUExecutionProvider"]
             agree = evaluate.agreement(reference, evaluate.outputs_of(path, feeds.batches("held_out",
                                        evaluate.EVAL_BATCH), providers), feeds.labels, precision)
-            return agree, gate(agree, precision, min_agreement, max_accuracy_drop)
+            accuracies = (agree.accuracy["fp32"], agree.accuracy[precision]) if agree.accuracy else None
+            return agree, variant_gate(agree.top1_agreement, agree.disagreements, accuracies,
+                                       min_agreement=min_agreement, max_accuracy_drop=max_accuracy_drop)
 
         if precision == "int8":
             settings = {**settings_int8.to_dict(), "calibration_fingerprint": feeds.fingerprint(),

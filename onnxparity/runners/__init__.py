@@ -19,6 +19,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
+from onnxparity.compare import class_output
 from onnxparity.errors import BackendUnavailable, InputError  # noqa: F401 (BackendUnavailable: re-exported)
 from onnxparity.models import resolve
 from onnxparity.spec import ModelSpec
@@ -123,9 +124,9 @@ def typed_feeds(signature, feeds: dict[str, np.ndarray], where) -> dict[str, np.
     return {n: np.asarray(feeds[n]).astype(dt, copy=False) for n, dt in dtypes.items()}
 
 
-def class_output(spec: ModelSpec, outputs: dict[str, np.ndarray]) -> np.ndarray:
-    """The output that holds the class scores: the one named after the spec's kind, else the first."""
-    return outputs.get(spec.output, next(iter(outputs.values())))
+def _class_scores(spec: ModelSpec, outputs: dict[str, np.ndarray]) -> np.ndarray:
+    """The output :func:`~onnxparity.compare.class_output` names (else the first)."""
+    return outputs[class_output(outputs, spec.output) or next(iter(outputs))]
 
 
 def predict(runner: Runner, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
@@ -134,5 +135,5 @@ def predict(runner: Runner, images: np.ndarray, batch_size: int = 1000) -> np.nd
     if len(x) == 0:
         raise InputError("no images to run")
     name = runner.spec.input_name or "input"
-    return np.concatenate([np.asarray(class_output(runner.spec, runner.infer({name: x[i : i + batch_size]})))
+    return np.concatenate([np.asarray(_class_scores(runner.spec, runner.infer({name: x[i : i + batch_size]})))
                            for i in range(0, len(x), batch_size)])

@@ -7,9 +7,9 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from onnxparity.compare import compare, tolerance_for
 from onnxparity.errors import InputError
-from onnxparity.parity import environment
-from onnxparity.parity.metrics import compare, tolerance_for
+from onnxparity.parity.environment import fingerprint
 from onnxparity.parity.result import ParityResult, load_outputs
 
 
@@ -57,6 +57,6 @@ def compare_runs(a: str | Path, b: str | Path, *, reference: str | None = None, 
     return ParityResult(
         passed=all(c.passed for c in comparisons), comparisons=comparisons, backends=backends, models=models,
         inputs={**inputs_a.summary(), "runs": [str(a), str(b)]},
-        environment={"A": res_a.environment, "B": res_b.environment, "here": environment.fingerprint()},
+        environment={"A": res_a.environment, "B": res_b.environment, "here": fingerprint()},
         tolerances=tolerances, seconds=round(time.perf_counter() - started, 2),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"))

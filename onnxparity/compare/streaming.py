@@ -1,4 +1,4 @@
-"""Per-layer error statistics, accumulated batch by batch (pure NumPy, no framework).
+"""The metrics of :mod:`~onnxparity.compare.metrics`, accumulated batch by batch (NumPy only).
 
 The interface is three functions over a small value type, so that a whole run never has to be
 held in memory and partial results from several batches (or processes) can be combined:
@@ -6,14 +6,15 @@ held in memory and partial results from several batches (or processes) can be co
     acc = None
     for ref, cand in batches:
         acc = merge(acc, batch_stats(ref, cand, rtol=1e-3, offset=i0))
-    summary = summarize(acc, atol=1e-4, rtol=1e-3)   # max abs, max rel, SQNR dB, within tolerance
+    summary = summarize(acc, atol=1e-4)   # max abs, max rel, SQNR dB, within tolerance
 
 Within tolerance is NumPy's ``allclose`` rule, ``|c - r| <= atol' + rtol * |r|`` for every
-element, with ``atol' = atol * max(1, max |r|)``: intermediate activations range far wider than a
-model's probabilities, so the absolute part scales with the layer's own magnitude. It is decided
-from running maxima (``max(|c - r| - rtol * |r|)`` against the layer's peak), which makes it exact
-over the whole run without keeping any element. NaN or Inf in the same place with the same value
-on both sides counts as exact; anywhere else it is a mismatch and the layer is out of tolerance.
+element, with ``atol' = atol * max(1, max |r|)`` (:func:`~onnxparity.compare.tolerances.scaled_atol`):
+intermediate activations range far wider than a model's probabilities, so the absolute part
+scales with the values' own magnitude. It is decided from running maxima (``max(|c - r| - rtol *
+|r|)`` against the peak), which makes it exact over the whole run without keeping any element.
+NaN or Inf in the same place with the same value on both sides counts as exact; anywhere else it
+is a mismatch and the values are out of tolerance.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-TINY = float(np.finfo(np.float32).tiny)
+from onnxparity.compare.metrics import max_rel, nonfinite_mismatches, sqnr_db
+from onnxparity.compare.tolerances import scaled_atol
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,7 @@ class ErrorStats:
 
     n: int = 0  # elements compared
     max_abs: float = 0.0
-    max_rel: float = 0.0  # |c - r| / max(|r|, tiny)
+    max_rel: float | None = None  # metrics.max_rel: over reference values >= REL_FLOOR; None when there are none
     max_excess: float = -math.inf  # max(|c - r| - rtol * |r|): the allclose margin before atol
     peak_ref: float = 0.0  # max |r|
     sum_sq_ref: float = 0.0
@@ -43,19 +45,11 @@ class ErrorStats:
 
 def batch_stats(reference: np.ndarray, candidate: np.ndarray, *, rtol: float, offset: int = 0) -> ErrorStats:
     """Statistics of one batch; axis 0 is the input axis (``offset`` numbers its first input)."""
-    r = np.asarray(reference, dtype=np.float64)
-    c = np.asarray(candidate, dtype=np.float64)
-    if r.shape != c.shape:
-        raise ValueError(f"shapes differ: reference {r.shape}, candidate {c.shape}")
-    if r.size == 0:
+    if np.shape(reference) != np.shape(candidate):
+        raise ValueError(f"shapes differ: reference {np.shape(reference)}, candidate {np.shape(candidate)}")
+    if np.size(reference) == 0:
         return ErrorStats()
-    bad_r, bad_c = ~np.isfinite(r), ~np.isfinite(c)
-    mismatch = 0
-    if bad_r.any() or bad_c.any():
-        same = (bad_r & bad_c) & ((np.isnan(r) & np.isnan(c)) | (r == c))
-        mismatch = int(((bad_r | bad_c) & ~same).sum())
-        r = np.where(bad_r | bad_c, 0.0, r)
-        c = np.where(bad_r | bad_c, 0.0, c)
+    mismatch, r, c = nonfinite_mismatches(reference, candidate)
     abs_r = np.abs(r)
     diff = np.abs(c - r)
     worst = int(diff.argmax())
@@ -63,7 +57,7 @@ def batch_stats(reference: np.ndarray, candidate: np.ndarray, *, rtol: float, of
     return ErrorStats(
         n=int(r.size),
         max_abs=float(diff.ravel()[worst]),
-        max_rel=float((diff / np.maximum(abs_r, TINY)).max()),
+        max_rel=max_rel(diff, r),
         max_excess=float((diff - rtol * abs_r).max()),
         peak_ref=float(abs_r.max()),
         sum_sq_ref=float(np.square(r).sum()),
@@ -79,10 +73,11 @@ def merge(a: ErrorStats | None, b: ErrorStats) -> ErrorStats:
         return b
     if b.n == 0:
         return a
+    rels = [x for x in (a.max_rel, b.max_rel) if x is not None]
     return ErrorStats(
         n=a.n + b.n,
         max_abs=max(a.max_abs, b.max_abs),
-        max_rel=max(a.max_rel, b.max_rel),
+        max_rel=max(rels) if rels else None,
         max_excess=max(a.max_excess, b.max_excess),
         peak_ref=max(a.peak_ref, b.peak_ref),
         sum_sq_ref=a.sum_sq_ref + b.sum_sq_ref,
@@ -92,26 +87,17 @@ def merge(a: ErrorStats | None, b: ErrorStats) -> ErrorStats:
     )
 
 
-def sqnr_db(stats: ErrorStats) -> float:
-    """Signal-to-quantization-noise ratio, ``10 log10(sum r^2 / sum (c - r)^2)``; inf when exact."""
-    if stats.sum_sq_err == 0.0:
-        return math.inf
-    if stats.sum_sq_ref == 0.0:
-        return -math.inf
-    return 10.0 * math.log10(stats.sum_sq_ref / stats.sum_sq_err)
-
-
 def within(stats: ErrorStats, *, atol: float) -> bool:
     """Every element within ``atol * max(1, peak |r|) + rtol * |r|`` (rtol was applied per batch)."""
     if stats.nonfinite_mismatch:
         return False
-    return stats.n == 0 or stats.max_excess <= atol * max(1.0, stats.peak_ref)
+    return stats.n == 0 or stats.max_excess <= scaled_atol(atol, stats.peak_ref)
 
 
 def summarize(stats: ErrorStats | None, *, atol: float) -> dict:
     """The figures a report shows: max abs / rel diff, SQNR in dB (None for exact), the verdict."""
     stats = stats or ErrorStats()
-    db = sqnr_db(stats)
+    db = sqnr_db(stats.sum_sq_ref, stats.sum_sq_err)
     return {
         "max_abs_diff": stats.max_abs,
         "max_rel_diff": stats.max_rel,

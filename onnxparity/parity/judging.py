@@ -1,0 +1,109 @@
+"""Judging the parity matrix's outputs: each candidate's against its model's reference.
+
+:func:`compare_all` gives one :class:`~onnxparity.compare.Comparison` per (candidate, output),
+with the judge :mod:`onnxparity.compare` has for it (a quantized variant by its gate, any other
+output by its tolerance class); :func:`disagreements` lists the inputs where any backend's top-1
+differs from the reference's, with every backend's pick.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from onnxparity.compare import Comparison, Tolerance, class_output, compare, judge_variant, tolerance_for
+from onnxparity.onnx_model import OnnxModel
+from onnxparity.spec import ModelSpec
+
+
+def reference_label(model: str, runs: dict) -> str | None:
+    return next((label for (m, label), r in runs.items() if m == model and r.role == "reference"), None)
+
+
+def compare_all(models, planned, runs, outputs, model_inputs, atol, rtol, min_agreement):
+    """One comparison per (candidate, output) of each model, against that model's reference;
+    and the tolerances used, by tolerance class."""
+    comparisons, tolerances = [], {}
+    for model in models:
+        name = model["name"]
+        ref_label = reference_label(name, runs)
+        if ref_label is None:
+            continue
+        ref_out = outputs.get((name, ref_label))
+        class_outputs = set((model["spec"] or {}).get("class_outputs") or ())
+        for job in planned:
+            if job.model != name or job.role == "reference":
+                continue
+            tol = tolerance_for(job.backend.tolerance, atol, rtol, min_agreement)
+            tolerances[job.backend.tolerance] = tol.__dict__
+            cand_out = outputs.get((name, job.label))
+            if ref_out is None or cand_out is None:
+                if job.unavailable or runs[name, job.label].status == "unavailable":
+                    continue
+                comparisons.append(not_compared(name, ref_label, job, tol, runs))
+                continue
+            variant = OnnxModel(job.path).variant if job.backend.framework == "onnx" else None
+            judge = functools.partial(judge_variant, variant=variant) if variant else None
+            single = len(ref_out["outputs"]) == 1 == len(cand_out["outputs"])  # one output each: matched as such
+            for out_name, ref_array in ref_out["outputs"].items():
+                ref = {"outputs": ref_array, "indices": ref_out["indices"], "output_name": out_name, "label": ref_label}
+                if single and out_name not in cand_out["outputs"]:
+                    cand_out = dict(cand_out, outputs={out_name: next(iter(cand_out["outputs"].values()))})
+                if out_name not in cand_out["outputs"]:
+                    comparisons.append(Comparison(
+                        model=name, reference=ref_label, candidate=job.label, device=job.device, passed=False,
+                        reasons=[f"no output {out_name!r} (it has {', '.join(cand_out['outputs'])})"], n=0,
+                        atol=tol.atol, rtol=tol.rtol, min_agreement=tol.min_agreement, output=out_name))
+                    continue
+                cand = {"outputs": cand_out["outputs"][out_name], "indices": cand_out["indices"],
+                        "output_name": out_name, "label": job.label}
+                comparisons.append(judge(name, ref, cand, model_inputs[name].labels, job.device, min_agreement) if judge
+                                   else compare(name, ref, cand, tol, job.device, output=out_name,
+                                                classes=True if out_name in class_outputs else None))
+    return comparisons, tolerances
+
+
+def not_compared(model: str, ref_label: str, job, tol: Tolerance, runs: dict) -> Comparison:
+    """A failed comparison saying which side did not run, and why."""
+    ref_run, cand_run = runs[model, ref_label], runs[model, job.label]
+    why = (f"reference {ref_label} {ref_run.status}: {ref_run.reason}" if ref_run.status != "ok"
+           else f"{job.label} {cand_run.status}: {cand_run.reason}")
+    return Comparison(model=model, reference=ref_label, candidate=job.label, device=job.device, passed=False,
+                      reasons=[why], n=0, atol=tol.atol, rtol=tol.rtol, min_agreement=tol.min_agreement)
+
+
+def disagreements(models: list[dict], runs: dict, outputs: dict, model_inputs: dict) -> list[dict]:
+    """Inputs where any backend's top-1 differs from its model's reference, with every backend's pick."""
+    found = []
+    for model in models:
+        name = model["name"]
+        inputs = model_inputs[name]
+        ref_label = reference_label(name, runs)
+        if (name, ref_label) not in outputs:
+            continue
+        reference = outputs[name, ref_label]["outputs"]
+        spec = ModelSpec.from_dict(model["spec"]) if model["spec"] else None
+        out_name = class_output(reference, spec.output if spec else None)
+        if out_name is None or reference[out_name].ndim != 2:
+            continue
+        picks = {}
+        for label in [label for (m, label) in outputs if m == name]:
+            o = outputs[name, label]
+            if out_name not in o["outputs"] or np.shape(o["outputs"][out_name]) != \
+                    (len(o["indices"]), *np.shape(reference[out_name])[1:]):
+                continue
+            full = np.full(len(inputs), -1, np.int64)
+            full[o["indices"]] = np.asarray(o["outputs"][out_name]).argmax(axis=1)
+            picks[label] = full
+        ref = picks.get(ref_label)
+        if ref is None:
+            continue
+        differ = np.zeros(len(inputs), bool)
+        for label, p in picks.items():
+            differ |= (p >= 0) & (p != ref)
+        for i in np.flatnonzero(differ):
+            found.append({"model": name, "output": out_name, "index": int(i), "kind": inputs.kinds[i],
+                          "label": int(inputs.labels[i]),
+                          "predictions": {label: int(p[i]) for label, p in picks.items() if p[i] >= 0}})
+    return found
