@@ -11,7 +11,8 @@ can be judged again later (``onnxparity compare``). :func:`compare` picks the ru
 
 A top-1 disagreement is a *near tie* when the reference's own margin between the two classes
 involved is within that tolerance: any within-tolerance wobble could flip it. Near ties are
-reported apart and do not count against ``min_agreement``; real disagreements do.
+reported apart and do not count against ``min_agreement``; real disagreements do. :func:`within`
+is the element-wise verdict alone, for callers that need no :class:`Comparison`.
 
 :func:`judge_variant` judges a quantized variant instead, by the gate it passed when it was
 written (:func:`variant_gate`: top-1 agreement and accuracy), not by float32's tolerance.

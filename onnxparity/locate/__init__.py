@@ -6,8 +6,8 @@
 
 Parts: capture of the original's layer outputs (:mod:`.capture_keras`, :mod:`.capture_torch`, each
 in a worker process of its own), the ONNX side (:mod:`.graph`), name matching (:mod:`.match`),
-layouts (:mod:`.layout`), streaming statistics (:mod:`.stats`), the run (:mod:`.run`) and its views
-(:mod:`.report`). The package is callable, so ``onnxparity.locate(...)`` is the function itself.
+layouts (:mod:`.layout`), the run (:mod:`.run`, with the streaming statistics of
+:mod:`onnxparity.compare.streaming`) and its views (:mod:`.report`). The package is callable, so ``onnxparity.locate(...)`` is the function itself.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ class LayerResult:
     covers: list[str] = field(default_factory=list)  # layers with no node of their own, fused into this one
     aliases: list[str] = field(default_factory=list)  # calls with the same output (containers)
     isolated_via: list[str] = field(default_factory=list)  # other nodes the isolated copy runs (functional ops)
-    cumulative: dict | None = None  # stats.summarize(): max_abs_diff, max_rel_diff, sqnr_db, within_tolerance...
+    cumulative: dict | None = None  # streaming.summarize(): max_abs_diff, max_rel_diff, sqnr_db, within_tolerance...
     isolated: dict | None = None
     note: str | None = None  # why a mode could not run
 

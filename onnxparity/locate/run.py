@@ -3,8 +3,9 @@
 The original runs in a worker process of its own framework (:mod:`.capture_keras`,
 :mod:`.capture_torch`); this process never imports TensorFlow or PyTorch. It runs ONNX Runtime
 (the plain session on the file, ``make_session(..., tuned=False)``) on the cumulative and the
-isolated model (:mod:`.graph`), and folds each batch into per-layer statistics (:mod:`.stats`)
-before the next batch is asked for, so memory holds one batch of activations at a time.
+isolated model (:mod:`.graph`), and folds each batch into per-layer statistics
+(:mod:`onnxparity.compare.streaming`) before the next batch is asked for, so memory holds one batch
+of activations at a time.
 """
 
 from __future__ import annotations
