@@ -239,7 +239,7 @@ def test_fp16_variant_is_produced_and_checked(framework, onnx_files, tmp_path):
 # -- variants in the other commands ----------------------------------------------------------------
 @pytest.mark.slow
 def test_serve_bench_and_triton_take_variants(onnx_files, tmp_path, test_digits):
-    from onnxparity.bench.run import _model
+    from onnxparity.bench.models import _model
     from onnxparity.serve import load_models
     from onnxparity.serve.repository import warm_up
     from onnxparity.serve.triton import export_triton
