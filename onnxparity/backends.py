@@ -69,10 +69,9 @@ class Backend:
         if self.device == "cuda":
             if not gpu:
                 return "GPU runs turned off (--cpu-only)"
-            from onnxparity.gpu import detect
+            from onnxparity.machine import no_gpu_reason
 
-            gpus, why = detect()
-            if not gpus:
+            if why := no_gpu_reason():
                 return why
         return self.probe(self.options) if self.probe else None
 

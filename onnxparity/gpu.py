@@ -1,69 +1,19 @@
-"""Facts and settings about NVIDIA GPUs that parity, the runners, the bench and serving share.
+"""Settings for NVIDIA GPUs that parity, the runners, the bench and serving share.
 
-A leaf module: it imports no framework at import time. It finds the GPUs (``nvidia-smi`` on the
-PATH, then where container hosts keep it, then torch), loads torch's CUDA libraries before ONNX
-Runtime's first import when a CUDA or TensorRT provider is wanted, and pins PyTorch's float32
-maths to full precision for parity runs.
+It imports no framework at import time. It loads torch's CUDA libraries before ONNX Runtime's
+first import when a CUDA or TensorRT provider is wanted, and pins PyTorch's float32 maths to full
+precision for parity runs. Whether there is a GPU at all is a fact of the machine:
+:func:`onnxparity.machine.nvidia_gpus`.
 """
 
 from __future__ import annotations
 
-import functools
-import glob
 import sys
 
 from onnxparity.machine import nvidia_gpus
 
-# The driver's device nodes and proc entries: present wherever a GPU is visible, whatever the tools.
-DEVICE_NODES = ("/dev/nvidia[0-9]*", "/proc/driver/nvidia/gpus/*")
 # ONNX Runtime's execution providers that run on an NVIDIA GPU (every other list of them reads this one).
 NVIDIA_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
-
-
-def device_nodes_present(patterns: tuple[str, ...] = DEVICE_NODES) -> bool:
-    return any(glob.glob(p) for p in patterns)
-
-
-def torch_gpus() -> tuple[list[dict], str | None]:
-    """The GPUs torch sees (``torch.cuda.is_available()``), asked in a child process unless torch is
-    already loaded here: importing torch into a parent that may load TensorFlow later is not safe."""
-    if "torch" in sys.modules:
-        return _torch_gpus_here()
-    from onnxparity import _process
-    from onnxparity.errors import OnnxParityError
-
-    try:
-        return tuple(_process.call("onnxparity.gpu:_torch_gpus_here", name="torch CUDA probe", timeout=120))
-    except OnnxParityError as exc:
-        return [], f"torch could not be asked about CUDA ({exc})"
-
-
-def _torch_gpus_here() -> tuple[list[dict], str | None]:
-    try:
-        import torch
-    except ImportError:
-        return [], "no nvidia-smi, and torch is not installed to ask"
-    if torch.version.cuda is None or not torch.cuda.is_available():
-        return [], f"no nvidia-smi, and torch {torch.__version__} sees no CUDA device"
-    gpus = []
-    for i in range(torch.cuda.device_count()):
-        props = torch.cuda.get_device_properties(i)
-        gpus.append({"name": props.name, "driver": None, "memory": f"{props.total_memory // 2**20} MiB",
-                     "source": "torch.cuda"})
-    return gpus, None
-
-
-@functools.lru_cache(maxsize=1)
-def detect() -> tuple[list[dict], str | None]:
-    """NVIDIA GPUs here and, when there are none, why: nvidia-smi (on the PATH or in
-    :data:`onnxparity.machine.NVIDIA_SMI_FALLBACKS`), else torch where the driver's device nodes exist."""
-    gpus, why = nvidia_gpus()
-    if gpus:
-        return gpus, None
-    if not device_nodes_present():
-        return [], why
-    gpus, torch_why = torch_gpus()
-    return (gpus, None) if gpus else ([], f"{why}; {torch_why}")
 
 
 def wants_gpu_provider(providers) -> bool:
@@ -98,8 +48,6 @@ def prepare_onnxruntime(providers) -> bool:
     and a GPU is here, preload the CUDA libraries. Returns whether it did."""
     if "onnxruntime" in sys.modules or not wants_gpu_provider(providers):
         return False
-    from onnxparity.parity.environment import nvidia_gpus
-
     if not nvidia_gpus()[0]:
         return False
     preload_cuda_libraries()

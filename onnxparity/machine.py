@@ -1,21 +1,28 @@
-"""Facts about this machine that decide kernels, threads and devices: a leaf module (no onnxparity imports).
+"""Facts about this machine that decide kernels, threads and devices: its CPU and its NVIDIA GPUs.
 
-Everything here is read from Linux's files or a tool on PATH, never by importing a framework, so
-the CLI, parity, bench and the ORT session code can all ask without a cost or an import loop.
+Everything here is read from Linux's files or a tool on PATH, never by importing a framework here
+(torch is asked about CUDA in a child process, and only where the driver is present without its
+tool), so the CLI, parity, bench and the ORT session code can all ask without a cost or an import loop.
 """
 
 from __future__ import annotations
 
 import functools
+import glob
 import os
 import platform
 import shutil
 import subprocess
+import sys
 
 # The flags that decide which kernels MLAS, oneDNN and Inductor pick (quoted with every benchmark).
 KERNEL_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_tile", "neon", "sve")
+# The flags that give int8 dot products in one instruction (what ORT's int8 kernels want).
+VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 # Where hosts keep nvidia-smi when it is not on PATH (NVIDIA's container toolkit mounts it here).
 NVIDIA_SMI_FALLBACKS = ("/usr/local/nvidia/bin/nvidia-smi", "/usr/bin/nvidia-smi", "/opt/nvidia/bin/nvidia-smi")
+# The driver's device nodes and proc entries: present wherever a GPU is visible, whatever the tools.
+DEVICE_NODES = ("/dev/nvidia[0-9]*", "/proc/driver/nvidia/gpus/*")
 
 
 @functools.lru_cache(maxsize=1)
@@ -36,9 +43,10 @@ def kernel_flags() -> list[str]:
     return [f for f in KERNEL_FLAGS if f in cpu_flags()]
 
 
-def has_vnni() -> bool:
-    """Whether int8 dot products run in one instruction (AVX512-VNNI or AVX-VNNI)."""
-    return bool({"avx512_vnni", "avx_vnni"} & cpu_flags())
+def vnni_flags(flags: frozenset[str] | set[str] | None = None) -> list[str]:
+    """The int8 dot-product flags among ``flags`` (this CPU's by default), sorted; empty without VNNI."""
+    flags = cpu_flags() if flags is None else flags
+    return sorted(f for f in VNNI_FLAGS if f in flags)
 
 
 def nchwc_block(flags: frozenset[str] | None = None) -> int:
@@ -113,11 +121,56 @@ def query_nvidia_smi(exe: str) -> tuple[list[dict], str | None]:
     return gpus, None if gpus else f"{exe} lists no GPU ({(out.stderr or out.stdout).strip()[:120]})"
 
 
+def device_nodes_present(patterns: tuple[str, ...] = DEVICE_NODES) -> bool:
+    return any(glob.glob(p) for p in patterns)
+
+
+def torch_gpus() -> tuple[list[dict], str | None]:
+    """The GPUs torch sees (``torch.cuda.is_available()``), asked in a child process unless torch is
+    already loaded here: importing torch into a parent that may load TensorFlow later is not safe."""
+    if "torch" in sys.modules:
+        return _torch_gpus_here()
+    from onnxparity import _process
+    from onnxparity.errors import OnnxParityError
+
+    try:
+        return tuple(_process.call("onnxparity.machine:_torch_gpus_here", name="torch CUDA probe", timeout=120))
+    except OnnxParityError as exc:
+        return [], f"torch could not be asked about CUDA ({exc})"
+
+
+def _torch_gpus_here() -> tuple[list[dict], str | None]:
+    try:
+        import torch
+    except ImportError:
+        return [], "no nvidia-smi, and torch is not installed to ask"
+    if torch.version.cuda is None or not torch.cuda.is_available():
+        return [], f"no nvidia-smi, and torch {torch.__version__} sees no CUDA device"
+    gpus = []
+    for i in range(torch.cuda.device_count()):
+        props = torch.cuda.get_device_properties(i)
+        gpus.append({"name": props.name, "driver": None, "memory": f"{props.total_memory // 2**20} MiB",
+                     "source": "torch.cuda"})
+    return gpus, None
+
+
 @functools.lru_cache(maxsize=1)
 def nvidia_gpus() -> tuple[list[dict], str | None]:
-    """NVIDIA GPUs from ``nvidia-smi`` (name, driver, memory); the reason when there are none.
-    :func:`onnxparity.gpu.detect` asks torch too where the driver is present without the tool."""
+    """NVIDIA GPUs here (name, driver, memory) and, when there are none, why: nvidia-smi (on the
+    PATH or in :data:`NVIDIA_SMI_FALLBACKS`), else torch where the driver's device nodes exist."""
     exe = find_nvidia_smi()
     if exe is None:
-        return [], "no NVIDIA driver here (nvidia-smi not found on PATH or in /usr/local/nvidia/bin)"
-    return query_nvidia_smi(exe)
+        gpus, why = [], "no NVIDIA driver here (nvidia-smi not found on PATH or in /usr/local/nvidia/bin)"
+    else:
+        gpus, why = query_nvidia_smi(exe)
+    if gpus:
+        return gpus, None
+    if not device_nodes_present():
+        return [], why
+    gpus, torch_why = torch_gpus()
+    return (gpus, None) if gpus else ([], f"{why}; {torch_why}")
+
+
+def no_gpu_reason() -> str | None:
+    """Why no CUDA backend can run here (no NVIDIA GPU found), in one line; None when there is a GPU."""
+    return nvidia_gpus()[1]

@@ -176,7 +176,7 @@ for dist in ("onnxruntime-gpu", "keras", "tensorflow", "aiohttp", "rich"):
         print(dist, md.version(dist))
     except md.PackageNotFoundError:
         print(dist, "not installed")
-from onnxparity.parity.environment import nvidia_gpus
+from onnxparity.machine import nvidia_gpus
 print("onnxparity sees:", nvidia_gpus())
 EOF
 finish environment $?

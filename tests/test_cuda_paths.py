@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from onnxparity import _process, gpu
+from onnxparity import _process, gpu, machine
 from onnxparity.errors import InputError, WorkerError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,8 +33,6 @@ def test_nvidia_smi_is_found_in_the_fallback_folder_when_not_on_path(tmp_path, m
     smi.write_text("#!/bin/sh\necho 'NVIDIA H200, 570.86.15, 143771 MiB'\n")
     smi.chmod(0o755)
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    from onnxparity import machine
-
     assert machine.find_nvidia_smi(()) is None
     assert machine.find_nvidia_smi(("/nonexistent/nvidia-smi", str(smi))) == str(smi)
     gpus, why = machine.query_nvidia_smi(str(smi))
@@ -44,7 +42,7 @@ def test_nvidia_smi_is_found_in_the_fallback_folder_when_not_on_path(tmp_path, m
 
 
 def test_torch_is_asked_when_nvidia_smi_is_missing():
-    gpus, why = gpu._torch_gpus_here()
+    gpus, why = machine._torch_gpus_here()
     import torch
 
     if torch.cuda.is_available():
@@ -54,7 +52,7 @@ def test_torch_is_asked_when_nvidia_smi_is_missing():
 
 
 def test_gpu_detection_gives_a_reason_or_gpus():
-    from onnxparity.parity.environment import nvidia_gpus
+    from onnxparity.machine import nvidia_gpus
 
     gpus, why = nvidia_gpus()
     assert bool(gpus) != bool(why)
@@ -81,7 +79,7 @@ def test_preload_imports_torch_before_onnxruntime():
 
 
 def test_resolve_providers_prepares_onnxruntime_only_for_a_gpu_provider_on_a_gpu_machine():
-    from onnxparity.parity.environment import nvidia_gpus
+    from onnxparity.machine import nvidia_gpus
 
     result = _python("""
         import sys
@@ -183,7 +181,7 @@ def test_bench_timeout_option(tmp_path):
 
 @pytest.mark.slow
 def test_torch_on_cuda_runs_without_tf32(torch_checkpoint):
-    from onnxparity.parity.environment import nvidia_gpus
+    from onnxparity.machine import nvidia_gpus
 
     if not nvidia_gpus()[0]:
         pytest.skip(f"no GPU: {nvidia_gpus()[1]}")

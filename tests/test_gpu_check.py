@@ -65,7 +65,7 @@ def test_a_ready_folder_passes_the_dry_run_and_fails_loudly_without_a_gpu(keras_
     assert "OK       time: steps" in res.stdout
     assert res.stdout.rstrip().endswith("dry run: ready")
     # The run itself, here without a GPU: every CUDA step fails loudly instead of passing empty.
-    from onnxparity.parity.environment import nvidia_gpus
+    from onnxparity.machine import nvidia_gpus
 
     if nvidia_gpus()[0]:
         return  # there it is the real run, minutes long: scripts/gpu_check.sh is run by hand

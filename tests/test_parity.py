@@ -28,7 +28,7 @@ GPU_BACKENDS = {"keras-tf:gpu", "keras-torch:cuda", "torch:cuda", "onnxruntime:c
 
 
 def has_gpu() -> bool:
-    from onnxparity.parity.environment import nvidia_gpus
+    from onnxparity.machine import nvidia_gpus
 
     return bool(nvidia_gpus()[0])
 
@@ -118,7 +118,7 @@ def test_gpu_backends_listed_with_a_reason_or_run(run_dir):
 
 def test_gpu_runners(run_dir):
     """On a machine with CUDA: PyTorch, Keras on torch and ORT CUDA run and agree; here: skipped, with why."""
-    from onnxparity.parity.environment import nvidia_gpus
+    from onnxparity.machine import nvidia_gpus
 
     gpus, why = nvidia_gpus()
     if not gpus:

@@ -57,7 +57,7 @@ def test_failure_message_names_crashed_backends_and_unmet_devices(torch_pair):
 
 
 def test_require_devices_fails_when_the_device_did_not_run(torch_pair):
-    from onnxparity.parity.environment import nvidia_gpus
+    from onnxparity.machine import nvidia_gpus
 
     folder, good, _ = torch_pair
     if nvidia_gpus()[0]:

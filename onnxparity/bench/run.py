@@ -31,6 +31,7 @@ from onnxparity.backends import Backend, bench_backends
 from onnxparity.bench.models import BenchModel, find_models
 from onnxparity.bench.results import ORT_BACKEND, Cell, ratios, rows
 from onnxparity.errors import InputError, WorkerError
+from onnxparity.machine import no_gpu_reason
 from onnxparity.progress import steps as progress_steps
 
 DEVICES = ("cpu", "cuda")
@@ -149,10 +150,10 @@ def bench(paths: list[str], config: BenchConfig | None = None, progress=None) ->
     """Bench every backend of every model in ``paths``; see the module docstring."""
     config = config or BenchConfig()
     say = progress or (lambda message: None)
-    from onnxparity.bench.environment import environment
+    from onnxparity.environment import timing_fingerprint
 
     created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    env = environment()
+    env = timing_fingerprint()
     results, ratio_rows, skipped, backends, models = [], [], [], {}, []
     with _scratch() as workdir:
         found = find_models(paths, workdir, config.timeout_s, config.trust)
@@ -199,7 +200,7 @@ def _open_cells(model: BenchModel, config: BenchConfig, workers: _Workers, skipp
     for backend, runs_on, path in _plan(model, config):
         device = runs_on.device
         key = f"{model.name}/{backend}/{device}"
-        if device == "cuda" and (reason := _no_gpu_reason()):
+        if device == "cuda" and (reason := no_gpu_reason()):
             skipped.append({"model": model.name, "backend": backend, "device": device, "reason": reason})
             continue
         try:
@@ -233,14 +234,6 @@ def _signature(model: BenchModel) -> dict | None:
     from onnxparity.onnx_model import OnnxModel
 
     return OnnxModel(model.onnx).signature.to_dict()
-
-
-def _no_gpu_reason() -> str | None:
-    """Without an NVIDIA driver no CUDA backend can run: say so without starting their workers."""
-    from onnxparity.gpu import detect
-
-    gpus, why = detect()
-    return None if gpus else why
 
 
 def _measure(cells: list[Cell], batch: int, config: BenchConfig, workers: _Workers, say,

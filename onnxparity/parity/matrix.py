@@ -31,7 +31,7 @@ from onnxparity.inputs import Inputs, prepare
 from onnxparity.machine import physical_cores
 from onnxparity.models import resolve
 from onnxparity.onnx_model import OnnxModel
-from onnxparity.parity.environment import fingerprint
+from onnxparity.environment import fingerprint
 from onnxparity.parity.judging import compare_all, disagreements
 from onnxparity.parity.provenance import warn_if_other_weights
 from onnxparity.parity.result import BackendRun, ParityResult

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from onnxparity.compare import compare, tolerance_for
 from onnxparity.errors import InputError
-from onnxparity.parity.environment import fingerprint
+from onnxparity.environment import fingerprint
 from onnxparity.parity.result import ParityResult, load_outputs
 
 

@@ -15,9 +15,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from onnxparity.errors import InputError
+from onnxparity.machine import cpu_flags, vnni_flags
 
 METHODS = ("minmax", "entropy", "percentile", "distribution")
-VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 
 
 @dataclass(frozen=True)
@@ -44,15 +44,13 @@ def cpu_settings(flags: frozenset[str] | set[str], machine: str, method: str = "
         raise InputError(f"calibration method must be one of {', '.join(METHODS)}, not {method!r}")
     if machine.lower() in ("aarch64", "arm64") or machine.lower().startswith("arm"):
         return Int8Settings(method, reduce_range=False, activation_type="QInt8", cpu="Arm")
-    vnni = sorted(f for f in VNNI_FLAGS if f in flags)
+    vnni = vnni_flags(flags)
     if vnni:
         return Int8Settings(method, reduce_range=False, cpu=f"x86 with VNNI ({', '.join(vnni)})")
     return Int8Settings(method, reduce_range=True, cpu="x86 without VNNI (7-bit weights against saturation)")
 
 
 def here(method: str = "minmax") -> Int8Settings:
-    from onnxparity.machine import cpu_flags
-
     return cpu_settings(cpu_flags(), platform.machine(), method)
 
 

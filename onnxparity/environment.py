@@ -1,16 +1,19 @@
-"""What machine and software a parity run saw, found without importing any framework."""
+"""What machine and software a run saw, found without importing any framework: the fingerprint a
+parity report carries, and the bench's, which adds what makes a timing comparable."""
 
 from __future__ import annotations
 
 import functools
+import os
 import platform
 import sys
 from importlib import metadata
 
-from onnxparity.machine import cpu_name
+from onnxparity.machine import cpu_name, kernel_flags, nvidia_gpus, physical_cores
 
 PACKAGES = ("onnxparity", "numpy", "tensorflow", "keras", "torch", "torchvision", "onnx", "onnxruntime",
             "onnxruntime-gpu", "tf2onnx", "jax")
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")
 
 
 def _version(dist: str) -> str | None:
@@ -18,13 +21,6 @@ def _version(dist: str) -> str | None:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
         return None
-
-
-def nvidia_gpus() -> tuple[list[dict], str | None]:
-    """NVIDIA GPUs (name, driver, memory) and the reason when there are none: see :func:`onnxparity.gpu.detect`."""
-    from onnxparity.gpu import detect
-
-    return detect()
 
 
 @functools.lru_cache(maxsize=1)
@@ -38,9 +34,8 @@ def ort_providers() -> list[str]:
 
 
 def fingerprint() -> dict:
+    """Python, platform, CPU, GPUs (or why there are none), package versions and ORT's providers."""
     gpus, why = nvidia_gpus()
-    import os
-
     return {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
@@ -52,3 +47,15 @@ def fingerprint() -> dict:
         "packages": {name: v for name in PACKAGES if (v := _version(name))},
         "ort_providers": ort_providers(),
     }
+
+
+def timing_fingerprint() -> dict:
+    """:func:`fingerprint`, plus the cores this process may use, the CPU flags that decide the
+    kernels, the load before the run and the thread variables set."""
+    env = fingerprint()
+    env["cpu_allowed"] = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    env["physical_cores"] = physical_cores()
+    env["cpu_flags"] = kernel_flags()
+    env["load_average_before"] = list(os.getloadavg())
+    env["threads_env"] = {k: os.environ[k] for k in THREAD_VARIABLES if k in os.environ}
+    return env
