@@ -1,13 +1,18 @@
-"""Atomic file output: a failed or interrupted write never leaves a half-written artifact."""
+"""Small helpers for files and model outputs that every layer shares: atomic output (a failed or
+interrupted write never leaves a half-written artifact), sha256 of files and weight arrays, and a
+model's outputs flattened to a list."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
+
+HASH_CHUNK = 1 << 20
 
 
 @contextlib.contextmanager
@@ -66,3 +71,37 @@ def write_text(dest: str | os.PathLike, text: str) -> None:
     """Write a text file atomically."""
     with atomic_path(dest) as tmp:
         tmp.write_text(text)
+
+
+def sha256_path(path: str | Path) -> str:
+    """sha256 of a file; of a folder (a SavedModel), of its files' relative names and bytes in name order."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for f in files:
+        if path.is_dir():
+            digest.update(str(f.relative_to(path)).encode() + b"\0")
+        with open(f, "rb") as fh:
+            while chunk := fh.read(HASH_CHUNK):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sha256_arrays(arrays) -> str:
+    """sha256 of a live model's weights: each array's bytes, in the model's own order."""
+    import numpy as np
+
+    digest = hashlib.sha256()
+    for a in arrays:
+        digest.update(np.ascontiguousarray(a).tobytes())
+    return digest.hexdigest()
+
+
+def flatten_outputs(out) -> list:
+    """A model's outputs as a list: dicts in their own order (not sorted, as tf.nest would), lists
+    and tuples in order; anything else is one output."""
+    if isinstance(out, dict):
+        return [t for k in out for t in flatten_outputs(out[k])]
+    if isinstance(out, (list, tuple)):
+        return [t for item in out for t in flatten_outputs(item)]
+    return [out]

@@ -1,8 +1,11 @@
 """The toolkit's exceptions, each tied to the CLI exit status it maps to.
 
 Library code raises these with a message that is fit to print on one line; the CLI prints
-``onnxparity: error: <message>`` and exits with ``exit_code``, never a traceback.
+``onnxparity: error: <message>`` and exits with ``exit_code``, never a traceback. :func:`first_line`
+quotes a library's own exception inside such a message.
 """
+
+import re
 
 
 class OnnxParityError(Exception):
@@ -31,3 +34,14 @@ class ParityFailure(OnnxParityError):
 
 class BackendUnavailable(OnnxParityError):
     """This backend cannot run on this machine (no GPU, a provider missing from the build...)."""
+
+
+def first_line(exc: BaseException, limit: int = 200, with_type: bool = True) -> str:
+    """``Type: first line of the message`` (colour codes dropped, cut at ``limit`` characters), to
+    quote a library's exception in a one-line error; ``with_type=False``: the line alone, or the
+    type's name where the message is empty."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip().splitlines()
+    line = text[0][:limit] if text else ""
+    if with_type:
+        return f"{type(exc).__name__}: {line}"
+    return line or type(exc).__name__

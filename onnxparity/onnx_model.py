@@ -72,7 +72,7 @@ class OnnxModel:
     @functools.cached_property
     def variant(self) -> dict | None:
         """What ``onnxparity quantize`` wrote of an int8 or fp16 variant (precision, gate...); None for fp32."""
-        from onnxparity.quantize.variant import read
+        from onnxparity.variant import read
 
         return read(self.metadata)
 
@@ -92,17 +92,3 @@ class OnnxModel:
 
         return make_session(self.path, providers, sess_options, tuned=tuned, nchwc_block=nchwc_block,
                             profile_prefix=profile_prefix)
-
-    def triton_config(self, name: str, max_batch_size: int = 64) -> dict:
-        """The model's configuration as Triton has it (``config.pbtxt`` and ``GET .../config``)."""
-        from onnxparity.serve.protocol import v2_datatype
-
-        batch = max_batch_size if self.batched else 0
-
-        def tensors(specs):
-            return [{"name": t.name, "data_type": f"TYPE_{v2_datatype(t.dtype)}",
-                     "dims": [d if isinstance(d, int) else -1 for d in (t.shape[1:] if batch else t.shape)]}
-                    for t in specs]
-
-        return {"name": name, "platform": "onnxruntime_onnx", "backend": "onnxruntime", "max_batch_size": batch,
-                "input": tensors(self.signature.inputs), "output": tensors(self.signature.outputs)}

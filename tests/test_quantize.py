@@ -19,7 +19,7 @@ from onnxparity.cli import main
 from onnxparity.onnx_model import OnnxModel
 from onnxparity.quantize import quantize, variant_of
 from onnxparity.quantize.int8 import cpu_settings
-from onnxparity.quantize.variant import sha256_of
+from onnxparity._io import sha256_path
 
 FAST = dict(rounds=1, round_s=0.02)
 REPORT_FIELDS = {"written", "path", "variant", "top1_agreement", "accuracy", "max_abs_diff", "speedup",
@@ -119,7 +119,7 @@ def test_reference_models_to_int8_on_real_digits(framework, onnx_files, tmp_path
     ops = {n.op_type for n in model.graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     info = variant_of(out)
-    assert info["precision"] == "int8" and info["source_sha256"] == sha256_of(source)
+    assert info["precision"] == "int8" and info["source_sha256"] == sha256_path(source)
     assert info["calibration_fingerprint"] == s["calibration_fingerprint"] and len(s["calibration_fingerprint"]) == 64
     props = {m.key: m.value for m in model.metadata_props}
     assert ModelSpec.from_metadata(props) == ModelSpec.from_metadata(

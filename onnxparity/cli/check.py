@@ -122,6 +122,6 @@ def run(args: argparse.Namespace) -> int:
         return finish(result)
     finally:
         if args.locate and not result.passed and original is not None:  # after check's table, before its verdict
-            from onnxparity.locate.report import locate_failures
+            from onnxparity.locate.run import locate_failures
 
             locate_failures(result, original, onnx, data=args.data)

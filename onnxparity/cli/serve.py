@@ -42,7 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from onnxparity.errors import InputError
     from onnxparity.serve import load_models
-    from onnxparity.serve.app import ServeConfig, serve
+    from onnxparity.serve.app import ServeConfig
+    from onnxparity.serve.lifecycle import serve
 
     for name in ("threads", "max_queue_delay_us", "inline_below_us"):
         if getattr(args, name) < 0:

@@ -9,12 +9,11 @@ installed ONNX Runtime accepts.
 from __future__ import annotations
 
 import functools
-import re
 from collections import Counter
 
 import numpy as np
 
-from onnxparity.errors import InputError
+from onnxparity.errors import InputError, first_line
 
 INPUT_NAME = "input"
 BATCH = "batch"
@@ -293,9 +292,3 @@ def raw_image_shape(spec) -> tuple[int, int]:
         return shape[0], shape[1]
     raise InputError(f"--embed-preprocessing needs a model whose input is one grayscale image; "
                      f"this one takes {list(shape)} ({spec.layout})")
-
-
-def first_line(exc: BaseException) -> str:
-    """``Type: first line of the message`` (colour codes dropped), for one-line errors."""
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:200] if text else ''}"

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from onnxparity.convert.graph import BATCH, ConversionError, first_line
-from onnxparity.convert.source import Source, sha256_arrays, sha256_path
-from onnxparity.errors import InputError
+from onnxparity._io import flatten_outputs, sha256_arrays, sha256_path
+from onnxparity.convert.graph import BATCH, ConversionError
+from onnxparity.convert.source import Source
+from onnxparity.errors import InputError, first_line
 from onnxparity.signature import TensorSpec
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -63,8 +64,6 @@ def _max_opset() -> int:
 
 def _keras_source(model, sha256: str, spec) -> Source:
     import keras
-
-    from onnxparity.runners.keras import flatten_outputs
 
     declared = [_tensor_spec(t, i) for i, t in enumerate(getattr(model, "inputs", None) or [])] or None
     source: Source

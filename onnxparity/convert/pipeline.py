@@ -20,13 +20,12 @@ import numpy as np
 
 from onnxparity import __version__
 from onnxparity.convert.graph import BATCH, INPUT_NAME
-from onnxparity.errors import InputError, ParityFailure
+from onnxparity.errors import InputError, ParityFailure, first_line
+from onnxparity.models.spec_inference import CHECK_SAMPLES, final_spec, output_kind, probe_inputs, probe_spec
 from onnxparity.signature import Signature, TensorSpec
-from onnxparity.spec import DIGITS, ModelSpec
+from onnxparity.spec import ModelSpec
 
 log = logging.getLogger(__name__)
-
-CHECK_SAMPLES = 7  # batch used to check the file against the original (and batch 1 beside it)
 
 
 @dataclass(frozen=True)
@@ -91,7 +90,7 @@ def convert(model, out: str | os.PathLike | None = None, *, opset: int | None = 
     a model that has none. A failure raises :class:`InputError` and writes nothing.
     """
     from onnxparity._io import atomic_path
-    from onnxparity.convert import graph
+    import onnxparity.convert.graph as graph
 
     started = time.perf_counter()
     framework, target, given_spec, default_out = _identify(model)
@@ -125,16 +124,16 @@ def convert(model, out: str | os.PathLike | None = None, *, opset: int | None = 
     graph.check_converter_opset(opset, source.converter_max_opset, f"{source.converter} {source.converter_version}")
 
     inputs = describe_inputs(source, given_spec, shapes, dtypes, int_range)
-    probe_spec = _probe_spec(given_spec, source, inputs)
-    images, xs = probe_inputs(probe_spec, inputs)
+    probe = probe_spec(given_spec, source, inputs)
+    images, xs = probe_inputs(probe, inputs)
     try:
         reference = source.forward(xs)
     except Exception as exc:  # noqa: BLE001 - a shape mismatch surfaces as any framework error
         shown = ", ".join(f"{t.name} {t.dtype}{list(x.shape[1:])}" for t, x in zip(inputs, xs))
-        raise InputError(f"input shape {shown} does not fit the model ({graph.first_line(exc)}); "
+        raise InputError(f"input shape {shown} does not fit the model ({first_line(exc)}); "
                          "pass --input-shape / --input-dtype") from None
     output_names = _output_names(source, given_spec, reference)
-    spec = _final_spec(given_spec, probe_spec, source, inputs, reference, output_names)
+    spec = final_spec(given_spec, probe, source, inputs, reference)
     raw_shape = graph.raw_image_shape(spec) if embed_preprocessing else None  # refuse before exporting
 
     log.info("exporting with %s at opset %d", source.converter, opset)
@@ -280,38 +279,6 @@ def describe_inputs(source, spec: ModelSpec | None, shapes: dict, dtypes: dict,
     return out
 
 
-def infer_spec(source, inputs: list[TensorSpec], run) -> ModelSpec:
-    """The spec convert gives a model that came without one (``source``: its name and framework;
-    ``run``: one batch per input -> its outputs), for commands that feed a bare file the same way."""
-    probe = _probe_spec(None, source, inputs)
-    _, xs = probe_inputs(probe, inputs)
-    return _final_spec(None, probe, source, inputs, run(xs), None)
-
-
-def _probe_spec(given: ModelSpec | None, source, inputs: list[TensorSpec]) -> ModelSpec:
-    """The spec that says how to make the check inputs: the given one, or the framework's defaults."""
-    first = inputs[0]
-    if given is not None:
-        return dataclasses.replace(given, input_shape=first.sample_shape, input_dtype="float32")
-    image = len(inputs) == 1 and first.dtype == "float32" and len(first.sample_shape) == 3
-    layout = ("NHWC" if source.framework == "keras" else "NCHW") if image else None
-    spec = ModelSpec(name=source.name, framework=source.framework, input_shape=first.sample_shape, layout=layout,
-                     architecture=source.architecture, torch_kwargs=source.torch_kwargs)
-    return spec if spec.image_size is not None else dataclasses.replace(spec, layout=None)
-
-
-def probe_inputs(spec: ModelSpec, inputs: list[TensorSpec]) -> tuple[np.ndarray | None, list[np.ndarray]]:
-    """(raw images or None, one batch per input): :func:`onnxparity.inputs.default_inputs` without
-    edge cases: real digits for a digit model, random pixels for other image models, seeded samples
-    from the signature for anything else."""
-    from onnxparity.inputs import default_inputs
-
-    samples = default_inputs(spec, Signature(tuple(inputs), ()), CHECK_SAMPLES, edge_cases=False, seed=0)
-    if samples.images is not None:
-        return samples.images, [spec.preprocess(samples.images)]
-    return None, [samples.arrays[t.name] for t in inputs]
-
-
 def _output_names(source, spec: ModelSpec | None, reference: list[np.ndarray]) -> list[str]:
     """Outputs the model names (dict outputs, a SavedModel's signature) keep their names; otherwise
     the first is named after what it holds (``probabilities``...) and the others ``output_1``..."""
@@ -322,32 +289,6 @@ def _output_names(source, spec: ModelSpec | None, reference: list[np.ndarray]) -
         return names
     first = spec.output if spec else output_kind(reference[0])
     return [first] + [f"output_{i}" for i in range(1, len(reference))]
-
-
-def _final_spec(given, probe: ModelSpec, source, inputs, reference, output_names) -> ModelSpec:
-    # An image input's dtype is the preprocessed float32; any other first input keeps its own (ids...).
-    input_dtype = "float32" if probe.layout is not None else inputs[0].dtype
-    if given is not None:
-        kwargs = source.torch_kwargs if source.torch_kwargs is not None else probe.torch_kwargs
-        return dataclasses.replace(probe, torch_kwargs=kwargs, architecture=probe.architecture or source.architecture,
-                                   input_dtype=input_dtype)
-    first = reference[0]
-    classes = first.shape[-1] if first.ndim >= 2 else 1
-    labels = DIGITS if classes == 10 else tuple(str(i) for i in range(classes))
-    return dataclasses.replace(probe, output=output_kind(first), labels=labels,
-                               input_dtype=input_dtype)
-
-
-def output_kind(output: np.ndarray) -> str:
-    """Probabilities (rows >= 0 summing to 1), log-probabilities (exp of rows sums to 1) or logits."""
-    out = np.asarray(output, dtype=np.float64)
-    if out.ndim != 2 or out.shape[1] < 2:
-        return "logits"
-    if (out >= 0).all() and np.allclose(out.sum(axis=1), 1, atol=1e-3):
-        return "probabilities"
-    if (out <= 0).all() and np.allclose(np.exp(out).sum(axis=1), 1, atol=1e-3):
-        return "log_probabilities"
-    return "logits"
 
 
 def _provenance(source, target, exporter: str) -> dict[str, str]:

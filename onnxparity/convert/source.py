@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 from onnxparity.signature import TensorSpec
 from onnxparity.spec import ModelSpec
-
-CHUNK = 1 << 20
-
 
 @dataclass
 class Source:
@@ -39,25 +34,3 @@ class Source:
     architecture: str | None = None
     torch_kwargs: dict | None = None
     converter_max_opset: int | None = None
-
-
-def sha256_path(path: str | Path) -> str:
-    """sha256 of a file; of a folder (a SavedModel), of its files' relative names and bytes in name order."""
-    path = Path(path)
-    digest = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    for f in files:
-        if path.is_dir():
-            digest.update(str(f.relative_to(path)).encode() + b"\0")
-        with open(f, "rb") as fh:
-            while chunk := fh.read(CHUNK):
-                digest.update(chunk)
-    return digest.hexdigest()
-
-
-def sha256_arrays(arrays) -> str:
-    """sha256 of a live model's weights: each array's bytes, in the model's own order."""
-    digest = hashlib.sha256()
-    for a in arrays:
-        digest.update(np.ascontiguousarray(a).tobytes())
-    return digest.hexdigest()

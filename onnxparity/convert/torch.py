@@ -18,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from onnxparity.convert.graph import BATCH, ConversionError, batch_is_static, first_line
-from onnxparity.convert.source import Source, sha256_arrays, sha256_path
-from onnxparity.errors import InputError
+from onnxparity._io import flatten_outputs, sha256_arrays, sha256_path
+from onnxparity.convert.graph import BATCH, ConversionError, batch_is_static
+from onnxparity.convert.source import Source
+from onnxparity.errors import InputError, first_line
 from onnxparity.models.torch_io import load_module
 from onnxparity.signature import TensorSpec
 from onnxparity.trust import Trust
@@ -62,7 +63,7 @@ def open_source(model, spec=None, trust: Trust | None = None, trust_pickle: bool
             out = module(*(torch.from_numpy(np.ascontiguousarray(x)) for x in xs))
         if isinstance(out, dict):
             source.output_names = [str(k) for k in out]
-        return [t.detach().cpu().numpy() for t in flatten_outputs(out)]
+        return _arrays(out)
 
     rows = [m.num_embeddings for m in module.modules() if isinstance(m, (torch.nn.Embedding, torch.nn.EmbeddingBag))] \
         if isinstance(module, torch.nn.Module) else []
@@ -115,17 +116,15 @@ def _set_mode(module, training: bool) -> None:
         pass
 
 
-def flatten_outputs(out) -> list:
-    """A module's outputs as a list of tensors: dicts in their own order, tuples and lists in order."""
+def _arrays(out) -> list[np.ndarray]:
+    """A module's outputs (tensors, or dicts, tuples and lists of them) as numpy arrays, in order."""
     import torch
 
-    if isinstance(out, torch.Tensor):
-        return [out]
-    if isinstance(out, dict):
-        return [t for k in out for t in flatten_outputs(out[k])]
-    if isinstance(out, (list, tuple)):
-        return [t for item in out for t in flatten_outputs(item)]
-    raise ConversionError(f"the model returned a {type(out).__name__}, not tensors")
+    tensors = flatten_outputs(out)
+    for t in tensors:
+        if not isinstance(t, torch.Tensor):
+            raise ConversionError(f"the model returned a {type(t).__name__}, not tensors")
+    return [t.detach().cpu().numpy() for t in tensors]
 
 
 def _is_torchscript(path: Path) -> bool:

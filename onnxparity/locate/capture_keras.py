@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from onnxparity.errors import InputError
+from onnxparity.errors import InputError, first_line
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -50,7 +50,7 @@ class KerasCapture:
             self._function = tf.function(traced, input_signature=signature).get_concrete_function()
         except Exception as exc:  # noqa: BLE001 - shape errors and others from tracing
             raise InputError(f"{path}: the model does not take input shape {list(input_shape)} "
-                             f"({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
+                             f"({first_line(exc)})") from None
         self._records = self._finish()
 
     def _wrap(self, layer, parents: tuple[str, ...]) -> None:

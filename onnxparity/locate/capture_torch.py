@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from onnxparity.errors import InputError
+from onnxparity.errors import InputError, first_line
 
 
 class TorchCapture:
@@ -38,7 +38,7 @@ class TorchCapture:
             raise
         except Exception as exc:  # noqa: BLE001 - whatever the model raises for a wrong shape
             raise InputError(f"{path}: the model does not take input shape {list(input_shape)} "
-                             f"({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
+                             f"({first_line(exc)})") from None
         self._records = self._finish()
 
     def _forward(self, x: np.ndarray) -> None:

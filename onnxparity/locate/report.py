@@ -172,25 +172,3 @@ def html_page(result: LocateResult) -> str:
 def write_html(path: str | Path, result: LocateResult) -> Path:
     write_text(path, html_page(result))
     return Path(path)
-
-
-def locate_failures(parity_result, original, onnx, say=print, **options) -> LocateResult | None:
-    """``check --locate``: locate the ONNX file when a comparison of it with its original failed.
-
-    Only element-wise failures of ONNX Runtime candidates point at the file; a GPU backend of the
-    original itself failing says nothing about it. Returns the result (None when nothing to locate).
-    """
-    from onnxparity.errors import OnnxParityError
-    from onnxparity.locate.run import locate
-
-    failed = [c for c in parity_result.comparisons if not c.passed and c.candidate.startswith("onnxruntime")]
-    if not failed:
-        return None
-    say(f"locating where {onnx} departs from {original} ({', '.join(c.candidate for c in failed)} failed) ...")
-    try:
-        result = locate(original, onnx, **options)
-    except OnnxParityError as exc:  # locate's own trouble must not hide check's verdict
-        say(f"locate: {exc}")
-        return None
-    say(table(result))
-    return result

@@ -5,7 +5,8 @@ The original runs in a worker process of its own framework (:mod:`.capture_keras
 (the plain session on the file, ``make_session(..., tuned=False)``) on the cumulative and the
 isolated model (:mod:`.graph`), and folds each batch into per-layer statistics
 (:mod:`onnxparity.compare.streaming`) before the next batch is asked for, so memory holds one batch
-of activations at a time.
+of activations at a time. :func:`locate_failures` is ``check --locate``: it locates a file whose
+parity check failed.
 """
 
 from __future__ import annotations
@@ -18,15 +19,16 @@ from pathlib import Path
 
 import numpy as np
 
+import onnxparity.locate.graph as onnx_graph
+import onnxparity.locate.layout as layouts
+import onnxparity.locate.match as match
 from onnxparity import _process
 from onnxparity.backends import reference_for
 from onnxparity.compare import CONVERT_TOLERANCE
 from onnxparity.compare import streaming as stats
-from onnxparity.errors import InputError
+from onnxparity.errors import InputError, OnnxParityError
 from onnxparity.inputs import single_batch
-from onnxparity.locate import graph as onnx_graph
-from onnxparity.locate import layout as layouts
-from onnxparity.locate import match
+from onnxparity.locate.report import table, write_html
 from onnxparity.locate.result import LayerResult, LocateResult
 
 log = logging.getLogger(__name__)
@@ -79,9 +81,26 @@ def locate(original, onnx, *, data: str | None = None, n: int | None = None, inp
     if json_path:
         result.save(json_path)
     if html_path:
-        from onnxparity.locate.report import write_html
-
         write_html(html_path, result)
+    return result
+
+
+def locate_failures(parity_result, original, onnx, say=print, **options) -> LocateResult | None:
+    """``check --locate``: locate the ONNX file when a comparison of it with its original failed.
+
+    Only element-wise failures of ONNX Runtime candidates point at the file; a GPU backend of the
+    original itself failing says nothing about it. Returns the result (None when nothing to locate).
+    """
+    failed = [c for c in parity_result.comparisons if not c.passed and c.candidate.startswith("onnxruntime")]
+    if not failed:
+        return None
+    say(f"locating where {onnx} departs from {original} ({', '.join(c.candidate for c in failed)} failed) ...")
+    try:
+        result = locate(original, onnx, **options)
+    except OnnxParityError as exc:  # locate's own trouble must not hide check's verdict
+        say(f"locate: {exc}")
+        return None
+    say(table(result))
     return result
 
 

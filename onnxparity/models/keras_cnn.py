@@ -15,7 +15,7 @@ import numpy as np
 
 from onnxparity._io import atomic_path, write_text
 from onnxparity.data import Digits, load_digits
-from onnxparity.errors import InputError
+from onnxparity.errors import InputError, first_line
 from onnxparity.models import checkpoint
 from onnxparity.models.config import TrainConfig, preset
 from onnxparity.signature import BATCH, Signature, TensorSpec
@@ -117,7 +117,7 @@ def load(path: str | Path):
     try:
         return keras.models.load_model(path, safe_mode=True)
     except Exception as exc:  # Keras raises many types for a bad file
-        raise InputError(f"{path}: cannot load as a Keras model ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+        raise InputError(f"{path}: cannot load as a Keras model ({first_line(exc)})") from None
 
 
 def train(out_dir: str | Path, data: str | None = None, epochs: int | None = None, preset_name: str = "default",

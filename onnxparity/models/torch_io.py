@@ -13,14 +13,9 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from onnxparity.errors import InputError
+from onnxparity.errors import InputError, first_line
 from onnxparity.models.generated import load_class
 from onnxparity.trust import Trust, check_zoo_member, is_file_architecture, zoo_of
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:200] if text else ''}"
 
 
 def import_class(path: str):
@@ -56,7 +51,7 @@ def load_state(path: str | Path) -> dict:
     """A state dict (model or optimizer) loaded without running pickled code."""
     state, error = _load_weights_only(path)
     if error is not None:
-        raise InputError(f"{path}: not a loadable PyTorch state dict ({_first_line(error)})")
+        raise InputError(f"{path}: not a loadable PyTorch state dict ({first_line(error)})")
     if not isinstance(state, dict):
         raise InputError(f"{path}: holds a {type(state).__name__}, not a state dict")
     return state
@@ -83,7 +78,7 @@ def build_module(architecture: str, kwargs=None, folder: Path | None = None, tru
         module = cls(**dict(kwargs or {}))
     except Exception as exc:  # noqa: BLE001 - whatever the user's constructor raises
         args = ", ".join(f"{k}={v!r}" for k, v in dict(kwargs or {}).items())
-        raise InputError(f"cannot build {architecture}({args}) ({_first_line(exc)}); "
+        raise InputError(f"cannot build {architecture}({args}) ({first_line(exc)}); "
                          "pass its arguments with --torch-kwargs '{...}'") from None
     if not isinstance(module, torch.nn.Module):
         raise InputError(f"{architecture}(...) returned a {type(module).__name__}, not a torch.nn.Module")
@@ -101,14 +96,14 @@ def load_module(path: str | Path, architecture: str | None, trust_pickle: bool =
         # Only a pickled class or function ("Unsupported global") may load when trusted; any other
         # failure is a broken file, whatever torch's message suggests about weights_only.
         if "Unsupported global" not in str(error):
-            raise InputError(f"{path}: not a loadable PyTorch file ({_first_line(error)})")
+            raise InputError(f"{path}: not a loadable PyTorch file ({first_line(error)})")
         if not trust_pickle:
             raise InputError(f"{path}: holds pickled Python objects (a whole model?), and loading them runs code "
                              "from the file; save a state dict, or pass --trust-pickle if you trust it") from None
         try:
             obj = torch.load(path, map_location="cpu", weights_only=False)
         except Exception as exc2:  # noqa: BLE001
-            raise InputError(f"{path}: not a loadable PyTorch file ({_first_line(exc2)})") from None
+            raise InputError(f"{path}: not a loadable PyTorch file ({first_line(exc2)})") from None
     if isinstance(obj, torch.nn.Module):
         return obj
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
@@ -126,5 +121,5 @@ def load_module(path: str | Path, architecture: str | None, trust_pickle: bool =
         module.load_state_dict(obj)
     except Exception as exc:  # noqa: BLE001 - RuntimeError for missing/unexpected keys, size mismatch
         hint = "" if kwargs else "; if the class takes arguments, pass them with --torch-kwargs '{...}'"
-        raise InputError(f"{path}: weights do not fit {architecture} ({_first_line(exc)}){hint}") from None
+        raise InputError(f"{path}: weights do not fit {architecture} ({first_line(exc)}){hint}") from None
     return module

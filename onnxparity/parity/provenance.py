@@ -20,7 +20,7 @@ def other_weights(original: Path, onnx_path: str, spec_onnx: ModelSpec) -> str |
     recorded = (spec_onnx.extra or {}).get("source_sha256")
     if not recorded:
         return None
-    from onnxparity.convert.source import sha256_path
+    from onnxparity._io import sha256_path
 
     if sha256_path(original) == recorded:
         return None

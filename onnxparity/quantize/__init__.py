@@ -14,6 +14,6 @@ gate (:func:`onnxparity.compare.judge_variant`).
 
 from onnxparity.quantize.pipeline import quantize
 from onnxparity.quantize.report import QuantizeReport
-from onnxparity.quantize.variant import variant_of
+from onnxparity.variant import variant_of
 
 __all__ = ["quantize", "QuantizeReport", "variant_of"]

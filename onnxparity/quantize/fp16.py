@@ -7,7 +7,7 @@ in ``onnxconverter-common`` is a separate package with its own protobuf pin.
 
 from __future__ import annotations
 
-from onnxparity.errors import InputError
+from onnxparity.errors import InputError, first_line
 
 
 def convert(model):
@@ -17,5 +17,4 @@ def convert(model):
     try:
         return convert_float_to_float16(model, keep_io_types=True)
     except Exception as exc:  # noqa: BLE001
-        why = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        raise InputError(f"fp16 conversion failed ({why})") from None
+        raise InputError(f"fp16 conversion failed ({first_line(exc, with_type=False)})") from None

@@ -14,7 +14,7 @@ import platform
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from onnxparity.errors import InputError
+from onnxparity.errors import InputError, first_line
 from onnxparity.machine import cpu_flags, vnni_flags
 
 METHODS = ("minmax", "entropy", "percentile", "distribution")
@@ -71,7 +71,7 @@ def prepare(source: str | Path, out: str | Path) -> None:
         quant_pre_process(model, str(out))
     except Exception as exc:  # noqa: BLE001 - ORT and onnx raise many types for graphs they cannot take
         raise InputError(f"{source}: ONNX Runtime's quantization pre-processing failed "
-                         f"({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})") from None
+                         f"({first_line(exc, with_type=False)})") from None
 
 
 class FeedReader:
@@ -107,4 +107,4 @@ def quantize(prepared: str | Path, out: str | Path, settings: Int8Settings, feed
                         calibration_cache_path=str(cache))
     except Exception as exc:  # noqa: BLE001
         raise InputError(f"ONNX Runtime's static quantization failed "
-                         f"({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})") from None
+                         f"({first_line(exc, with_type=False)})") from None

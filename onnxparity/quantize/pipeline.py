@@ -12,7 +12,8 @@ import onnxparity.quantize.fp16 as fp16
 import onnxparity.quantize.int8 as int8
 import onnxparity.quantize.layers as layers
 import onnxparity.quantize.speed as speed
-import onnxparity.quantize.variant as variant
+import onnxparity.variant as variant
+from onnxparity._io import sha256_path
 from onnxparity.compare import variant_gate
 from onnxparity.compare.judges import MAX_ACCURACY_DROP, MIN_AGREEMENT
 from onnxparity.errors import InputError
@@ -84,7 +85,7 @@ def quantize(model: str | Path, precision: str, out: str | Path | None = None, *
         spec = None  # a plain ONNX file: its inputs come from --inputs
     feeds = calibration_split(spec, Signature.from_onnx(proto), data=data, input_files=inputs,
                               calibration_size=calibration_size)
-    info = {"precision": precision, "source_sha256": variant.sha256_of(source),
+    info = {"precision": precision, "source_sha256": sha256_path(source),
             "gate": {"min_agreement": min_agreement, "max_accuracy_drop": max_accuracy_drop}}
     notes: list[str] = []
     cuda_why = speed.cuda_unavailable() if precision == "fp16" else None

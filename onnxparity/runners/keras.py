@@ -17,9 +17,10 @@ import sys
 
 import numpy as np
 
+from onnxparity._io import flatten_outputs
 from onnxparity.errors import BackendUnavailable, InputError
 from onnxparity.models import ModelRef
-from onnxparity.models.bare import inferred_spec
+from onnxparity.models.spec_inference import keras_spec
 from onnxparity.runners import cuda_unavailable_reason, name_outputs, ordered_inputs
 
 
@@ -58,7 +59,7 @@ class KerasRunner:
         if ref.path.is_dir() and self.engine_name != "tensorflow":
             raise BackendUnavailable(f"{ref.path}: a TensorFlow SavedModel runs on TensorFlow only")
         self.model = load(ref.path)
-        self.spec = ref.spec or inferred_spec(self.model, ref.path)  # a bare file: as convert infers it
+        self.spec = ref.spec or keras_spec(self.model, ref.path)  # a bare file: as convert infers it
         self._keras = keras
         self.name = f"keras-{self.engine_name}" + ("" if device == "cpu" else f"-{device}")
 
@@ -174,15 +175,6 @@ class KerasTorchRunner(KerasRunner):
 
 
 RUNNERS = {"keras": KerasRunner, "keras-torch": KerasTorchRunner}
-
-
-def flatten_outputs(out) -> list:
-    """A model's outputs as a list: dicts in their own order (not sorted, as tf.nest would), lists in order."""
-    if isinstance(out, dict):
-        return [t for k in out for t in flatten_outputs(out[k])]
-    if isinstance(out, (list, tuple)):
-        return [t for item in out for t in flatten_outputs(item)]
-    return [out]
 
 
 def keras_torch_device() -> str:

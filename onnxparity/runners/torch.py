@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from onnxparity._io import flatten_outputs
 from onnxparity.errors import BackendUnavailable, InputError
 from onnxparity.models import ModelRef
 from onnxparity.runners import cuda_unavailable_reason, name_outputs, ordered_inputs
@@ -51,8 +52,6 @@ class TorchRunner:
         self._call = torch.compile(self.model, dynamic=False) if self.compiles else self.model
 
     def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from onnxparity.convert.torch import flatten_outputs
-
         torch = self._torch
         xs = [torch.from_numpy(np.ascontiguousarray(x)).to(self.device) for x in ordered_inputs(self.spec, feeds)]
         with torch.inference_mode():
@@ -63,8 +62,6 @@ class TorchRunner:
     def bind(self, feeds: dict[str, np.ndarray]):
         """One call on this batch, a tensor already on the device: numpy out on the CPU; on CUDA the
         result stays there and the call ends with a synchronisation."""
-        from onnxparity.convert.torch import flatten_outputs
-
         torch, model = self._torch, self._call
         ts = [torch.from_numpy(np.ascontiguousarray(x)).to(self.device) for x in ordered_inputs(self.spec, feeds)]
         if self.device == "cuda":

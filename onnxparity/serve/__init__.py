@@ -30,10 +30,14 @@ def load_models(folder: str | os.PathLike, providers: list[str] | None = None, i
 
 def __getattr__(name: str):
     # Lazy: importing onnxparity.serve loads neither aiohttp nor ONNX Runtime.
-    if name in ("ServeConfig", "InferenceServer", "serve", "serve_forever"):
+    if name in ("ServeConfig", "InferenceServer"):
         from onnxparity.serve import app
 
         return getattr(app, name)
+    if name in ("serve", "serve_forever"):
+        from onnxparity.serve import lifecycle
+
+        return getattr(lifecycle, name)
     if name == "export_triton":
         from onnxparity.serve.triton import export_triton
 

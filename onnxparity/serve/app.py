@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import signal
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,13 +19,14 @@ from importlib import resources
 
 import numpy as np
 
-from onnxparity import __version__
+from onnxparity.errors import first_line
 from onnxparity.serve.batching import Batcher
-from onnxparity.serve.protocol import HEADER_LENGTH, RequestError, dumps, encode_infer_response, parse_infer_request
+from onnxparity.serve.metrics import Metrics
+from onnxparity.serve.protocol import (HEADER_LENGTH, RequestError, dumps, encode_infer_response, parse_infer_request,
+                                       server_metadata)
 from onnxparity.serve.repository import ServedModel, warm_up
 
 log = logging.getLogger(__name__)
-EXTENSIONS = ["binary_tensor_data", "model_repository_metadata"]
 
 
 @dataclass
@@ -45,50 +44,6 @@ class ServeConfig:
     instances: int = 1  # concurrent batches per model, all on one session (Triton's instance_group)
     inline_below_us: int = 1000  # a batch expected to run faster than this runs on the event loop (batching.py)
     max_request_bytes: int = 8 * 1024 * 1024
-
-
-class Metrics:
-    """Prometheus counters and histograms in a registry of the server's own."""
-
-    def __init__(self, max_batch_size: int):
-        from prometheus_client import CollectorRegistry, Counter, Histogram
-
-        self.registry = CollectorRegistry()
-        self.requests = Counter("onnxparity_requests", "Requests by route (gRPC: grpc, grpc_infer), model and status",
-                                ["route", "model", "status"], registry=self.registry)
-        self.latency = Histogram("onnxparity_request_duration_seconds", "Time from request to response",
-                                 ["route", "model"], registry=self.registry,
-                                 buckets=(.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5))
-        sizes = sorted({1, 2, 4, 8, 16, 32, 64, 128, 256, 512, max_batch_size})
-        self.batch_size = Histogram("onnxparity_batch_size", "Rows per ONNX Runtime run", ["model"],
-                                    registry=self.registry, buckets=[s for s in sizes if s <= max_batch_size])
-        self.compute = Histogram("onnxparity_inference_duration_seconds", "Time of one ONNX Runtime run",
-                                 ["model"], registry=self.registry,
-                                 buckets=(.0001, .0005, .001, .002, .005, .01, .02, .05, .1, .5, 1))
-        self._children: dict[tuple, object] = {}
-
-    def _child(self, metric, *labels):
-        # labels() validates and locks on every call; the label sets are few (routes, models, statuses).
-        key = (id(metric), labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
-
-    def request(self, route: str, model: str, status: str, seconds: float | None = None) -> None:
-        """One answered request; its latency too where given."""
-        self._child(self.requests, route, model, status).inc()
-        if seconds is not None:
-            self._child(self.latency, route, model).observe(seconds)
-
-    def batch(self, model: str, rows: int, seconds: float) -> None:
-        self._child(self.batch_size, model).observe(rows)
-        self._child(self.compute, model).observe(seconds)
-
-    def render(self) -> bytes:
-        from prometheus_client import generate_latest
-
-        return generate_latest(self.registry)
 
 
 class InferenceServer:
@@ -224,7 +179,7 @@ class InferenceServer:
         return self._json({"name": model.name, "ready": True})
 
     async def server_metadata(self, request):
-        return self._json({"name": "onnxparity", "version": __version__, "extensions": EXTENSIONS})
+        return self._json(server_metadata())
 
     async def model_metadata(self, request):
         return self._json(self._model(request).metadata())
@@ -274,9 +229,8 @@ class InferenceServer:
         except RequestError:
             raise
         except Exception as exc:  # ONNX Runtime's own error types
-            first = (str(exc).splitlines() or [""])[0][:300]
             status = 400 if type(exc).__name__ in ("InvalidArgument", "NotImplemented") else 500
-            raise RequestError(f"model {model.name!r} could not run the request ({type(exc).__name__}: {first})",
+            raise RequestError(f"model {model.name!r} could not run the request ({first_line(exc, 300)})",
                                status) from None
 
     async def infer(self, request):
@@ -348,67 +302,3 @@ def _digit_of(data: bytes) -> np.ndarray:
         return to_mnist(decode_gray(io.BytesIO(data), "the body"))
     except InputError as exc:
         raise RequestError(str(exc)) from None
-
-
-async def serve_forever(models: dict[str, ServedModel], config: ServeConfig, announce=print) -> None:
-    """Bind, announce the address, warm up, report ready, and serve until SIGINT or SIGTERM."""
-    from aiohttp import web
-
-    server = InferenceServer(models, config)
-    runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port, backlog=1024, reuse_address=True)
-    try:
-        await site.start()
-    except OSError as exc:
-        await runner.cleanup()
-        from onnxparity.errors import InputError
-
-        raise InputError(f"cannot listen on {config.host}:{config.port} ({exc.strerror or exc})") from None
-    grpc_server = None
-    if config.grpc_port is not None:
-        from onnxparity.serve.grpc_server import start_grpc
-
-        try:
-            grpc_server, grpc_port = await start_grpc(server, config.host, config.grpc_port, config.max_request_bytes)
-        except BaseException:
-            await runner.cleanup()
-            raise
-    host, port = runner.addresses[0][:2]
-    shown = f"[{host}]" if ":" in host else host
-    announce(f"onnxparity serve: http://{shown}:{port}/ ({len(models)} model{'s' if len(models) != 1 else ''}: "
-             f"{', '.join(models)}; "
-             f"providers {', '.join(config.providers or [])}; batching "
-             f"{'on, max ' + str(config.max_batch_size) if config.batching else 'off'})")
-    if grpc_server is not None:
-        announce(f"onnxparity serve: grpc {shown}:{grpc_port} (inference.GRPCInferenceService)")
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):  # not the main thread
-            pass
-    try:
-        await server.warm_up()
-        announce("onnxparity serve: ready")
-        await stop.wait()
-    finally:
-        if grpc_server is not None:
-            await grpc_server.stop(grace=1)
-        await runner.cleanup()
-
-
-def serve(models: dict[str, ServedModel], config: ServeConfig) -> None:
-    """Serve until interrupted (blocking)."""
-    def announce(line: str) -> None:
-        print(line, flush=True)
-
-    try:
-        import uvloop  # noqa: F401  (faster loop where installed; not required)
-
-        runner = uvloop.run
-    except ImportError:
-        runner = asyncio.run
-    runner(serve_forever(models, config, announce))
-    sys.stdout.flush()

@@ -16,10 +16,9 @@ import functools
 import logging
 import time
 
-from onnxparity import __version__
 from onnxparity.errors import InputError
 from onnxparity.serve.grpc_protocol import encode_model_infer, parse_model_infer, status_code
-from onnxparity.serve.protocol import RequestError
+from onnxparity.serve.protocol import RequestError, server_metadata
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +60,6 @@ def servicer(server):
     from tritonclient.grpc import service_pb2 as pb
     from tritonclient.grpc import service_pb2_grpc
 
-    from onnxparity.serve.app import EXTENSIONS
-
     class Servicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         def __init__(self):
             self.server = server
@@ -84,7 +81,7 @@ def servicer(server):
 
         @_rpc("grpc")
         async def ServerMetadata(self, request, context):
-            return pb.ServerMetadataResponse(name="onnxparity", version=__version__, extensions=EXTENSIONS)
+            return pb.ServerMetadataResponse(**server_metadata())
 
         @_rpc("grpc")
         async def ModelMetadata(self, request, context):

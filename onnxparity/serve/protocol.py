@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import orjson
 
+from onnxparity.errors import first_line
+
 # V2 datatype <-> numpy dtype (BYTES and BF16 are not served: no model here takes them).
 DATATYPES = {
     "BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32, "UINT64": np.uint64,
@@ -30,6 +32,14 @@ ORT_TYPES = {
     "tensor(string)": "BYTES", "tensor(bfloat16)": "BF16",
 }
 HEADER_LENGTH = "Inference-Header-Content-Length"
+EXTENSIONS = ["binary_tensor_data", "model_repository_metadata"]
+
+
+def server_metadata() -> dict:
+    """The server's V2 metadata (REST ``GET /v2`` and gRPC ``ServerMetadata`` alike)."""
+    from onnxparity import __version__
+
+    return {"name": "onnxparity", "version": __version__, "extensions": EXTENSIONS}
 
 
 def v2_datatype(dtype) -> str:
@@ -39,6 +49,20 @@ def v2_datatype(dtype) -> str:
         if np.dtype(np_type) == want:
             return name
     raise ValueError(f"no V2 datatype for {want}")
+
+
+def triton_config(name: str, signature, max_batch_size: int = 64) -> dict:
+    """A model's configuration as Triton has it (``config.pbtxt`` and ``GET .../config``), from its
+    :class:`~onnxparity.signature.Signature`: batched along the first axis when every tensor allows it."""
+    batch = max_batch_size if signature.batched else 0
+
+    def tensors(specs):
+        return [{"name": t.name, "data_type": f"TYPE_{v2_datatype(t.dtype)}",
+                 "dims": [d if isinstance(d, int) else -1 for d in (t.shape[1:] if batch else t.shape)]}
+                for t in specs]
+
+    return {"name": name, "platform": "onnxruntime_onnx", "backend": "onnxruntime", "max_batch_size": batch,
+            "input": tensors(signature.inputs), "output": tensors(signature.outputs)}
 
 
 def loads(data: bytes | memoryview):
@@ -238,7 +262,7 @@ def array_from_values(data, dtype: np.dtype, shape: tuple[int, ...], where: str)
         array = np.asarray(data, dtype=dtype)
     except (ValueError, TypeError, OverflowError) as exc:
         raise RequestError(f"{where}: data is not a rectangular list of {dtype.name} values "
-                           f"({str(exc).splitlines()[0][:120]})") from None
+                           f"({first_line(exc, 120, with_type=False)})") from None
     if array.size != math.prod(shape):
         raise RequestError(f"{where}: data holds {array.size} values but shape {list(shape)} needs {math.prod(shape)}")
     if array.ndim > 1 and array.shape != shape:

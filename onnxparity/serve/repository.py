@@ -19,7 +19,7 @@ import numpy as np
 
 from onnxparity.errors import InputError
 from onnxparity.onnx_model import OnnxModel
-from onnxparity.serve.protocol import ORT_TYPES, TensorInfo
+from onnxparity.serve.protocol import ORT_TYPES, TensorInfo, triton_config
 from onnxparity.spec import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ class ServedModel:
     def triton_config(self, max_batch_size: int) -> dict:
         """The model's configuration as Triton reports it (``GET /v2/models/{m}/config``): the same
         builder as the exported ``config.pbtxt``."""
-        return self.model.triton_config(self.name, max_batch_size)
+        return triton_config(self.name, self.model.signature, max_batch_size)
 
     # -- the convenience route: raw 28x28 digits in, probabilities out -----------------------
     @property

@@ -40,11 +40,12 @@ def _tensor_block(kind: str, tensors: list[dict]) -> str:
 
 def model_config(name: str, model_path: str | os.PathLike, max_batch_size: int = 64, max_queue_delay_us: int = 100,
                  instances: int = 1, gpu: bool = False) -> str:
-    """The ``config.pbtxt`` (Triton's ModelConfig, protobuf text format) for one ONNX file: the
-    facade's :meth:`~onnxparity.onnx_model.OnnxModel.triton_config`, which the server reports too."""
+    """The ``config.pbtxt`` (Triton's ModelConfig, protobuf text format) for one ONNX file:
+    :func:`onnxparity.serve.protocol.triton_config`, which the server reports too."""
     from onnxparity.onnx_model import OnnxModel
+    from onnxparity.serve.protocol import triton_config
 
-    config = OnnxModel(model_path).triton_config(name, max_batch_size)
+    config = triton_config(name, OnnxModel(model_path).signature, max_batch_size)
     batched = config["max_batch_size"] > 0
     text = f"name: {json.dumps(name)}\nplatform: \"onnxruntime_onnx\"\nmax_batch_size: {config['max_batch_size']}\n"
     text += _tensor_block("input", config["input"]) + _tensor_block("output", config["output"])

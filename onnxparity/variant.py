@@ -8,21 +8,12 @@ these keys, so a variant opens like any converted file.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 
 PREFIX = "onnxparity.variant."
 PRECISIONS = ("int8", "fp16")
-
-
-def sha256_of(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def stamp(model, source_props: dict[str, str], info: dict) -> None:
