@@ -5,19 +5,11 @@ from __future__ import annotations
 from collections import defaultdict
 
 from onnxparity.bench.results import ORT_BACKEND as ORT
+from onnxparity.views import text_table
 
 
 def _fmt_ips(v: float) -> str:
     return f"{v:,.0f}" if v >= 100 else f"{v:,.1f}"
-
-
-def _table(header: list[str], rows: list[list[str]], markdown: bool) -> list[str]:
-    if markdown:
-        return ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"] + \
-               ["| " + " | ".join(r) + " |" for r in rows]
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    line = lambda cells: "  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
-    return [line(header), line(["-" * w for w in widths])] + [line(r) for r in rows]
 
 
 def _groups(report: dict):
@@ -56,7 +48,7 @@ def throughput_table(report: dict, markdown: bool = False, peak_gflops: float | 
             body.append(line)
         title = (f"{model} on {device}: images/s (median of interleaved rounds); ORT/x: ratio of the same "
                  f"round, median; fastest: ORT or a native, by those ratios")
-        lines += ["", f"**{title}**" if markdown else title, *([""] if markdown else []), *_table(header, body, markdown)]
+        lines += ["", f"**{title}**" if markdown else title, *([""] if markdown else []), *text_table(header, body, numbers_right=True, markdown=markdown)]
     return lines
 
 
@@ -81,7 +73,7 @@ def latency_table(report: dict, markdown: bool = False) -> list[str]:
                  f"{r['first_call_ms']:.1f}", f"{r['load_s']:.2f}",
                  f"{r['compile_s']:.2f}" if "compile_s" in r else "-"] for r in rows]
         title = f"{model} on {device}: latency per call; first call and load (session creation) apart"
-        lines += ["", f"**{title}**" if markdown else title, *([""] if markdown else []), *_table(header, body, markdown)]
+        lines += ["", f"**{title}**" if markdown else title, *([""] if markdown else []), *text_table(header, body, numbers_right=True, markdown=markdown)]
     return lines
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -69,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     from onnxparity._io import write_text
     from onnxparity.bench import BenchConfig, bench
     from onnxparity.bench.report import render
+    from onnxparity.views import to_json
 
     from onnxparity.signature import parse_input_shapes, parse_int_range
 
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     report = bench(args.models or _default_models(), config, progress=progress).to_dict()
     report["config"]["peak_gflops"] = args.peak_gflops
     if args.json:
-        write_text(args.json, json.dumps(report, indent=1) + "\n")
+        write_text(args.json, to_json(report, indent=1))
     print(render(report, markdown=args.markdown, peak_gflops=args.peak_gflops))
     if args.json:
         print(f"\nwrote {args.json}")

@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         result.save(args.json)
     if args.html:
-        from onnxparity.parity.report import write_html
+        from onnxparity.parity.page import write_html
 
         write_html(args.html, result)
     return finish(result)

@@ -7,20 +7,17 @@ import html
 import math
 from pathlib import Path
 
-from onnxparity._io import write_text
+from onnxparity import views
 from onnxparity.locate.result import LocateResult
+from onnxparity.views import num, text_table
 
 NODE_CHARS = 44
-
-
-def _num(x, fmt="{:.1e}") -> str:
-    return "-" if x is None else fmt.format(x)
 
 
 def _db(figures: dict | None) -> str:
     if figures is None:
         return "-"
-    return "exact" if figures["exact"] else _num(figures["sqnr_db"], "{:.1f}")
+    return "exact" if figures["exact"] else num(figures["sqnr_db"], "{:.1f}")
 
 
 def _nodes(names: list[str]) -> str:
@@ -39,8 +36,9 @@ def table(result: LocateResult) -> str:
 
     A layer DEPARTS when it is wrong by itself (isolated mode); it ``inherits`` when only the error
     carried in from the layers before it shows (cumulative mode)."""
-    rows = [("#", "layer", "kind", "ONNX nodes", "shape", "cumul. max abs", "SQNR dB", "isol. max abs", "max rel",
-             "SQNR dB", "verdict")]
+    header = ("#", "layer", "kind", "ONNX nodes", "shape", "cumul. max abs", "SQNR dB", "isol. max abs", "max rel",
+              "SQNR dB", "verdict")
+    rows = []
     first = result.first_divergence
     for layer in result.layers:
         cum, iso = layer.cumulative, layer.isolated
@@ -48,11 +46,9 @@ def table(result: LocateResult) -> str:
         if first and first["original_layer"] == layer.original_layer:
             verdict += " <- first"
         rows.append((str(layer.order), _layer_name(layer), layer.kind, _nodes(layer.onnx_nodes),
-                     "x".join(str(d) for d in layer.shape), _num(cum and cum["max_abs_diff"]), _db(cum),
-                     _num(iso and iso["max_abs_diff"]), _num(iso and iso["max_rel_diff"]), _db(iso), verdict))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+                     "x".join(str(d) for d in layer.shape), num(cum and cum["max_abs_diff"]), _db(cum),
+                     num(iso and iso["max_abs_diff"]), num(iso and iso["max_rel_diff"]), _db(iso), verdict))
+    lines = text_table(header, rows)
     for layer in result.layers:
         if layer.layout not in (None, "same"):
             lines.append(f"layout   {layer.original_layer}: {layer.layout}" + (" (chosen by the data)" if layer.layout_by_data else ""))
@@ -66,7 +62,7 @@ def table(result: LocateResult) -> str:
     if first:
         lines.append(f"first divergence ({first['mode']}): {first['original_layer']}"
                      + (f" (with {', '.join(first['covers'])})" if first["covers"] else "")
-                     + f" at ONNX {', '.join(first['onnx_nodes'])}, max abs diff {_num(first['max_abs_diff'], '{:.3g}')}")
+                     + f" at ONNX {', '.join(first['onnx_nodes'])}, max abs diff {num(first['max_abs_diff'], '{:.3g}')}")
     else:
         lines.append("no layer departs beyond tolerance")
     return "\n".join(lines)
@@ -147,7 +143,7 @@ def html_page(result: LocateResult) -> str:
         cells = []
         for figures in (layer.cumulative, layer.isolated):
             cells.append("-" if figures is None else
-                         f"{_num(figures['max_abs_diff'])} / {_num(figures['max_rel_diff'])} / {_db(figures)}")
+                         f"{num(figures['max_abs_diff'])} / {num(figures['max_rel_diff'])} / {_db(figures)}")
         extra = "".join(f"<br><small>{e(label)}: {e(', '.join(items))}</small>" for label, items in
                         (("fused", layer.covers), ("same output as", layer.aliases), ("isolated copy also runs", layer.isolated_via))
                         if items)
@@ -170,5 +166,4 @@ def html_page(result: LocateResult) -> str:
 
 
 def write_html(path: str | Path, result: LocateResult) -> Path:
-    write_text(path, html_page(result))
-    return Path(path)
+    return views.write_html(path, html_page(result))

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from onnxparity import views
 
 
 @dataclass
@@ -66,21 +66,10 @@ class LocateResult:
         for layer, item in zip(self.layers, d["layers"]):
             item["within_tolerance"] = layer.within_tolerance
             item["verdict"] = layer.verdict
-        return _finite(d)
+        return views.finite(d)
 
     def save(self, path: str | Path) -> Path:
         from onnxparity._io import write_text
 
-        write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+        write_text(path, views.to_json(self.to_dict()))
         return Path(path)
-
-
-def _finite(value):
-    """Strict JSON: inf and NaN become None."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value

@@ -87,7 +87,7 @@ def write_reports(result: ParityResult, inputs: Inputs, outputs: dict, *, json_p
     if json_path:
         result.save(json_path)
     if html_path:
-        from onnxparity.parity.report import write_html
+        from onnxparity.parity.page import write_html
 
         write_html(html_path, result, inputs, outputs)
     if save_outputs_path:

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from onnxparity._io import write_text
+from onnxparity import views
 from onnxparity.compare import HIST_EDGES
+from onnxparity.views import num
 
 MAX_CARDS = 24  # inputs shown per comparison; the JSON has them all
 TIMING_ORDER = ("start", "infer", "wall")
@@ -44,10 +45,6 @@ svg.hist{width:100%;min-width:60px;max-width:160px;height:auto}
 .tie{background:#fff6d6}.real{background:#fde8e8}
 nav a{margin-right:1em}
 """
-
-
-def _num(x, fmt="{:.1e}") -> str:
-    return "-" if x is None else fmt.format(x)
 
 
 def _png(image: np.ndarray) -> str | None:
@@ -195,9 +192,9 @@ def _comparisons(result, comps, inputs, outputs) -> list[str]:
         v = "PASS" if c.passed else "FAIL"
         agree = "-" if c.top1_agreement is None else f"{c.top1_agreement:.2%} ({c.top1_agree_count}/{c.n})"
         rows.append([f"<td class='label'>{e(c.candidate)}</td>", e(c.device), f"<td class='num'>{c.n}</td>",
-                     f"<td class='num'>{_num(c.max_abs_diff)}</td>", f"<td class='num'>{_num(c.max_rel_diff)}</td>",
-                     f"<td class='num'>{_num(c.p99_abs_diff)}</td>",
-                     f"<td class='w'>{_num(c.atol, '{:g}')} / {_num(c.rtol, '{:g}')}</td>", f"<td class='w'>{agree}</td>",
+                     f"<td class='num'>{num(c.max_abs_diff)}</td>", f"<td class='num'>{num(c.max_rel_diff)}</td>",
+                     f"<td class='num'>{num(c.p99_abs_diff)}</td>",
+                     f"<td class='w'>{num(c.atol, '{:g}')} / {num(c.rtol, '{:g}')}</td>", f"<td class='w'>{agree}</td>",
                      f"<td class='num'>{len(c.disagreements) - len(c.near_ties)} / {len(c.near_ties)}</td>",
                      _histogram_svg(c.histogram), f"<td class='{v}'>{v}</td>"])
         if c.reasons:  # why, on a row of its own under the numbers
@@ -235,7 +232,7 @@ def _backends(backends) -> str:
         rows.append([f"<td class='label'>{e(b.label)}</td>", e(b.role), e(b.device), status,
                      f"<td class='num'>{b.batch_size}</td>",
                      f"<td class='num'>{b.n}</td>", acc]
-                    + [f"<td class='num'>{_num((b.seconds or {}).get(k), '{:.2f}')}</td>" for k in keys]
+                    + [f"<td class='num'>{num((b.seconds or {}).get(k), '{:.2f}')}</td>" for k in keys]
                     + [placement or "-", f"<small>{details}</small>" if details else "-"])
     return _table(["backend", "role", "device", "status", "batch", "n", "accuracy"] + [f"{k} s" for k in keys]
                   + ["nodes per provider", "details"], rows, "backends")
@@ -291,7 +288,7 @@ def html_page(result, inputs=None, outputs=None, locate=None) -> str:
                         f"<td class='num'>{sum(b.status == 'ok' for b in bks)}</td>",
                         f"<td class='num'>{sum(b.status == 'unavailable' for b in bks)}</td>",
                         f"<td class='num'>{sum(b.status == 'failed' for b in bks)}</td>",
-                        f"<td class='num'>{_num(worst)}</td>"])
+                        f"<td class='num'>{num(worst)}</td>"])
     out.append(_table(["model", "passed", "failed", "backends run", "not run", "crashed", "worst max abs"],
                       summary, "summary"))
     for m in models:
@@ -316,5 +313,4 @@ def html_page(result, inputs=None, outputs=None, locate=None) -> str:
 
 
 def write_html(path: str | Path, result, inputs=None, outputs=None, locate=None) -> Path:
-    write_text(path, html_page(result, inputs, outputs, locate))
-    return Path(path)
+    return views.write_html(path, html_page(result, inputs, outputs, locate))

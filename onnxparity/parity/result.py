@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from onnxparity import views
 from onnxparity._io import atomic_path, write_text
 from onnxparity.compare import HIST_EDGES, Comparison
 from onnxparity.errors import InputError
@@ -76,7 +77,7 @@ class ParityResult:
         return d
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
+        return views.to_json(self.to_dict())
 
     def save(self, path: str | Path) -> Path:
         write_text(path, self.to_json())

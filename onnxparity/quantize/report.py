@@ -1,10 +1,11 @@
-"""The quantize report: plain data with the fields of issue 12, as JSON and as console lines."""
+"""The quantize report: plain data (the fields docs/quantize.md describes), as JSON and as console lines."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from onnxparity import views
 
 
 @dataclass
@@ -25,7 +26,7 @@ class QuantizeReport:
         return asdict(self)
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
+        return views.to_json(self.to_dict())
 
     def save(self, path: str | Path) -> None:
         from onnxparity._io import write_text
