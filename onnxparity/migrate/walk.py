@@ -7,7 +7,8 @@ bookkeeping rather than layers, and a real permute is written only where an op n
 of a tensor whose layout differs from the ONNX one records which feature goes where (``cols``); the
 Dense layer after it takes its rows in that order, so no permute is needed before it.
 
-Refusals are :class:`InputError` (exit 2) naming the op and the node, raised before anything runs.
+Each op of migrate's op set has one handler, listed in :data:`OP_HANDLERS`. Refusals are
+:class:`InputError` (exit 2) naming the op and the node, raised before anything runs.
 """
 
 from __future__ import annotations
@@ -16,15 +17,12 @@ import ast
 import keyword
 import re
 from dataclasses import dataclass, replace
+from typing import Callable
 
 import numpy as np
 
 from onnxparity.errors import InputError
 from onnxparity.migrate.plan import TARGETS, Plan, Step
-
-OP_SET = ("Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "ReduceMean", "Gemm", "MatMul", "Relu",
-          "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Softmax", "LogSoftmax", "BatchNormalization", "Add",
-          "Mul", "Concat", "Flatten", "Reshape", "Transpose", "Dropout", "Identity", "Constant")
 
 NONNEG_KINDS = ("relu", "sigmoid", "hardsigmoid", "softmax")
 # ONNX ops a flatten's row order may pass through on its way to a Dense layer (elementwise, one input).
@@ -249,10 +247,11 @@ class Walker:
         for index, node in enumerate(self.graph.node):
             if index in self.skip:
                 continue
-            if node.domain not in ("", "ai.onnx") or node.op_type not in OP_SET:
+            handler = OP_HANDLERS.get(node.op_type) if node.domain in ("", "ai.onnx") else None
+            if handler is None:
                 raise InputError(f"migrate: unsupported op {node.op_type} (node {node.name!r}); migrate's op set is "
-                                 f"{', '.join(op for op in OP_SET if op not in ('Constant', 'ReduceMean'))}")
-            getattr(self, f"_op_{node.op_type}")(index, node)
+                                 f"{', '.join(op for op in OP_HANDLERS if op not in ('Constant', 'ReduceMean'))}")
+            handler(self, node)
 
         outputs, perms = [], []
         for out in self.graph.output:
@@ -269,7 +268,7 @@ class Walker:
                     source_layout=(self.source_layout or "NCHW") if len(shape) == 4 else None)
 
     # -- ops --------------------------------------------------------------------------------
-    def _op_Constant(self, index, node):
+    def _op_Constant(self, node):
         from onnx import numpy_helper
 
         attrs = {a.name: a for a in node.attribute}
@@ -277,13 +276,13 @@ class Walker:
             self._refuse(node, "only tensor constants are supported")
         self.consts[node.output[0]] = numpy_helper.to_array(attrs["value"].t)
 
-    def _op_Identity(self, index, node):
+    def _op_Identity(self, node):
         if node.input[0] in self.consts:
             self.consts[node.output[0]] = self.consts[node.input[0]]
         else:
             self._set(node.output[0], self._value(node, node.input[0]))
 
-    def _op_Dropout(self, index, node):
+    def _op_Dropout(self, node):
         t = self._value(node, node.input[0])
         if len(node.output) > 1 and node.output[1] and node.output[1] in self.consumers:
             self._refuse(node, "its mask output is used")
@@ -293,7 +292,7 @@ class Walker:
         name = self._emit(node, "dropout", [t], {"rate": float(ratio)})
         self._set(node.output[0], replace(t, name=name))
 
-    def _op_Transpose(self, index, node):
+    def _op_Transpose(self, node):
         perm = self._attrs(node).get("perm")
         if node.input[0] in self.consts:
             self.consts[node.output[0]] = np.transpose(self.consts[node.input[0]], perm)
@@ -314,19 +313,7 @@ class Walker:
         name = self._emit(node, kind, [t], attrs)
         self._set(node.output[0], replace(t, name=name, nonneg=kind in NONNEG_KINDS))
 
-    def _op_Relu(self, index, node):
-        self._unary(node, "relu")
-
-    def _op_Sigmoid(self, index, node):
-        self._unary(node, "sigmoid")
-
-    def _op_Tanh(self, index, node):
-        self._unary(node, "tanh")
-
-    def _op_HardSwish(self, index, node):
-        self._unary(node, "hardswish")
-
-    def _op_HardSigmoid(self, index, node):
+    def _op_HardSigmoid(self, node):
         a = self._attrs(node)
         self._unary(node, "hardsigmoid", {"alpha": float(a.get("alpha", 0.2)), "beta": float(a.get("beta", 0.5))})
 
@@ -340,12 +327,6 @@ class Walker:
             self._refuse(node, "Keras' log_softmax works on the last axis only")
         name = self._emit(node, kind, [t], {"axis": target_axis})
         self._set(node.output[0], replace(t, name=name, nonneg=kind == "softmax"))
-
-    def _op_Softmax(self, index, node):
-        self._softmax(node, "softmax")
-
-    def _op_LogSoftmax(self, index, node):
-        self._softmax(node, "log_softmax")
 
     # convolutions and pooling ---------------------------------------------------------------
     def _pads(self, node, a: dict, t: Tracked, kernel, strides, dilations) -> tuple[int, int, int, int]:
@@ -368,7 +349,7 @@ class Walker:
             end.append(big if auto == "SAME_UPPER" else small)
         return begin[0], begin[1], end[0], end[1]
 
-    def _op_Conv(self, index, node):
+    def _op_Conv(self, node):
         a = self._attrs(node)
         t = self._channels_first(node, self._value(node, node.input[0]))
         w = self._need_const(node, node.input[1], "weight").astype(np.float32)
@@ -444,22 +425,13 @@ class Walker:
             return "same"
         self._refuse(node, "pads excluded from the average in a way Keras' average pooling cannot reproduce")
 
-    def _op_MaxPool(self, index, node):
-        self._pool(node, "maxpool")
-
-    def _op_AveragePool(self, index, node):
-        self._pool(node, "avgpool")
-
     def _global_avgpool(self, node, keepdims: bool):
         t = self._channels_first(node, self._value(node, node.input[0]))
         name = self._emit(node, "global_avgpool", [t], {"keepdims": keepdims})
         out_shape = self._shape(node.output[0], (t.shape[0], t.shape[1], 1, 1) if keepdims else t.shape[:2])
         self._set(node.output[0], Tracked(name, out_shape, t.perm if keepdims else None, None, t.nonneg))
 
-    def _op_GlobalAveragePool(self, index, node):
-        self._global_avgpool(node, True)
-
-    def _op_ReduceMean(self, index, node):
+    def _op_ReduceMean(self, node):
         a = self._attrs(node)
         axes = a.get("axes")
         if len(node.input) > 1 and node.input[1]:
@@ -470,7 +442,7 @@ class Walker:
                              "spatial axes (a global average pool) is supported")
         self._global_avgpool(node, bool(a.get("keepdims", 1)))
 
-    def _op_BatchNormalization(self, index, node):
+    def _op_BatchNormalization(self, node):
         a = self._attrs(node)
         if a.get("training_mode", 0):
             self._refuse(node, "training mode is not supported")
@@ -502,7 +474,7 @@ class Walker:
         shape = self._shape(out_name, (*t.shape[:-1], int(kernel.shape[1])))
         self._set(out_name, Tracked(name, shape))
 
-    def _op_Gemm(self, index, node):
+    def _op_Gemm(self, node):
         a = self._attrs(node)
         if a.get("transA", 0):
             self._refuse(node, "transA is not supported")
@@ -515,7 +487,7 @@ class Walker:
             bias = np.broadcast_to(c.reshape(-1) if c.size > 1 else c, (kernel.shape[1],)).copy()
         self._dense(node, t, kernel, bias, node.output[0], node.input[1])
 
-    def _op_MatMul(self, index, node):
+    def _op_MatMul(self, node):
         t = self._value(node, node.input[0])
         b = self._const(node.input[1])
         if b is None or b.ndim != 2:
@@ -575,13 +547,7 @@ class Walker:
         nonneg = t.nonneg and bool((c >= 0).all())
         self._set(node.output[0], replace(t, name=name, nonneg=nonneg))
 
-    def _op_Add(self, index, node):
-        self._binary(node, "add")
-
-    def _op_Mul(self, index, node):
-        self._binary(node, "mul")
-
-    def _op_Concat(self, index, node):
+    def _op_Concat(self, node):
         axis = self._attrs(node).get("axis", 1)
         parts = [self._value(node, n) for n in node.input if n]
         first = parts[0]
@@ -596,7 +562,7 @@ class Walker:
                                           all(p.nonneg for p in parts)))
 
     # shapes -------------------------------------------------------------------------------------
-    def _op_Flatten(self, index, node):
+    def _op_Flatten(self, node):
         t = self._value(node, node.input[0])
         axis = self._attrs(node).get("axis", 1)
         if axis % max(t.rank, 1) != 1:
@@ -644,7 +610,7 @@ class Walker:
                 return False
         return True
 
-    def _op_Reshape(self, index, node):
+    def _op_Reshape(self, node):
         if node.input[0] in self.consts:
             shape = self._need_const(node, node.input[1], "shape")
             self.consts[node.output[0]] = self.consts[node.input[0]].reshape(shape)
@@ -685,6 +651,35 @@ class Walker:
                 self._refuse(node, "only reshapes that keep the batch axis are supported")
             return (t.shape[0], *rest)
         self._refuse(node, "only reshapes that keep the batch axis are supported")
+
+
+# Migrate's op set: ONNX op type -> its handler, which adds the target's steps for one node.
+OP_HANDLERS: dict[str, Callable[[Walker, object], None]] = {
+    "Conv": Walker._op_Conv,
+    "MaxPool": lambda w, node: w._pool(node, "maxpool"),
+    "AveragePool": lambda w, node: w._pool(node, "avgpool"),
+    "GlobalAveragePool": lambda w, node: w._global_avgpool(node, True),
+    "ReduceMean": Walker._op_ReduceMean,
+    "Gemm": Walker._op_Gemm,
+    "MatMul": Walker._op_MatMul,
+    "Relu": lambda w, node: w._unary(node, "relu"),
+    "Sigmoid": lambda w, node: w._unary(node, "sigmoid"),
+    "Tanh": lambda w, node: w._unary(node, "tanh"),
+    "HardSigmoid": Walker._op_HardSigmoid,
+    "HardSwish": lambda w, node: w._unary(node, "hardswish"),
+    "Softmax": lambda w, node: w._softmax(node, "softmax"),
+    "LogSoftmax": lambda w, node: w._softmax(node, "log_softmax"),
+    "BatchNormalization": Walker._op_BatchNormalization,
+    "Add": lambda w, node: w._binary(node, "add"),
+    "Mul": lambda w, node: w._binary(node, "mul"),
+    "Concat": Walker._op_Concat,
+    "Flatten": Walker._op_Flatten,
+    "Reshape": Walker._op_Reshape,
+    "Transpose": Walker._op_Transpose,
+    "Dropout": Walker._op_Dropout,
+    "Identity": Walker._op_Identity,
+    "Constant": Walker._op_Constant,
+}
 
 
 def _moves_unit_axes(src: tuple, dst: tuple) -> tuple[int, ...] | None:
