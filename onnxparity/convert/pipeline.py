@@ -1,8 +1,10 @@
 """The conversion pipeline: load, describe, probe, export, finish, verify, write.
 
-Each step is a named function; :func:`convert` runs them in order and logs each as it starts. The
-file is verified as it is (plain ONNX Runtime, as a user or Triton deploys it) against the original
-at two batch sizes, by the same comparison functions parity uses, and only then moved into place.
+Each step is a named function; :func:`convert` runs them in order and logs each as it starts.
+What the model is and how it is fed is read in :mod:`.describe`; a model without a spec gets the
+one :mod:`onnxparity.models.spec_inference` infers. The file is verified as it is (plain ONNX
+Runtime, as a user or Triton deploys it) against the original at two batch sizes, by the same
+comparison functions parity uses (:mod:`.verify`), and only then moved into place.
 """
 
 from __future__ import annotations
@@ -10,19 +12,19 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-import numpy as np
 
 from onnxparity import __version__
-from onnxparity.convert.graph import BATCH, INPUT_NAME
-from onnxparity.errors import InputError, ParityFailure, first_line
-from onnxparity.models.spec_inference import CHECK_SAMPLES, final_spec, output_kind, probe_inputs, probe_spec
-from onnxparity.signature import Signature, TensorSpec
+from onnxparity.convert.describe import (as_spec, describe_inputs, describe_outputs, dtypes_argument, identify,
+                                         shapes_argument)
+from onnxparity.convert.verify import verify
+from onnxparity.errors import InputError, first_line
+from onnxparity.models.spec_inference import CHECK_SAMPLES, final_spec, probe_inputs, probe_spec
+from onnxparity.signature import Signature
 from onnxparity.spec import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -93,9 +95,9 @@ def convert(model, out: str | os.PathLike | None = None, *, opset: int | None = 
     import onnxparity.convert.graph as graph
 
     started = time.perf_counter()
-    framework, target, given_spec, default_out = _identify(model)
+    framework, target, given_spec, default_out = identify(model)
     if spec is not None:
-        given_spec = _as_spec(spec)
+        given_spec = as_spec(spec)
     if out is None:
         if default_out is None:
             raise InputError("say where to write the ONNX file (out)")
@@ -105,8 +107,8 @@ def convert(model, out: str | os.PathLike | None = None, *, opset: int | None = 
         raise InputError(f"{out}: a folder; give the ONNX file's path")
     if not force and out.exists():
         raise InputError(f"{out}: exists; pass --force to replace it")
-    shapes = _shapes_argument(input_shape)
-    dtypes = _dtypes_argument(input_dtype)
+    shapes = shapes_argument(input_shape)
+    dtypes = dtypes_argument(input_dtype)
 
     opset = graph.preflight(opset)  # before loading anything: a refused opset fails fast
     log.info("loading the %s model", framework)
@@ -132,7 +134,7 @@ def convert(model, out: str | os.PathLike | None = None, *, opset: int | None = 
         shown = ", ".join(f"{t.name} {t.dtype}{list(x.shape[1:])}" for t, x in zip(inputs, xs))
         raise InputError(f"input shape {shown} does not fit the model ({first_line(exc)}); "
                          "pass --input-shape / --input-dtype") from None
-    output_names = _output_names(source, given_spec, reference)
+    output_names = describe_outputs(source, given_spec, reference)
     spec = final_spec(given_spec, probe, source, inputs, reference)
     raw_shape = graph.raw_image_shape(spec) if embed_preprocessing else None  # refuse before exporting
 
@@ -170,127 +172,6 @@ def convert(model, out: str | os.PathLike | None = None, *, opset: int | None = 
                          embedded_preprocessing=embed_preprocessing, max_abs_diff_per_output=diffs)
 
 
-# -- what the model is ------------------------------------------------------------------------
-def _identify(model) -> tuple[str, Any, ModelSpec | None, Path | None]:
-    """(framework, what to load, spec if the model describes itself, default output path stem)."""
-    if isinstance(model, (str, os.PathLike)):
-        from onnxparity.models import resolve
-
-        ref = resolve(model)
-        if ref.framework == "onnx":
-            raise InputError(f"{ref.path}: already an ONNX file")
-        path = Path(model)
-        target = path if ref.spec is None else ref.path  # a checkpoint folder -> its weights file
-        default = (path / "model") if path.is_dir() else path.with_suffix("")
-        return ref.framework, target, ref.spec, default
-    torch = sys.modules.get("torch")
-    if torch is not None and isinstance(model, torch.nn.Module):
-        return "torch", model, None, None
-    keras = sys.modules.get("keras")
-    if keras is not None and isinstance(model, keras.Model):
-        return "keras", model, None, None
-    raise InputError(f"cannot convert a {type(model).__name__}; expected a path, a keras.Model or a torch.nn.Module")
-
-
-def _as_spec(spec) -> ModelSpec:
-    if isinstance(spec, ModelSpec):
-        return spec
-    if isinstance(spec, Mapping):
-        return ModelSpec.from_dict(spec)
-    path = Path(spec)
-    return ModelSpec.load(path) if path.is_dir() else ModelSpec.read(path)
-
-
-def _shapes_argument(input_shape) -> dict[str | None, tuple[int, ...]]:
-    """``input_shape`` in any of its forms -> {input name or None: sample shape}."""
-    from onnxparity.signature import parse_input_shapes
-
-    if input_shape is None:
-        return {}
-    if isinstance(input_shape, Mapping):
-        return {k: tuple(int(d) for d in v) for k, v in input_shape.items()}
-    if isinstance(input_shape, str):
-        return parse_input_shapes([input_shape])
-    if isinstance(input_shape, (list, tuple)) and input_shape and all(isinstance(v, str) for v in input_shape):
-        return parse_input_shapes(list(input_shape))
-    try:
-        shape = tuple(int(d) for d in input_shape)
-    except (TypeError, ValueError):
-        raise InputError(f"input shape must be integers such as 1,28,28, not {input_shape!r}") from None
-    if not shape or min(shape) < 1:
-        raise InputError(f"input shape must be positive sizes such as 1,28,28, not {list(shape)}")
-    return {None: shape}
-
-
-def _dtypes_argument(input_dtype) -> dict[str | None, str]:
-    from onnxparity.signature import DTYPES
-
-    if input_dtype is None:
-        return {}
-    if isinstance(input_dtype, str):
-        input_dtype = [input_dtype]
-    pairs = input_dtype.items() if isinstance(input_dtype, Mapping) else \
-        [(v.rpartition("=")[0] or None, v.rpartition("=")[2]) for v in input_dtype]
-    out = {}
-    for name, dtype in pairs:
-        if dtype not in DTYPES:
-            raise InputError(f"--input-dtype {dtype!r}: use one of {', '.join(DTYPES)}")
-        out[name] = dtype
-    return out
-
-
-def describe_inputs(source, spec: ModelSpec | None, shapes: dict, dtypes: dict,
-                    int_range: tuple[int, int] | None) -> list[TensorSpec]:
-    """The model's inputs for export: names, dtypes and sample shapes, from what the model declares,
-    completed by the user's ``--input-shape``/``--input-dtype`` and a checkpoint's spec.
-
-    One input is called ``input``; several keep the model's own names."""
-    declared = list(source.inputs or [])
-    if spec is not None and spec.signature is not None and not shapes:
-        declared = [dataclasses.replace(t, shape=(BATCH, *t.sample_shape)) for t in spec.signature.inputs]
-    named = [k for k in list(shapes) + list(dtypes) if k is not None]
-    if not declared:
-        names = list(dict.fromkeys(named)) or [INPUT_NAME]
-        declared = [TensorSpec(n, "float32", (BATCH,)) for n in names]
-    if len(declared) > 1 and (None in shapes or None in dtypes):
-        raise InputError(f"the model has {len(declared)} inputs ({', '.join(t.name for t in declared)}); "
-                         "name each: --input-shape NAME=SHAPE")
-    unknown = set(named) - {t.name for t in declared}
-    if unknown:
-        raise InputError(f"no input called {', '.join(sorted(unknown))} (inputs: {', '.join(t.name for t in declared)})")
-    if len(declared) == 1 and spec is not None and not shapes and spec.input_shape:
-        shapes = {None: spec.input_shape}
-    out = []
-    for t in declared:
-        key = None if len(declared) == 1 and None in shapes else t.name
-        shape = shapes.get(key) or shapes.get(t.name)
-        dtype = dtypes.get(t.name) or dtypes.get(None if len(declared) == 1 else "") or t.dtype
-        if shape is None:
-            if len(t.shape) <= 1 and not source.inputs or any(isinstance(d, str) for d in t.sample_shape):
-                raise InputError(f"the {source.framework} model does not say the shape of its input {t.name!r}; pass "
-                                 "--input-shape (one sample, no batch axis, such as 1,28,28 or "
-                                 f"{t.name}=1,28,28)")
-            shape = t.sample_shape
-        rng = None
-        if dtype not in ("float16", "float32", "float64", "bool"):
-            rng = int_range or ((0, source.embedding_rows) if source.embedding_rows else None)
-        name = INPUT_NAME if len(declared) == 1 else t.name
-        out.append(TensorSpec(name, dtype, (BATCH, *shape), rng))
-    return out
-
-
-def _output_names(source, spec: ModelSpec | None, reference: list[np.ndarray]) -> list[str]:
-    """Outputs the model names (dict outputs, a SavedModel's signature) keep their names; otherwise
-    the first is named after what it holds (``probabilities``...) and the others ``output_1``..."""
-    names = list(source.output_names or [])
-    if spec is not None and spec.signature is not None and len(spec.signature.outputs) == len(reference):
-        names = spec.signature.output_names
-    if len(names) == len(reference) and len(set(names)) == len(names) and len(reference) > 1:
-        return names
-    first = spec.output if spec else output_kind(reference[0])
-    return [first] + [f"output_{i}" for i in range(1, len(reference))]
-
-
 def _provenance(source, target, exporter: str) -> dict[str, str]:
     return {
         "source_framework": source.framework, "source_version": source.framework_version,
@@ -298,36 +179,3 @@ def _provenance(source, target, exporter: str) -> dict[str, str]:
         "source": Path(target).name if isinstance(target, (str, os.PathLike)) else f"live {type(target).__name__}",
         "source_sha256": source.sha256, "onnxparity_version": __version__,
     }
-
-
-# -- the check --------------------------------------------------------------------------------
-def verify(path: Path, feeds: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> dict[str, float]:
-    """Run the file as it is (plain ORT) at batch N and 1; each output must match the original's
-    within :data:`onnxparity.compare.CONVERT_TOLERANCE` (scaled to the output's
-    magnitude: a converter reorders float sums) and the batch-1 run must match batch N."""
-    from onnxparity.compare import CONVERT_TOLERANCE, compare, scaled_to
-    from onnxparity.onnx_model import OnnxModel
-
-    session = OnnxModel(path).session()
-    names = list(reference)
-    n = len(next(iter(feeds.values())))
-    full = dict(zip(names, session.run(names, feeds)))
-    single = dict(zip(names, session.run(names, {k: v[:1] for k, v in feeds.items()})))
-    diffs = {}
-    for name in names:
-        got, want = full[name], reference[name]
-        if got.shape != want.shape:
-            raise ParityFailure(f"output {name}: ONNX Runtime gives shape {list(got.shape)}, the original {list(want.shape)}")
-        tol = scaled_to(CONVERT_TOLERANCE, want)
-        idx = np.arange(n)
-        c = compare("convert", {"outputs": want, "indices": idx, "output_name": name, "label": "original"},
-                    {"outputs": got, "indices": idx, "output_name": name, "label": "onnxruntime"}, tol, output=name)
-        diffs[name] = c.max_abs_diff or 0.0
-        if not c.passed:
-            raise ParityFailure(f"output {name}: ONNX Runtime differs from the original: {'; '.join(c.reasons)}")
-        one = compare("convert", {"outputs": got[:1], "indices": idx[:1], "output_name": name, "label": f"batch {n}"},
-                      {"outputs": single[name], "indices": idx[:1], "output_name": name, "label": "batch 1"}, tol,
-                      output=name)
-        if not one.passed:
-            raise ParityFailure(f"output {name}: batch 1 gives other results than batch {n}; the batch axis is not dynamic")
-    return diffs
