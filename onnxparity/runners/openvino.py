@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from onnxparity.errors import BackendUnavailable, InputError
+from onnxparity.errors import BackendUnavailable, InputError, first_line
 from onnxparity.models import ModelRef
 from onnxparity.runners import typed_feeds
 
@@ -33,7 +33,7 @@ class OpenVinoRunner:
         try:
             self.compiled = core.compile_model(core.read_model(str(ref.path)), self.device, config)
         except RuntimeError as exc:  # an op or a graph the plugin does not take
-            raise InputError(f"{ref.path}: OpenVINO cannot compile it ({str(exc).strip().splitlines()[0][:200]})") from None
+            raise InputError(f"{ref.path}: OpenVINO cannot compile it ({first_line(exc, with_type=False)})") from None
         self.request = self.compiled.create_infer_request()
         self._outputs = [(name, self.compiled.output(name)) for name in self.signature.output_names]
         self.name = "openvino" if self.device == "CPU" else f"openvino-{self.device}"

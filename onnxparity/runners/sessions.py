@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from onnxparity.errors import BackendUnavailable, InputError
+from onnxparity.errors import BackendUnavailable, InputError, first_line
 from onnxparity.gpu import NVIDIA_PROVIDERS
 from onnxparity.machine import physical_cores
 
@@ -101,7 +101,7 @@ def make_session(path: str | os.PathLike, providers: list[str] | None = None, se
     try:
         session = ort.InferenceSession(source, sess_options=sess_options, providers=providers)
     except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types
-        raise InputError(f"{path}: ONNX Runtime cannot load it ({str(exc).splitlines()[0][:200]})") from None
+        raise InputError(f"{path}: ONNX Runtime cannot load it ({first_line(exc, with_type=False)})") from None
     session.graph_rewrites = rewrites  # what cpu_graph changed, for reports
     return session
 
