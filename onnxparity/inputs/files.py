@@ -13,7 +13,7 @@ from typing import Mapping
 
 import numpy as np
 
-from onnxparity.errors import InputError
+from onnxparity.errors import InputError, first_line
 from onnxparity.inputs.samples import GIVEN, IMAGE, Inputs, unlabelled
 from onnxparity.signature import Signature
 from onnxparity.spec import ModelSpec
@@ -40,7 +40,7 @@ def load_arrays(path: str | Path, signature: Signature | None) -> Inputs:
     except InputError:
         raise
     except (OSError, ValueError, EOFError) as exc:
-        raise InputError(f"{path}: not a .npz or .npy file of arrays ({str(exc).splitlines()[0][:120]})") from None
+        raise InputError(f"{path}: not a .npz or .npy file of arrays ({first_line(exc, 120, with_type=False)})") from None
     labels = arrays.pop(LABELS, None) if signature is None or LABELS not in signature.input_names else None
     if signature is not None:
         arrays = check_arrays(arrays, signature, str(path))
