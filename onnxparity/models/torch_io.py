@@ -114,9 +114,9 @@ def load_module(path: str | Path, architecture: str | None, trust_pickle: bool =
     if not (architecture or trust.torch_class):
         raise InputError(f"{path}: a state dict; name its model class with --torch-class package.module:Class "
                          "(or put a spec.json beside it)")
-    module = build_module(architecture, kwargs, folder=Path(path).parent, trust=trust,
-                          where=f"the spec recorded for {path} (spec.json or ONNX metadata)")
-    architecture = trust.torch_class or architecture
+    where = f"the spec recorded for {path} (spec.json or ONNX metadata)"
+    architecture, kwargs = trust.resolve(architecture, kwargs, where)  # the user's class and arguments, or allowed ones
+    module = build_module(architecture, kwargs, folder=Path(path).parent, trust=trust)
     try:
         module.load_state_dict(obj)
     except Exception as exc:  # noqa: BLE001 - RuntimeError for missing/unexpected keys, size mismatch

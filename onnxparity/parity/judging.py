@@ -25,6 +25,7 @@ def compare_all(models, planned, runs, outputs, model_inputs, atol, rtol, min_ag
     """One comparison per (candidate, output) of each model, against that model's reference;
     and the tolerances used, by tolerance class."""
     comparisons, tolerances = [], {}
+    variants: dict[str, dict | None] = {}  # each ONNX file parsed once, however many runtimes ran it
     for model in models:
         name = model["name"]
         ref_label = reference_label(name, runs)
@@ -43,7 +44,9 @@ def compare_all(models, planned, runs, outputs, model_inputs, atol, rtol, min_ag
                     continue
                 comparisons.append(not_compared(name, ref_label, job, tol, runs))
                 continue
-            variant = OnnxModel(job.path).variant if job.backend.framework == "onnx" else None
+            if job.backend.framework == "onnx" and job.path not in variants:
+                variants[job.path] = OnnxModel(job.path).variant
+            variant = variants.get(job.path) if job.backend.framework == "onnx" else None
             judge = functools.partial(judge_variant, variant=variant) if variant else None
             single = len(ref_out["outputs"]) == 1 == len(cand_out["outputs"])  # one output each: matched as such
             for out_name, ref_array in ref_out["outputs"].items():
