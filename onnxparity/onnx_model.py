@@ -18,6 +18,24 @@ from onnxparity.signature import Signature
 from onnxparity.spec import METADATA_PREFIX, ModelSpec
 
 
+# Ops that move or reshape values without computing new ones: a Softmax behind them is still the output.
+SHAPE_ONLY_OPS = frozenset({"Identity", "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Transpose", "Cast",
+                            "Expand", "CastLike"})
+
+
+def softmax_outputs(graph) -> list[str]:
+    """The graph outputs computed by Softmax or LogSoftmax (through shape-only ops, or a Log of a Softmax)."""
+    producer = {out: node for node in graph.node for out in node.output}
+    found = []
+    for value in graph.output:
+        node = producer.get(value.name)
+        while node is not None and (node.op_type in SHAPE_ONLY_OPS or node.op_type == "Log") and node.input:
+            node = producer.get(node.input[0])
+        if node is not None and node.op_type in ("Softmax", "LogSoftmax"):
+            found.append(value.name)
+    return found
+
+
 class OnnxModel:
     """An ONNX file: ``signature``, ``spec`` (None for a file converted elsewhere), ``metadata``."""
 
@@ -68,6 +86,13 @@ class OnnxModel:
     def batched(self) -> bool:
         """Every input and output has a free first axis, so requests can be stacked along it."""
         return self.signature.batched
+
+    @functools.cached_property
+    def class_outputs(self) -> tuple[str, ...]:
+        """The outputs marked as class scores: those the spec names (``class_outputs``) and those the
+        graph computes with Softmax/LogSoftmax, directly or through shape-only ops (Identity, Reshape...)."""
+        marked = list(self.spec.class_outputs) if self.spec else []
+        return tuple(dict.fromkeys(marked + softmax_outputs(self.proto.graph)))
 
     @functools.cached_property
     def variant(self) -> dict | None:

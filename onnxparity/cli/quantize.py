@@ -4,7 +4,8 @@ int8: static QDQ, per channel, calibrated on real data (the training split of --
 digits by default; --inputs for other models); fp16: half-precision weights and compute with float32
 inputs and outputs, for GPU serving. The variant is compared with the fp32 file on held-out data
 (the test split, or the held-out part of --inputs), both are timed at batch 1 and 64, and it is
-written (atomically) only when top-1 agreement and accuracy hold. Exit 0 written, 1 refused by the
+written (atomically) only when top-1 agreement and accuracy hold (class scores) and cosine and SNR hold
+(other float outputs: embeddings, hidden states, regressions), by the gate `check` judges variants with. Exit 0 written, 1 refused by the
 gate (nothing written; the --json report still is), 2 bad input.
 """
 

@@ -1,38 +1,106 @@
 """Judges: one backend's output against the reference's, as a :class:`Comparison` with its verdict.
 
 A judge is a plain function over saved arrays (after Polygraphy's ``CompareFunc``), so saved runs
-can be judged again later (``onnxparity compare``). :func:`compare` picks the rule by the output:
+can be judged again later (``onnxparity compare``). :func:`compare` picks the rule by what the
+output is (:func:`holds_classes`, the one rule):
 
 - **exact** for integer and bool outputs;
-- **class scores** for outputs that hold them (:func:`holds_classes`: 2-D with a last axis above 1,
-  or marked so by the spec): element-wise as below, and top-1 agreement over the last axis;
-- **element-wise** for any other output: within tolerance when ``|candidate - reference| <= atol +
-  rtol * |reference|`` (NumPy's ``allclose`` rule).
+- **class scores** for float outputs marked so (the spec's ``class_outputs``, or computed by
+  Softmax/LogSoftmax in the graph: :attr:`onnxparity.onnx_model.OnnxModel.class_outputs`) or named so
+  (``logits``, ``probabilities``, ``probs``, ``log_probs``...): element-wise as below, and top-1
+  agreement over the last axis. Shape alone says nothing: an embedding (N, 384) is no class scores;
+- **element-wise** for any other float output: within tolerance when ``|candidate - reference| <=
+  atol + rtol * |reference|`` (NumPy's ``allclose`` rule).
+
+Every float output also gets its cosine similarity per sample (the lowest and the median) and its
+SNR in dB, reported; they judge variants only.
 
 A top-1 disagreement is a *near tie* when the reference's own margin between the two classes
 involved is within that tolerance: any within-tolerance wobble could flip it. Near ties are
 reported apart and do not count against ``min_agreement``; real disagreements do. :func:`within`
 is the element-wise verdict alone, for callers that need no :class:`Comparison`.
 
-:func:`judge_variant` judges a quantized variant instead, by the gate it passed when it was
-written (:func:`variant_gate`: top-1 agreement and accuracy), not by float32's tolerance.
+:func:`judge_variant` judges a quantized variant instead, by its outputs' kinds against the
+thresholds of :class:`VariantGate` (quantize's gate too): class scores by top-1 agreement (near ties
+by the fp32 file's own margins within float32's tolerance) and accuracy, other float outputs by
+cosine and SNR.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 
+import re
+
 import numpy as np
 
-from onnxparity.compare.metrics import (accuracy, finite_or_none, log10_histogram, max_rel, nonfinite_counts,
-                                        nonfinite_mismatches, outside)
+from onnxparity.compare.metrics import (accuracy, cosine_per_sample, finite_or_none, log10_histogram, max_rel,
+                                        nonfinite_counts, nonfinite_mismatches, outside, snr_db)
 from onnxparity.compare.tolerances import Tolerance
 from onnxparity.errors import InputError
 
-MIN_AGREEMENT = 0.99  # a variant's default gate
-MAX_ACCURACY_DROP = 0.005
-JUDGED_BY = ("{precision} variant: judged by top-1 agreement (at least {min_agreement:.2%}) and accuracy (drop at "
-             "most {max_drop:.4f}) on the {n} labelled inputs, not by element-wise tolerance")
+# Words in an output's name that say it holds class scores (the name split at "_", ".", "/", ":", "-").
+CLASS_WORDS = frozenset({"logits", "logit", "probabilities", "probability", "probs", "prob", "proba", "probas",
+                         "logprobs", "logprob", "softmax", "logsoftmax"})
+
+
+@dataclass(frozen=True)
+class VariantGate:
+    """What an int8/fp16 variant must keep of its fp32 file: ``onnxparity quantize``'s gate and
+    ``check``'s verdict of a variant, the one set of thresholds (docs/quantize.md has the measurements).
+
+    Class scores: top-1 agreement (near ties by the fp32 file's margins excepted) and, where labels
+    exist, the accuracy drop. Other float outputs: the median and the lowest cosine similarity over the
+    samples, and the SNR over all values, against the fp32 file."""
+
+    min_agreement: float = 0.99
+    max_accuracy_drop: float = 0.005
+    # Measured on the real MiniLM over 32 sentences (docs/quantize.md): a good dynamic-int8 file keeps a
+    # median cosine of 0.956 (last_hidden_state) and 0.983 (pooler_output), the lowest sentence at 0.80
+    # to 0.97, SNR 9.9 to 19 dB; a broken one (static QDQ of every op on one sample) falls to a median of
+    # 0.39 and 0.64, the lowest at 0.25, SNR -0.3 to 1.7 dB.
+    min_cosine_median: float = 0.9
+    min_cosine: float = 0.5  # the lowest sample's
+    min_snr_db: float = 6.0
+
+    @classmethod
+    def recorded(cls, variant: dict | None, **overrides) -> "VariantGate":
+        """The gate a variant file records (``variant["gate"]``; defaults for keys it lacks), with
+        every override that is not None applied."""
+        known = {f for f in cls.__dataclass_fields__}
+        values = {k: float(v) for k, v in ((variant or {}).get("gate") or {}).items() if k in known}
+        values.update({k: float(v) for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def reasons(self, c: "Comparison", accuracies: tuple[float, float] | None = None) -> list[str]:
+        """Why output ``c`` of a variant may not stand in for the fp32 file's (empty: it may), by its
+        kind; ``accuracies`` (fp32, variant) where labels exist. Exact outputs are left to ``compare``."""
+        found = []
+        if c.judged_as == "class scores" and c.n:
+            agreement = (c.n - c.real_disagreements) / c.n
+            if agreement < self.min_agreement:
+                found.append(f"output {c.output}: top-1 agreement {agreement:.2%} is below {self.min_agreement:.2%} "
+                             f"({c.real_disagreements} real disagreements)")
+            if accuracies is not None and accuracies[0] - accuracies[1] > self.max_accuracy_drop:
+                found.append(f"output {c.output}: accuracy drops by {accuracies[0] - accuracies[1]:.4f} "
+                             f"({accuracies[0]:.4f} -> {accuracies[1]:.4f}), more than {self.max_accuracy_drop:.4f}")
+        elif c.judged_as == "element-wise" and c.cosine_min is not None:
+            if c.cosine_median < self.min_cosine_median or c.cosine_min < self.min_cosine:
+                found.append(f"output {c.output}: cosine similarity median {c.cosine_median:.4f}, lowest "
+                             f"{c.cosine_min:.4f} over {c.n} samples (at least {self.min_cosine_median:g} and "
+                             f"{self.min_cosine:g})")
+            if c.snr_db is not None and c.snr_db < self.min_snr_db:
+                found.append(f"output {c.output}: SNR {c.snr_db:.1f} dB is below {self.min_snr_db:g} dB")
+        return found
+
+
+JUDGED_BY = ("{precision} variant: class scores by top-1 agreement (at least {min_agreement:.2%}; near ties by the "
+             "fp32 file's margins within atol {atol:g}) and accuracy (drop at most {max_accuracy_drop:.4f}) on the "
+             "{n} judged inputs; other float outputs by cosine (median at least {min_cosine_median:g}, lowest sample "
+             "at least {min_cosine:g}) and SNR (at least {min_snr_db:g} dB); not by element-wise tolerance")
 
 
 @dataclass
@@ -65,25 +133,37 @@ class Comparison:
     histogram: list[int] = field(default_factory=list)  # counts per metrics.HIST_EDGES bin of log10|diff|
     output: str | None = None  # the output compared (one comparison per candidate and output)
     judged_as: str = "class scores"  # "class scores", "element-wise" or "exact" (integer and bool outputs)
+    cosine_min: float | None = None  # float outputs: the lowest cosine similarity over the samples
+    cosine_median: float | None = None
+    snr_db: float | None = None  # float outputs: 10 log10(sum r^2 / sum (c - r)^2); inf when exact
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def holds_classes(array: np.ndarray, marked: bool = False) -> bool:
-    """Whether an output holds class scores: floats, 2-D with a last axis above 1, or marked by the spec."""
+def names_classes(name: str | None) -> bool:
+    """Whether an output's name says it holds class scores (``logits``, ``probabilities``, ``log_probs``...)."""
+    return bool(name) and any(w in CLASS_WORDS for w in re.split(r"[_./:\-]+", name.lower()))
+
+
+def holds_classes(array: np.ndarray, name: str | None = None, marked: bool = False) -> bool:
+    """The one rule of what holds class scores: a float output with a last axis above 1, marked so
+    (``marked``: the spec's ``class_outputs``, or the graph computes it with Softmax/LogSoftmax) or
+    named so (:func:`names_classes`)."""
     a = np.asarray(array)
     if a.dtype.kind != "f" or a.ndim < 2 or a.shape[-1] < 2:
         return False
-    return marked or a.ndim == 2
+    return marked or names_classes(name)
 
 
-def class_output(arrays: dict, named: str | None = None) -> str | None:
-    """The output whose top-1 is the prediction: ``named`` (the spec's class output) where it holds
-    classes, else the first that does; None when none does."""
-    if named is not None and named in arrays and holds_classes(arrays[named], True):
-        return named
-    return next((n for n, a in arrays.items() if holds_classes(a)), None)
+def class_outputs(arrays: dict, marked=()) -> list[str]:
+    """The outputs among ``arrays`` (name -> array) that hold class scores; ``marked``: names marked so."""
+    return [n for n, a in arrays.items() if holds_classes(a, n, n in set(marked))]
+
+
+def class_output(arrays: dict, marked=()) -> str | None:
+    """The output whose top-1 is the prediction: the first that holds class scores; None when none does."""
+    return next(iter(class_outputs(arrays, marked)), None)
 
 
 def positions(ref_idx: np.ndarray, idx: np.ndarray, ref_label: str, cand_label: str) -> np.ndarray:
@@ -106,13 +186,15 @@ def within(reference: np.ndarray, candidate: np.ndarray, tol: Tolerance) -> bool
 def compare(model: str, reference: dict, candidate: dict, tol: Tolerance, device: str = "cpu", *,
             output: str | None = None, classes: bool | None = None) -> Comparison:
     """Compare one output of two backends (``outputs``: that output's array, ``output_name``,
-    ``indices`` of the inputs each ran, ``label``). ``classes`` forces the class-score rule."""
+    ``indices`` of the inputs each ran, ``label``). ``classes``: True when the output is marked as class
+    scores (:func:`holds_classes`), False to judge it element-wise whatever its name."""
     ref_all = np.asarray(reference["outputs"])
     cand = np.asarray(candidate["outputs"])
     idx = np.asarray(candidate["indices"])
     ref = ref_all[positions(np.asarray(reference["indices"]), idx, reference["label"], candidate["label"])]
     exact = ref.dtype.kind in "biu"
-    is_classes = (not exact) and (holds_classes(ref, bool(classes)) if classes is not False else False)
+    name = output or reference["output_name"]
+    is_classes = classes is not False and holds_classes(ref, name, bool(classes))
     reasons: list[str] = []
     checks = {
         "name": {"ok": reference["output_name"] == candidate["output_name"],
@@ -127,7 +209,7 @@ def compare(model: str, reference: dict, candidate: dict, tol: Tolerance, device
         tol = replace(tol, atol=0.0, rtol=0.0)
     base = Comparison(model=model, reference=reference["label"], candidate=candidate["label"], device=device,
                       passed=False, reasons=reasons, n=int(len(cand)), atol=tol.atol, rtol=tol.rtol,
-                      min_agreement=tol.min_agreement, checks=checks, output=output or reference["output_name"],
+                      min_agreement=tol.min_agreement, checks=checks, output=name,
                       judged_as="exact" if exact else "class scores" if is_classes else "element-wise",
                       nonfinite={"reference": nonfinite_counts(ref), "candidate": nonfinite_counts(cand)}
                       if not reasons else {})
@@ -158,6 +240,10 @@ def compare(model: str, reference: dict, candidate: dict, tol: Tolerance, device
         worst_index=int(idx[flat_worst // per_sample]),
         histogram=log10_histogram(diff),
     )
+    if not exact:
+        cosine = cosine_per_sample(r, c)
+        result = replace(result, cosine_min=float(cosine.min()), cosine_median=float(np.median(cosine)),
+                         snr_db=snr_db(r, c))
     if is_classes:
         result = _top1(result, r, c, idx, tol, reasons)
     return replace(result, passed=not reasons, reasons=reasons)
@@ -187,52 +273,39 @@ def _top1(result: Comparison, r: np.ndarray, c: np.ndarray, idx: np.ndarray, tol
 
 
 # -- quantized variants ------------------------------------------------------------------------
-def variant_gate(top1_agreement: float | None, disagreements: int, accuracies: tuple[float, float] | None, *,
-                 min_agreement: float, max_accuracy_drop: float) -> list[str]:
-    """Why a variant may not stand in for its fp32 file (empty: it may): top-1 agreement below
-    ``min_agreement`` (None: not judged), or an accuracy drop ``(fp32, variant)`` beyond ``max_accuracy_drop``."""
-    reasons = []
-    if top1_agreement is not None and top1_agreement < min_agreement:
-        reasons.append(f"top-1 agreement {top1_agreement:.2%} is below {min_agreement:.2%} "
-                       f"({disagreements} disagreements)")
-    if accuracies is not None and accuracies[0] - accuracies[1] > max_accuracy_drop:
-        reasons.append(f"accuracy drops by {accuracies[0] - accuracies[1]:.4f} ({accuracies[0]:.4f} -> "
-                       f"{accuracies[1]:.4f}), more than {max_accuracy_drop:.4f}")
-    return reasons
-
-
-def judge_variant(model: str, reference: dict, candidate: dict, labels: np.ndarray, device: str = "cpu",
-                  min_agreement: float | None = None, *, variant: dict) -> Comparison:
+def judge_variant(model: str, reference: dict, candidate: dict, labels: np.ndarray, tol: Tolerance,
+                  device: str = "cpu", *, variant: dict, classes: bool | None = None,
+                  min_agreement: float | None = None) -> Comparison:
     """:func:`compare` for a quantized variant (``variant``: its metadata, with ``precision`` and the
-    ``gate`` it passed; ``min_agreement`` overrides the gate's). Element-wise numbers are reported,
-    not judged; the gate is judged on the labelled inputs, where the synthetic edge cases (outside
+    ``gate`` it passed; ``min_agreement`` overrides the gate's): judged by :class:`VariantGate` on the
+    output's kind, not by ``tol`` (float32's tolerance of the device, which only tells near ties).
+    With labels, the gate is judged on the labelled inputs, where the synthetic edge cases (outside
     the calibrated ranges by design) are reported only. ``checks["variant"]`` says how."""
-    gate = variant.get("gate") or {}
-    min_agreement = gate.get("min_agreement", MIN_AGREEMENT) if min_agreement is None else min_agreement
-    max_drop = gate.get("max_accuracy_drop", MAX_ACCURACY_DROP)
-    unjudged = Tolerance(float("inf"), 0.0, 0.0)
-    full = compare(model, reference, candidate, unjudged, device)
+    gate = VariantGate.recorded(variant, min_agreement=min_agreement)
+    output = candidate["output_name"]
+    loose = compare(model, reference, candidate, Tolerance(float("inf"), 0.0, 0.0), device, output=output,
+                    classes=classes)  # names, shapes, dtypes and NaN/Inf judged; the numbers of every input
     idx = np.asarray(candidate["indices"])
     keep = labels[idx] >= 0
     if not keep.any():
         keep[:] = True
     cand = {**candidate, "outputs": np.asarray(candidate["outputs"])[keep], "indices": idx[keep]}
-    judged = compare(model, reference, cand, unjudged, device)
-    check = {"ok": True, "precision": variant["precision"],
-             "judged_by": JUDGED_BY.format(precision=variant["precision"], min_agreement=min_agreement,
-                                           max_drop=max_drop, n=int(keep.sum())),
-             "top1_agreement_all_inputs": full.top1_agreement, "max_accuracy_drop": max_drop}
+    judged = compare(model, reference, cand, replace(tol, min_agreement=0.0), device, output=output, classes=classes)
+    check = {"ok": True, "precision": variant["precision"], "gate": gate.to_dict(),
+             "judged_by": JUDGED_BY.format(precision=variant["precision"], n=int(keep.sum()), atol=tol.atol,
+                                           **gate.to_dict()),
+             "top1_agreement_all_inputs": loose.top1_agreement, "cosine_min_all_inputs": loose.cosine_min}
     accuracies = None
-    if full.n and (labels[idx] >= 0).any():
+    if judged.judged_as == "class scores" and loose.n and (labels[idx] >= 0).any():
         ref_rows = np.asarray(reference["outputs"])[positions(np.asarray(reference["indices"]), cand["indices"],
                                                               reference["label"], candidate["label"])]
         accuracies = (accuracy(ref_rows, labels[cand["indices"]])["accuracy"],
                       accuracy(cand["outputs"], labels[cand["indices"]])["accuracy"])
         check["accuracy"] = {"reference": accuracies[0], "variant": accuracies[1]}
-    reasons = full.reasons + variant_gate(judged.top1_agreement, len(judged.disagreements), accuracies,
-                                          min_agreement=min_agreement, max_accuracy_drop=max_drop)
+    reasons = loose.reasons + (gate.reasons(judged, accuracies) if judged.n and not loose.reasons else [])
     check["ok"] = not reasons
-    return replace(full, passed=not reasons, reasons=reasons, atol=None, rtol=None, min_agreement=min_agreement,
+    return replace(loose, passed=not reasons, reasons=reasons, atol=None, rtol=None, min_agreement=gate.min_agreement,
                    outside_tolerance=0, top1_agreement=judged.top1_agreement, top1_agree_count=judged.top1_agree_count,
-                   real_disagreements=len(judged.disagreements), near_ties=[],
-                   checks={**full.checks, "variant": check})
+                   disagreements=judged.disagreements, near_ties=judged.near_ties,
+                   real_disagreements=judged.real_disagreements, cosine_min=judged.cosine_min,
+                   cosine_median=judged.cosine_median, snr_db=judged.snr_db, checks={**loose.checks, "variant": check})

@@ -76,6 +76,25 @@ def sqnr_db(sum_sq_ref: float, sum_sq_err: float) -> float:
     return 10.0 * math.log10(sum_sq_ref / sum_sq_err)
 
 
+def cosine_per_sample(reference: np.ndarray, candidate: np.ndarray) -> np.ndarray:
+    """Cosine similarity of each sample's values (axis 0 is the sample axis), as Polygraphy defines
+    it over flattened arrays: 1 when both are all zero, 0 when only one is."""
+    r = np.asarray(reference, np.float64).reshape(len(reference), -1)
+    c = np.asarray(candidate, np.float64).reshape(len(candidate), -1)
+    norm_r, norm_c = np.linalg.norm(r, axis=1), np.linalg.norm(c, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos = (r * c).sum(axis=1) / (norm_r * norm_c)
+    cos = np.where((norm_r == 0) & (norm_c == 0), 1.0, np.where((norm_r == 0) | (norm_c == 0), 0.0, cos))
+    return np.clip(cos, -1.0, 1.0)
+
+
+def snr_db(reference: np.ndarray, candidate: np.ndarray) -> float:
+    """Signal-to-noise ratio in dB over every value, ``10 log10(sum r^2 / sum (c - r)^2)`` (Polygraphy's
+    SNR: mean over mean); inf when exact."""
+    r, c = np.asarray(reference, np.float64), np.asarray(candidate, np.float64)
+    return sqnr_db(float(np.square(r).sum()), float(np.square(c - r).sum()))
+
+
 def top1_agreement(reference: np.ndarray, candidate: np.ndarray) -> float:
     """The share of rows (2-D class scores) whose top class is the same on both sides."""
     return float(np.mean(np.asarray(reference).argmax(1) == np.asarray(candidate).argmax(1)))

@@ -228,7 +228,7 @@ def _compare(a: str, b: str, want: list[np.ndarray], got: list[np.ndarray], name
         worst = max(worst, diff)
         if not within(w, g, scaled_to(CONVERT_TOLERANCE, w)):
             problems.append(f"output {name} differs by up to {diff:.3g}")
-        if agree is None and holds_classes(w):
+        if agree is None and holds_classes(w, name):
             agree = top1_agreement(w, g)
     return Leg(a, b, worst, not problems, agree, "; ".join(problems))
 

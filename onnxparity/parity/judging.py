@@ -2,7 +2,7 @@
 
 :func:`compare_all` gives one :class:`~onnxparity.compare.Comparison` per (candidate, output),
 with the judge :mod:`onnxparity.compare` has for it (a quantized variant by its gate, any other
-output by its tolerance class); :func:`disagreements` lists the inputs where any backend's top-1
+output by its tolerance class; class scores where the spec or the graph marks them, or their name says so); :func:`disagreements` lists the inputs where any backend's top-1
 differs from the reference's, with every backend's pick.
 """
 
@@ -32,7 +32,7 @@ def compare_all(models, planned, runs, outputs, model_inputs, atol, rtol, min_ag
         if ref_label is None:
             continue
         ref_out = outputs.get((name, ref_label))
-        class_outputs = set((model["spec"] or {}).get("class_outputs") or ())
+        marked = set(model.get("class_outputs") or ()) | set((model["spec"] or {}).get("class_outputs") or ())
         for job in planned:
             if job.model != name or job.role == "reference":
                 continue
@@ -47,7 +47,7 @@ def compare_all(models, planned, runs, outputs, model_inputs, atol, rtol, min_ag
             if job.backend.framework == "onnx" and job.path not in variants:
                 variants[job.path] = OnnxModel(job.path).variant
             variant = variants.get(job.path) if job.backend.framework == "onnx" else None
-            judge = functools.partial(judge_variant, variant=variant) if variant else None
+            judge = functools.partial(judge_variant, variant=variant, min_agreement=min_agreement) if variant else None
             single = len(ref_out["outputs"]) == 1 == len(cand_out["outputs"])  # one output each: matched as such
             for out_name, ref_array in ref_out["outputs"].items():
                 ref = {"outputs": ref_array, "indices": ref_out["indices"], "output_name": out_name, "label": ref_label}
@@ -61,9 +61,10 @@ def compare_all(models, planned, runs, outputs, model_inputs, atol, rtol, min_ag
                     continue
                 cand = {"outputs": cand_out["outputs"][out_name], "indices": cand_out["indices"],
                         "output_name": out_name, "label": job.label}
-                comparisons.append(judge(name, ref, cand, model_inputs[name].labels, job.device, min_agreement) if judge
-                                   else compare(name, ref, cand, tol, job.device, output=out_name,
-                                                classes=True if out_name in class_outputs else None))
+                classes = True if out_name in marked else None
+                comparisons.append(judge(name, ref, cand, model_inputs[name].labels, tol, job.device, classes=classes)
+                                   if judge else compare(name, ref, cand, tol, job.device, output=out_name,
+                                                         classes=classes))
     return comparisons, tolerances
 
 
@@ -87,7 +88,8 @@ def disagreements(models: list[dict], runs: dict, outputs: dict, model_inputs: d
             continue
         reference = outputs[name, ref_label]["outputs"]
         spec = ModelSpec.from_dict(model["spec"]) if model["spec"] else None
-        out_name = class_output(reference, spec.output if spec else None)
+        marked = set(model.get("class_outputs") or ()) | set(spec.class_outputs if spec else ())
+        out_name = class_output(reference, marked)
         if out_name is None or reference[out_name].ndim != 2:
             continue
         picks = {}

@@ -115,6 +115,7 @@ class Description:
     candidate_spec: ModelSpec | None  # how the candidate side is fed
     precision: str = "float32"
     pair: bool = False  # `check A B` of any two models, not an original against its own ONNX file
+    class_outputs: tuple[str, ...] = ()  # outputs marked as class scores (the spec's, the ONNX graph's Softmax)
 
 
 def _side(path: str) -> tuple[str, ModelSpec | None, OnnxModel | None]:
@@ -136,7 +137,7 @@ def describe(target: Target) -> Description:
         if target.reference is None:
             raise InputError(f"{target.onnx}: give the original model, or saved outputs to compare with (--reference DIR)")
         return Description("onnx", onnx_model.name, onnx_model.signature, onnx_model.spec, onnx_model.spec,
-                           onnx_model.precision)
+                           onnx_model.precision, class_outputs=onnx_model.class_outputs)
     a_framework, a_spec, a_onnx = _side(target.original)
     b_framework, b_spec, b_onnx = _side(target.onnx)
     if a_framework != "onnx" and b_framework == "onnx":  # the original and its own ONNX file
@@ -147,7 +148,8 @@ def describe(target: Target) -> Description:
         if spec is None:
             raise InputError(f"{target.original}: no spec.json beside it and {target.onnx} carries no onnxparity "
                              "metadata; convert the original with `onnxparity convert` first")
-        return Description(a_framework, spec.name, b_onnx.signature, spec, b_spec, b_onnx.precision)
+        return Description(a_framework, spec.name, b_onnx.signature, spec, b_spec, b_onnx.precision,
+                           class_outputs=_marked(spec, b_onnx))
     if a_framework == "onnx" and b_framework != "onnx":
         raise InputError(f"{target.original}: an ONNX file as the reference of a {b_framework} model; "
                          "give the original first: check ORIGINAL ONNX")
@@ -159,7 +161,17 @@ def describe(target: Target) -> Description:
         raise InputError(f"{missing}: no spec.json beside it; say how to feed it (onnxparity convert) first")
     name = f"{(a_spec.name if a_spec else a_onnx.name)} vs {(b_spec.name if b_spec else b_onnx.name)}"
     return Description(a_framework, name, signature, a_spec, b_spec or (b_onnx.spec if b_onnx else None),
-                       b_onnx.precision if b_onnx else "float32", pair=True)
+                       b_onnx.precision if b_onnx else "float32", pair=True,
+                       class_outputs=_marked(a_spec, a_onnx, b_spec, b_onnx))
+
+
+def _marked(*sides) -> tuple[str, ...]:
+    """The outputs that any side's spec or ONNX graph marks as class scores."""
+    marked: list[str] = []
+    for side in sides:
+        if side is not None:
+            marked += side.class_outputs
+    return tuple(dict.fromkeys(marked))
 
 
 def authorize(target: Target, d: Description) -> None:
@@ -299,7 +311,7 @@ def run(targets: list[Target], inputs: Inputs | list[Inputs], *, providers=None,
         models.append({"name": name, "framework": d.framework, "original": target.original, "onnx": str(target.onnx),
                        "reference": target.reference, "spec": d.spec.to_dict() if d.spec else None,
                        "signature": d.signature.to_dict() if d.signature else None, "precision": d.precision,
-                       "pair": d.pair, "inputs": target_inputs.summary()})
+                       "pair": d.pair, "inputs": target_inputs.summary(), "class_outputs": list(d.class_outputs)})
         if saved_outputs is not None:
             runs[name, SAVED] = BackendRun(model=name, label=SAVED, role="reference", runner="saved", device="cpu",
                                            path=str(target.reference), batch_size=0, status="ok",
@@ -322,7 +334,8 @@ def run(targets: list[Target], inputs: Inputs | list[Inputs], *, providers=None,
         running: list[tuple[Job, _process.Worker, float]] = []
         try:
             with progress.steps("parity backends", total=len(todo)) as bar:
-                _drive(todo, running, jobs or len(todo), crash, timeout, model_inputs, runs, outputs, bar.advance)
+                _drive(todo, running, jobs or len(todo), crash, timeout, model_inputs, runs, outputs, bar.advance,
+                       marked={m["name"]: m["class_outputs"] for m in models})
         finally:  # an input error in the reference (or Ctrl-C) ends the rest too
             for _, worker, _ in running:
                 worker.stop()
@@ -348,7 +361,7 @@ def run(targets: list[Target], inputs: Inputs | list[Inputs], *, providers=None,
 
 
 def _drive(todo, running, limit, crash, timeout, model_inputs, runs, outputs,
-           tick=lambda n=1, note=None: None) -> None:
+           tick=lambda n=1, note=None: None, marked: dict | None = None) -> None:
     """Keep up to ``limit`` workers running until every job is done; collect each as it finishes."""
     while todo or running:
         while todo and len(running) < limit:
@@ -363,7 +376,8 @@ def _drive(todo, running, limit, crash, timeout, model_inputs, runs, outputs,
         for item in finished:
             running.remove(item)
             job, worker, t0 = item
-            runs[job.model, job.label], out = _collect(job, worker, t0, model_inputs[job.model])
+            runs[job.model, job.label], out = _collect(job, worker, t0, model_inputs[job.model],
+                                                      (marked or {}).get(job.model, ()))
             tick(1, f"{job.model} {job.label} {runs[job.model, job.label].status}")
             if out is not None:
                 outputs[job.model, job.label] = out
@@ -373,8 +387,9 @@ def _describe_outputs(arrays: dict) -> dict:
     return {name: {"shape": list(np.shape(a)), "dtype": str(np.asarray(a).dtype)} for name, a in arrays.items()}
 
 
-def _collect(job: Job, worker: _process.Worker, t0: float, inputs: Inputs):
-    """A finished worker -> its BackendRun (and its outputs when it ran)."""
+def _collect(job: Job, worker: _process.Worker, t0: float, inputs: Inputs, marked=()):
+    """A finished worker -> its BackendRun (and its outputs when it ran); ``marked``: the outputs marked as
+    class scores (accuracy is read from the first class output)."""
     try:
         res = worker.result()
     except InputError as exc:
@@ -390,7 +405,7 @@ def _collect(job: Job, worker: _process.Worker, t0: float, inputs: Inputs):
     arrays = {name: np.asarray(a) for name, a in res["outputs"].items()}
     indices = np.arange(len(inputs)) if job.indices is None else np.asarray(job.indices)
     acc = None
-    cls = class_output(arrays, job.spec.output if job.spec is not None else None)
+    cls = class_output(arrays, marked)
     if cls is not None and arrays[cls].ndim == 2 and (inputs.labels[indices] >= 0).any():
         scores = job.spec.probabilities(arrays[cls]) if job.spec is not None else arrays[cls]
         acc = accuracy(scores, inputs.labels[indices])

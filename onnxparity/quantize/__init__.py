@@ -6,7 +6,7 @@
 
 :mod:`~onnxparity.quantize.pipeline` makes the variant (:mod:`.int8`, :mod:`.fp16`) from the data of
 :mod:`.data`, compares it with its fp32 file (:mod:`.evaluate`) for the gate of
-:func:`onnxparity.compare.variant_gate`, keeps the noisiest layers in float when the gate refuses
+:class:`onnxparity.compare.VariantGate` (class scores by top-1, other float outputs by cosine and SNR), keeps the noisiest layers in float when the gate refuses
 (:mod:`.layers`), times both files (:mod:`.speed`) and writes the variant with its metadata
 (:mod:`.variant`) only when the gate passes. ``onnxparity check`` judges a variant by the same
 gate (:func:`onnxparity.compare.judge_variant`).

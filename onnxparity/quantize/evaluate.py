@@ -1,9 +1,10 @@
-"""The fp32 file and its variant on the held-out data, compared by :mod:`onnxparity.compare`.
+"""The fp32 file and its variant on the held-out data, judged by :mod:`onnxparity.compare`.
 
 Both run in plain ONNX Runtime sessions (``make_session(tuned=False)``): the files are judged as
-they will be deployed, not as the toolkit's CPU rewrites run them. Top-1 agreement comes from
-:func:`onnxparity.compare.compare`, accuracy and the max abs difference from its metrics; the
-gate that reads them is :func:`onnxparity.compare.variant_gate`.
+they will be deployed, not as the toolkit's CPU rewrites run them. Each output is judged by
+:func:`onnxparity.compare.judge_variant`, the judge ``check`` uses for a variant, against the same
+:class:`~onnxparity.compare.VariantGate`: class scores by top-1 agreement and accuracy, other float
+outputs by cosine and SNR.
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from onnxparity.compare import Tolerance, accuracy, class_output, compare
+from onnxparity.compare import VariantGate, class_output, judge_variant, tolerance_for
 from onnxparity.compare.metrics import max_abs_diff
-from onnxparity.errors import InputError
 
 EVAL_BATCH = 256
 
@@ -23,11 +23,20 @@ EVAL_BATCH = 256
 class Agreement:
     """The variant against the fp32 file on the held-out data."""
 
-    output: str  # the class-score output top-1 is judged on
-    top1_agreement: float
-    disagreements: int
+    output: str | None  # the class-score output top-1 is judged on; None when no output holds class scores
+    top1_agreement: float | None  # near ties by the fp32 file's margins excepted; None without class scores
+    disagreements: int  # real top-1 disagreements
     max_abs_diff: dict[str, float | None]  # per output
     accuracy: dict[str, float] | None  # {"fp32": x, "<precision>": y}; None without labels
+    cosine: dict[str, dict]  # per other float output: {"median": x, "lowest": y, "snr_db": z}
+    reasons: list[str]  # the gate's refusals (empty: it passes)
+
+    @property
+    def score(self) -> float:
+        """How close the variant is, to rank attempts: top-1 agreement, else the worst median cosine."""
+        if self.top1_agreement is not None:
+            return self.top1_agreement
+        return min((c["median"] for c in self.cosine.values()), default=1.0)
 
 
 def outputs_of(path, feeds_batches, providers=None) -> dict[str, np.ndarray]:
@@ -44,25 +53,30 @@ def outputs_of(path, feeds_batches, providers=None) -> dict[str, np.ndarray]:
 
 
 def agreement(reference: dict[str, np.ndarray], candidate: dict[str, np.ndarray], labels: np.ndarray | None,
-              precision: str) -> Agreement:
-    name = class_output(reference)
-    if name is None:
-        raise InputError("no output holds class scores (2-D with more than one class); the quantize gate "
-                         "judges top-1 agreement, so it cannot judge this model")
-    index = np.arange(len(reference[name]))
-
-    def as_run(out: dict[str, np.ndarray], label: str) -> dict:
-        return {"outputs": out[name].astype(np.float32, copy=False), "indices": index, "output_name": name,
-                "label": label}
-
-    # No element-wise tolerance: a variant is judged by top-1 agreement and accuracy.
-    judged = compare("variant", as_run(reference, "fp32"), as_run(candidate, precision),
-                     Tolerance(atol=float("inf"), rtol=0.0, min_agreement=0.0))
-    diffs = {out: max_abs_diff(ref, candidate[out]) for out, ref in reference.items()}
-    acc = None
-    if labels is not None:
-        ref_acc, cand_acc = accuracy(reference[name], labels), accuracy(candidate[name], labels)
-        if ref_acc and cand_acc:
-            acc = {"fp32": ref_acc["accuracy"], precision: cand_acc["accuracy"]}
-    return Agreement(output=name, top1_agreement=float(judged.top1_agreement or 0.0),
-                     disagreements=len(judged.disagreements), max_abs_diff=diffs, accuracy=acc)
+              precision: str, gate: VariantGate, marked=()) -> Agreement:
+    """Every output of the variant against the fp32 file's by ``gate``; ``marked``: the outputs the
+    spec or the graph marks as class scores. Accuracy is read from the first class output."""
+    name = class_output(reference, marked)
+    n = len(next(iter(reference.values())))
+    index = np.arange(n)
+    no_labels = np.full(n, -1, np.int64)
+    info = {"precision": precision, "gate": gate.to_dict()}
+    judged = {}
+    for out, ref in reference.items():
+        judged[out] = judge_variant(
+            "variant", {"outputs": ref, "indices": index, "output_name": out, "label": "fp32"},
+            {"outputs": candidate[out].astype(ref.dtype, copy=False), "indices": index, "output_name": out,
+             "label": precision},
+            labels if labels is not None and out == name else no_labels, tolerance_for("cpu"), variant=info,
+            classes=True if out in set(marked) else None)
+    top = judged.get(name) if name else None
+    acc = (top.checks["variant"].get("accuracy") if top is not None else None)
+    return Agreement(
+        output=name,
+        top1_agreement=None if top is None else (top.n - top.real_disagreements) / max(1, top.n),
+        disagreements=0 if top is None else top.real_disagreements,
+        max_abs_diff={out: max_abs_diff(ref, candidate[out]) for out, ref in reference.items()},
+        accuracy=None if acc is None else {"fp32": acc["reference"], precision: acc["variant"]},
+        cosine={out: {"median": c.cosine_median, "lowest": c.cosine_min, "snr_db": c.snr_db}
+                for out, c in judged.items() if c.judged_as == "element-wise"},
+        reasons=[r for c in judged.values() for r in c.reasons])

@@ -14,8 +14,7 @@ import onnxparity.quantize.layers as layers
 import onnxparity.quantize.speed as speed
 import onnxparity.variant as variant
 from onnxparity._io import sha256_path
-from onnxparity.compare import variant_gate
-from onnxparity.compare.judges import MAX_ACCURACY_DROP, MIN_AGREEMENT
+from onnxparity.compare import VariantGate
 from onnxparity.errors import InputError
 from onnxparity.inputs import CALIBRATION_SIZE, calibration_split
 from onnxparity.quantize.report import QuantizeReport
@@ -23,6 +22,7 @@ from onnxparity.quantize.report import QuantizeReport
 log = logging.getLogger(__name__)
 
 MAX_EXCLUDE = 3  # layers at most kept in float
+MIN_AGREEMENT, MAX_ACCURACY_DROP = VariantGate.min_agreement, VariantGate.max_accuracy_drop  # the CLI's defaults
 
 
 def _check_arguments(precision, min_agreement, max_accuracy_drop, max_exclude, calibration_size) -> None:
@@ -64,6 +64,7 @@ def quantize(model: str | Path, precision: str, out: str | Path | None = None, *
     ``out`` (default ``MODEL.<precision>.onnx``) only when it agrees with the fp32 file on held-out
     data; the report (also at ``json_path``) says how it went either way. Bad input raises
     :class:`InputError`; a refused variant is ``report.written == False``."""
+    from onnxparity.onnx_model import softmax_outputs
     from onnxparity.signature import Signature
     from onnxparity.spec import ModelSpec
 
@@ -85,8 +86,9 @@ def quantize(model: str | Path, precision: str, out: str | Path | None = None, *
         spec = None  # a plain ONNX file: its inputs come from --inputs
     feeds = calibration_split(spec, Signature.from_onnx(proto), data=data, input_files=inputs,
                               calibration_size=calibration_size)
-    info = {"precision": precision, "source_sha256": sha256_path(source),
-            "gate": {"min_agreement": min_agreement, "max_accuracy_drop": max_accuracy_drop}}
+    gate = VariantGate(min_agreement=min_agreement, max_accuracy_drop=max_accuracy_drop)
+    marked = tuple(spec.class_outputs if spec else ()) + tuple(softmax_outputs(proto.graph))
+    info = {"precision": precision, "source_sha256": sha256_path(source), "gate": gate.to_dict()}
     notes: list[str] = []
     cuda_why = speed.cuda_unavailable() if precision == "fp16" else None
     judge_on = "cuda" if precision == "fp16" and cuda_why is None else "cpu"
@@ -98,10 +100,8 @@ def quantize(model: str | Path, precision: str, out: str | Path | None = None, *
         def judged(path: Path):
             providers = None if judge_on == "cpu" else ["CUDAExecutionProvider", "CPUExecutionProvider"]
             agree = evaluate.agreement(reference, evaluate.outputs_of(path, feeds.batches("held_out",
-                                       evaluate.EVAL_BATCH), providers), feeds.labels, precision)
-            accuracies = (agree.accuracy["fp32"], agree.accuracy[precision]) if agree.accuracy else None
-            return agree, variant_gate(agree.top1_agreement, agree.disagreements, accuracies,
-                                       min_agreement=min_agreement, max_accuracy_drop=max_accuracy_drop)
+                                       evaluate.EVAL_BATCH), providers), feeds.labels, precision, gate, marked)
+            return agree, agree.reasons
 
         if precision == "int8":
             settings = {**settings_int8.to_dict(), "calibration_fingerprint": feeds.fingerprint(),
@@ -133,12 +133,13 @@ def quantize(model: str | Path, precision: str, out: str | Path | None = None, *
                          f"{speed_device}): not advised on this machine; keep serving the fp32 file")
         notes[:0] = [f"refused: {r}" for r in reasons]
         report = QuantizeReport(
-            written=not reasons, path=str(out), variant=precision, top1_agreement=round(agree.top1_agreement, 6),
-            accuracy=agree.accuracy, max_abs_diff=agree.max_abs_diff, speedup=speedup, images_per_second=ips,
+            written=not reasons, path=str(out), variant=precision,
+            top1_agreement=None if agree.top1_agreement is None else round(agree.top1_agreement, 6),
+            cosine=agree.cosine, accuracy=agree.accuracy, max_abs_diff=agree.max_abs_diff, speedup=speedup, images_per_second=ips,
             excluded_nodes=excluded, notes=notes,
             settings={**settings, "source": str(source), "held_out": feeds.held_out_source,
                       "judged_output": agree.output, "judged_on": judge_on, "speed_device": speed_device,
-                      "min_agreement": min_agreement, "max_accuracy_drop": max_accuracy_drop})
+                      **gate.to_dict()})
         if not reasons:
             from onnxparity._io import atomic_path
 
@@ -173,7 +174,7 @@ def _int8(source, tmp, props, info, settings, settings_int8, feeds, judged, max_
         _save(onnx.load(str(path)), props, {**info, "calibration_fingerprint": settings["calibration_fingerprint"],
                                             "settings": {**settings, "excluded_nodes": excluded}}, path)
         agree, reasons = judged(path)
-        log.info("int8 with %d layers in float: agreement %.4f%s", len(excluded), agree.top1_agreement,
+        log.info("int8 with %d layers in float: agreement or cosine %.4f%s", len(excluded), agree.score,
                  f" ({'; '.join(reasons)})" if reasons else "")
         return path, agree, reasons, excluded
 
@@ -186,9 +187,10 @@ def _int8(source, tmp, props, info, settings, settings_int8, feeds, judged, max_
     for k in range(1, min(max_exclude, len(ranking)) + 1):
         tried = attempt([name for name, _ in ranking[:k]])
         notes.append(f"tried keeping {k} layer(s) in float ({', '.join(f'{n} {db:.1f} dB' for n, db in ranking[:k])}): "
-                     f"top-1 agreement {tried[1].top1_agreement:.2%}")
+                     + (f"top-1 agreement {tried[1].top1_agreement:.2%}" if tried[1].top1_agreement is not None
+                        else f"median cosine {tried[1].score:.4f}"))
         if not tried[2]:
             return tried
-        if tried[1].top1_agreement > best[1].top1_agreement:
+        if tried[1].score > best[1].score:
             best = tried
     return best

@@ -126,7 +126,7 @@ def typed_feeds(signature, feeds: dict[str, np.ndarray], where) -> dict[str, np.
 
 def _class_scores(spec: ModelSpec, outputs: dict[str, np.ndarray]) -> np.ndarray:
     """The output :func:`~onnxparity.compare.class_output` names (else the first)."""
-    return outputs[class_output(outputs, spec.output) or next(iter(outputs))]
+    return outputs[class_output(outputs, spec.class_outputs) or next(iter(outputs))]
 
 
 def predict(runner: Runner, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
