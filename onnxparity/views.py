@@ -17,6 +17,15 @@ def num(x, fmt: str = "{:.1e}") -> str:
     return "-" if x is None else fmt.format(x)
 
 
+def cosine_snr(cosine_min, cosine_median, snr_db) -> str:
+    """A float output's cosine (lowest / median over the samples) and SNR, compactly: ``0.9912/0.9987 31 dB``;
+    ``-`` where none was measured (integer and bool outputs, nothing compared)."""
+    if cosine_min is None:
+        return "-"
+    snr = "exact" if snr_db is None or math.isinf(snr_db) and snr_db > 0 else f"{snr_db:.0f} dB"
+    return f"{cosine_min:.4f}/{cosine_median:.4f} {snr}"
+
+
 def text_table(header, rows, *, numbers_right: bool = False, markdown: bool = False) -> list[str]:
     """The lines of a table: the header, a rule, then one line per row, columns padded to their
     widest cell (``numbers_right``: every column after the first right-aligned); or Markdown."""

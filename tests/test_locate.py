@@ -179,19 +179,22 @@ def test_bad_input_exits_2(keras_checkpoint, keras_onnx, tmp_path, capsys):
     plain = onnx.load(str(no_meta))
     del plain.metadata_props[:]
     onnx.save(plain, str(no_meta))
-    cases = [
-        [str(keras_onnx), str(keras_onnx)],  # the original must not be the ONNX file
-        [str(keras_checkpoint), str(tmp_path / "missing.onnx")],
-        [str(keras_checkpoint), str(not_onnx)],
-        [str(keras_checkpoint), str(no_meta)],
-        [str(keras_checkpoint), str(keras_onnx), "--inputs", str(npy)],  # wrong shape
-        [str(keras_checkpoint), str(keras_onnx), "--n", "0"],
-        [str(tmp_path / "nothing"), str(keras_onnx)],
+    cases = [  # each with the words its one line must hold
+        ([str(keras_onnx), str(keras_onnx)], "an ONNX file; ORIGINAL is the Keras or PyTorch model"),  # the original must not be the ONNX file
+        ([str(keras_checkpoint), str(tmp_path / "missing.onnx")], "missing.onnx: no such file"),
+        ([str(keras_checkpoint), str(not_onnx)], "not a readable ONNX file"),
+        ([str(keras_checkpoint), str(no_meta)], "carries no onnxparity metadata"),
+        ([str(keras_checkpoint), str(keras_onnx), "--inputs", str(npy)], "input has shape [4, 3, 3]; the model takes [batch, 28, 28, 1]"),  # wrong shape
+        ([str(keras_checkpoint), str(keras_onnx), "--n", "0"], "--n must be at least 1"),
+        ([str(tmp_path / "nothing"), str(keras_onnx)], "nothing: no such file or folder"),
     ]
-    for argv in cases:
+    wrong = []
+    for argv, message in cases:
         assert main(["locate", *argv]) == 2, argv
         err = capsys.readouterr().err
-        assert err.startswith("onnxparity: error: ") and "Traceback" not in err, argv
+        if not (err.startswith("onnxparity: error: ") and err.count("\n") == 1 and message in err):
+            wrong.append((argv[-1], message, err))
+    assert not wrong, "\n".join(f"{argv}: wants {message!r}, said {err!r}" for argv, message, err in wrong)
 
 
 # -- the pure parts, without frameworks --------------------------------------------------------

@@ -23,7 +23,7 @@ from onnxparity._io import sha256_path
 
 FAST = dict(rounds=1, round_s=0.02)
 REPORT_FIELDS = {"written", "path", "variant", "top1_agreement", "accuracy", "max_abs_diff", "speedup",
-                 "images_per_second", "excluded_nodes", "settings", "notes"}
+                 "images_per_second", "excluded_nodes", "settings", "notes", "cosine"}
 
 
 # -- models made in worker processes -------------------------------------------------------------
@@ -139,7 +139,7 @@ def test_check_judges_a_variant_by_agreement_and_accuracy(torch_checkpoint, onnx
     capsys.readouterr()
     assert main(["check", str(torch_checkpoint), str(variant), "--cpu-only", "--providers", "cpu",
                  "--json", str(tmp_path / "parity.json")]) == 0
-    assert "int8 variant: judged by top-1 agreement" in capsys.readouterr().out
+    assert "int8 variant: class scores by top-1 agreement" in capsys.readouterr().out
     comparisons = json.loads((tmp_path / "parity.json").read_text())["comparisons"]
     assert {c["candidate"] for c in comparisons} == {"onnxruntime:cpu", "onnxruntime:cpu:tuned", "onnxruntime:cpu:b1",
                                                      "openvino:cpu"}
@@ -214,16 +214,10 @@ def test_fp16_variant_is_produced_and_checked(framework, onnx_files, tmp_path):
     import onnx
 
     out = tmp_path / f"{framework}.fp16.onnx"
-    from onnxparity.errors import InputError
-
-    try:
-        report = quantize(onnx_files[framework], "fp16", out, **FAST)
-    except InputError as exc:
-        if "cannot load" in str(exc):
-            pytest.skip(f"this ONNX Runtime cannot run the fp16 file: {exc}")
-        raise
+    report = quantize(onnx_files[framework], "fp16", out, **FAST)  # this ONNX Runtime must run the fp16 file
     assert report.written and report.top1_agreement >= 0.99, report.summary()
-    assert all(0 < d < 1 for d in report.max_abs_diff.values())  # half precision: not exact, not far off
+    assert set(report.max_abs_diff) == {o.name for o in onnx.load(str(onnx_files[framework])).graph.output}
+    assert all(d is not None and 0 < d < 1 for d in report.max_abs_diff.values())  # half: not exact, not far off
     model = onnx.load(str(out))
     elem = {i.name: i.type.tensor_type.elem_type for i in [*model.graph.input, *model.graph.output]}
     assert set(elem.values()) == {onnx.TensorProto.FLOAT}  # float32 in and out

@@ -57,16 +57,14 @@ def test_failure_message_names_crashed_backends_and_unmet_devices(torch_pair):
 
 
 def test_require_devices_fails_when_the_device_did_not_run(torch_pair):
-    from onnxparity.machine import nvidia_gpus
-
     folder, good, _ = torch_pair
-    if nvidia_gpus()[0]:
-        pytest.skip("a GPU is here: cuda runs, so the requirement is met")
-    res = onnxparity("check", folder, good, "--n", N, "--providers", "cpu,cuda", "--batch1-n", 5,
+    # --cpu-only keeps cuda from running on a GPU machine too, so the requirement fails on both kinds.
+    res = onnxparity("check", folder, good, "--n", N, "--providers", "cpu,cuda", "--batch1-n", 5, "--cpu-only",
                      "--require-devices", "cuda")
     assert res.returncode == 1, res.stdout + res.stderr
-    assert "REQUIRED torch_net: required device cuda: the original did not run there (torch:cuda unavailable" \
-        in res.stdout
+    assert "REQUIRED torch_net: required device cuda: the original did not run there (torch:cuda unavailable: " \
+        "GPU runs turned off (--cpu-only)" in res.stdout
+    assert "REQUIRED torch_net: required device cuda: the ONNX file did not run there (" in res.stdout
     assert res.stderr.startswith("onnxparity: error: torch_net: required device cuda")
     assert "parity backends" not in res.stderr  # not a terminal: no progress
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from onnxparity import views
 from onnxparity.compare import HIST_EDGES
-from onnxparity.views import num
+from onnxparity.views import cosine_snr, num
 
 MAX_CARDS = 24  # inputs shown per comparison; the JSON has them all
 TIMING_ORDER = ("start", "infer", "wall")
@@ -194,14 +194,16 @@ def _comparisons(result, comps, inputs, outputs) -> list[str]:
         rows.append([f"<td class='label'>{e(c.candidate)}</td>", e(c.device), f"<td class='num'>{c.n}</td>",
                      f"<td class='num'>{num(c.max_abs_diff)}</td>", f"<td class='num'>{num(c.max_rel_diff)}</td>",
                      f"<td class='num'>{num(c.p99_abs_diff)}</td>",
+                     f"<td class='w'>{cosine_snr(c.cosine_min, c.cosine_median, c.snr_db)}</td>",
                      f"<td class='w'>{num(c.atol, '{:g}')} / {num(c.rtol, '{:g}')}</td>", f"<td class='w'>{agree}</td>",
                      f"<td class='num'>{len(c.disagreements) - len(c.near_ties)} / {len(c.near_ties)}</td>",
                      _histogram_svg(c.histogram), f"<td class='{v}'>{v}</td>"])
         if c.reasons:  # why, on a row of its own under the numbers
-            rows.append([f"<td colspan='11' class='why'>{e(c.candidate)}: {e('; '.join(c.reasons))}</td>"])
+            rows.append([f"<td colspan='12' class='why'>{e(c.candidate)}: {e('; '.join(c.reasons))}</td>"])
     ref = comps[0].reference if comps else ""
     out = [f"<p>Against the reference <b>{e(ref)}</b>.</p>",
-           _table(["candidate", "device", "n", "max abs", "max rel", "p99 abs", "atol / rtol", "top-1",
+           _table(["candidate", "device", "n", "max abs", "max rel", "p99 abs", "cosine low/median, SNR",
+                   "atol / rtol", "top-1",
                    "disagree / near ties", "|diff| histogram", "verdict"], rows, "comparisons")]
     for c in comps:
         if not c.disagreements:

@@ -4,20 +4,21 @@
 from __future__ import annotations
 
 from onnxparity.parity.result import ParityResult
-from onnxparity.views import num, text_table
+from onnxparity.views import cosine_snr, num, text_table
 
 
 def table(result: ParityResult) -> str:
     """One row per comparison with its verdict, then the backends that did not run and why."""
-    header = ("model", "output", "candidate (vs reference)", "n", "max abs", "max rel", "p99 abs", "top-1",
-              "near ties", "accuracy", "verdict")
+    header = ("model", "output", "candidate (vs reference)", "n", "max abs", "max rel", "p99 abs",
+              "cosine low/median, SNR", "top-1", "near ties", "accuracy", "verdict")
     rows = []
     acc = {(b.model, b.label): b.accuracy for b in result.backends}
     for c in by_output(result.comparisons):
         agree = "-" if c.top1_agreement is None else f"{c.top1_agreement:.2%}"
         verdict = "PASS" if c.passed else "FAIL"
         rows.append((c.model, c.output or "-", f"{c.candidate} (vs {c.reference})", str(c.n), num(c.max_abs_diff),
-                     num(c.max_rel_diff), num(c.p99_abs_diff), agree, str(len(c.near_ties)) if c.n else "-",
+                     num(c.max_rel_diff), num(c.p99_abs_diff), cosine_snr(c.cosine_min, c.cosine_median, c.snr_db),
+                     agree, str(len(c.near_ties)) if c.n else "-",
                      num(acc.get((c.model, c.candidate)), "{:.4f}"), verdict))
     lines = text_table(header, rows)
     for b in result.backends:
@@ -35,8 +36,9 @@ def table(result: ParityResult) -> str:
             lines.append(f"why      {c.model}: {c.candidate}: {'; '.join(c.reasons)}")
     for line in getattr(result, "unmet", ()):
         lines.append(f"REQUIRED {line}")
-    lines += [f"variant  {c.model}: {c.candidate}: {c.checks['variant']['judged_by']}"  # how variants were judged
-              for c in result.comparisons if "variant" in (c.checks or {})]
+    judged_by = {(c.model, c.checks["variant"]["judged_by"]): None  # how variants were judged, once each
+                 for c in result.comparisons if "variant" in (c.checks or {})}
+    lines += [f"variant  {model}: {how}" for model, how in judged_by]
     lines.append(f"inputs: {inputs_line(result.inputs)}; parity {'PASSED' if result.passed else 'FAILED'} "
                  f"in {result.seconds:.1f} s")
     return "\n".join(lines)
