@@ -183,3 +183,55 @@ def test_a_perturbed_element_wise_output_fails_alone(tmp_path):
     assert ort["logits"]["judged_as"] == "class scores" and ort["logits"]["passed"]
     assert ort["output_1"]["judged_as"] == "element-wise" and not ort["output_1"]["passed"]
     assert ort["output_1"]["cosine_min"] is not None and ort["output_1"]["outside_tolerance"] > 0
+
+
+# -- quantize gates outputs that are not class scores ---------------------------------------------------
+class Embedder:
+    """A module factory for a worker: features (N, 12) -> an embedding (N, 16) and its norm (N, 1), by
+    name (two outputs keep their names; convert names a lone output after its kind), no class scores."""
+
+    @staticmethod
+    def build():
+        import torch
+
+        class Embed(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.body = torch.nn.Sequential(torch.nn.Linear(12, 32), torch.nn.ReLU(), torch.nn.Linear(32, 16))
+
+            def forward(self, features):
+                embedding = self.body(features)
+                return {"embedding": embedding, "norm": embedding.norm(dim=1, keepdim=True)}
+
+        torch.manual_seed(0)
+        return Embed().eval()
+
+
+def make_embedder(out: str) -> str:
+    from onnxparity.convert import convert
+
+    return str(convert(Embedder.build(), out, input_shape=(12,)).path)
+
+
+@pytest.mark.slow
+def test_quantize_gates_an_embedding_by_cosine_and_snr(tmp_path):
+    from onnxparity import _process
+    from onnxparity.quantize import quantize
+
+    source = Path(_process.call("tests.test_variants:make_embedder", str(tmp_path / "embed.onnx"), name="embedder"))
+    features = np.random.default_rng(0).normal(size=(400, 12)).astype(np.float32)
+    np.savez(tmp_path / "features.npz", input=features)
+    report = quantize(source, "int8", tmp_path / "embed.int8.onnx", inputs=[str(tmp_path / "features.npz")],
+                      rounds=1, round_s=0.02)
+    assert report.written and report.top1_agreement is None and report.accuracy is None, report.summary()
+    cosine = report.cosine["embedding"]
+    assert cosine["median"] > 0.99 and cosine["lowest"] >= 0.5 and cosine["snr_db"] > 20, cosine
+    assert "embedding: cosine median" in report.summary()
+    # Calibrated on a thousandth of the real range, every activation saturates: refused, by cosine and SNR.
+    np.savez(tmp_path / "calibration.npz", input=features[:300] * 1e-3)
+    np.savez(tmp_path / "held_out.npz", input=features[300:])
+    refused = quantize(source, "int8", tmp_path / "bad.int8.onnx", inputs=[str(tmp_path / "calibration.npz"),
+                       str(tmp_path / "held_out.npz")], max_exclude=0, rounds=1, round_s=0.02)
+    assert not refused.written and not (tmp_path / "bad.int8.onnx").exists()
+    assert any(n.startswith("refused: output embedding: cosine similarity") or
+               n.startswith("refused: output embedding: SNR") for n in refused.notes), refused.notes
