@@ -53,7 +53,8 @@ class ModelSpec:
     signature: Signature | None = None
     # Keyword arguments that ``architecture`` is called with to rebuild the model ({"num_classes": 10}).
     torch_kwargs: Mapping | None = None
-    # Outputs marked as holding class scores beyond the rule (2-D, last axis above 1): judged by top-1 too.
+    # Outputs marked as holding class scores (convert --class-output): judged by top-1 too, whatever their
+    # name (compare.holds_classes).
     class_outputs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:

@@ -207,10 +207,10 @@ class Embedder:
         return Embed().eval()
 
 
-def make_embedder(out: str) -> str:
+def make_embedder(out: str, class_outputs=None) -> str:
     from onnxparity.convert import convert
 
-    return str(convert(Embedder.build(), out, input_shape=(12,)).path)
+    return str(convert(Embedder.build(), out, input_shape=(12,), class_outputs=class_outputs).path)
 
 
 @pytest.mark.slow
@@ -235,3 +235,19 @@ def test_quantize_gates_an_embedding_by_cosine_and_snr(tmp_path):
     assert not refused.written and not (tmp_path / "bad.int8.onnx").exists()
     assert any(n.startswith("refused: output embedding: cosine similarity") or
                n.startswith("refused: output embedding: SNR") for n in refused.notes), refused.notes
+
+
+@pytest.mark.slow
+def test_convert_names_class_outputs_and_check_judges_them_so(tmp_path):
+    from onnxparity import _process
+    from onnxparity.errors import InputError
+    from onnxparity.onnx_model import OnnxModel
+
+    plain = Path(_process.call("tests.test_variants:make_embedder", str(tmp_path / "plain.onnx"), name="plain"))
+    marked = Path(_process.call("tests.test_variants:make_embedder", str(tmp_path / "marked.onnx"), ["embedding"],
+                                name="marked"))
+    assert OnnxModel(plain).class_outputs == () and OnnxModel(marked).class_outputs == ("embedding",)
+    assert OnnxModel(marked).spec.class_outputs == ("embedding",)
+    with pytest.raises(InputError, match="--class-output scores: no such output"):
+        _process.call("tests.test_variants:make_embedder", str(tmp_path / "bad.onnx"), ["scores"], name="bad")
+    assert not (tmp_path / "bad.onnx").exists()

@@ -31,6 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--spec", help="spec.json saying how to feed the model (layout, scale, mean, std, output)")
     p.add_argument("--trust-pickle", action="store_true",
                    help="allow a pickled whole PyTorch model (runs code from the file: only for files you trust)")
+    p.add_argument("--class-output", action="append", metavar="NAME",
+                   help="an output that holds class scores, judged by top-1 agreement (repeatable; outputs a Softmax "
+                        "computes, or named logits/probabilities, need none)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
 
 
@@ -42,6 +45,6 @@ def run(args: argparse.Namespace) -> int:
                      input_shape=parse_input_shapes(args.input_shape) or None, input_dtype=args.input_dtype,
                      torch_class=args.torch_class, torch_kwargs=args.torch_kwargs,
                      trust_recorded=args.trust_recorded, int_range=parse_int_range(args.int_range),
-                     trust_pickle=args.trust_pickle, spec=args.spec)
+                     trust_pickle=args.trust_pickle, spec=args.spec, class_outputs=args.class_output)
     print(json.dumps(result.to_dict()) if args.json else result.summary())
     return 0

@@ -78,7 +78,7 @@ class ConvertResult:
 def convert(model, out: str | os.PathLike | None = None, *, opset: int | None = None, embed_preprocessing: bool = False,
             input_shape=None, input_dtype=None, torch_class: str | None = None, torch_kwargs: dict | None = None,
             int_range: tuple[int, int] | None = None, trust_pickle: bool = False, trust_recorded: bool = False,
-            spec=None, force: bool = True) -> ConvertResult:
+            spec=None, force: bool = True, class_outputs=None) -> ConvertResult:
     """Convert ``model`` to ONNX at ``out`` and check it.
 
     ``model``: a checkpoint folder, a Keras or PyTorch file, or a live ``keras.Model`` /
@@ -89,7 +89,9 @@ def convert(model, out: str | os.PathLike | None = None, *, opset: int | None = 
     (``"torchvision.models:mobilenet_v3_small"``, ``{"num_classes": 10}``); both are stored, so later
     steps rebuild it with no flags; a class a spec records is built only as :mod:`onnxparity.trust`
     allows (``trust_recorded=True``: any). ``spec`` (a ModelSpec, dict or spec.json path) says how to feed
-    a model that has none. A failure raises :class:`InputError` and writes nothing.
+    a model that has none. ``class_outputs``: output names that hold class scores, stored in the spec
+    (outputs a Softmax computes, or named ``logits``/``probabilities``..., need no naming). A failure
+    raises :class:`InputError` and writes nothing.
     """
     from onnxparity._io import atomic_path
     import onnxparity.convert.graph as graph
@@ -136,6 +138,12 @@ def convert(model, out: str | os.PathLike | None = None, *, opset: int | None = 
                          "pass --input-shape / --input-dtype") from None
     output_names = describe_outputs(source, given_spec, reference)
     spec = final_spec(given_spec, probe, source, inputs, reference)
+    if class_outputs:
+        unknown = [n for n in class_outputs if n not in output_names]
+        if unknown:
+            raise InputError(f"--class-output {', '.join(unknown)}: no such output (the model has "
+                             f"{', '.join(output_names)})")
+        spec = dataclasses.replace(spec, class_outputs=tuple(dict.fromkeys([*spec.class_outputs, *class_outputs])))
     raw_shape = graph.raw_image_shape(spec) if embed_preprocessing else None  # refuse before exporting
 
     log.info("exporting with %s at opset %d", source.converter, opset)
