@@ -168,7 +168,7 @@ def test_gate_refuses_and_writes_no_variant(onnx_files, user_inputs, tmp_path, c
     assert saved["written"] is False and saved["top1_agreement"] < 0.99
     tries = [n for n in saved["notes"] if n.startswith("tried keeping")]  # the noisiest layers in float
     assert [t.split(" layer")[0] for t in tries] == ["tried keeping 1", "tried keeping 2", "tried keeping 3"]
-    assert saved["notes"][0].startswith("refused: top-1 agreement")
+    assert saved["notes"][0].startswith("refused: output logits: top-1 agreement")
 
 
 @pytest.mark.slow
