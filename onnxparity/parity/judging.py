@@ -14,7 +14,11 @@ import numpy as np
 
 from onnxparity.compare import Comparison, Tolerance, class_output, compare, judge_variant, tolerance_for
 from onnxparity.onnx_model import OnnxModel
-from onnxparity.spec import ModelSpec
+
+
+def marked_outputs(model: dict) -> set[str]:
+    """The outputs a model's entry marks as class scores: its spec's and its ONNX graph's (``class_outputs``)."""
+    return set(model.get("class_outputs") or ()) | set((model.get("spec") or {}).get("class_outputs") or ())
 
 
 def reference_label(model: str, runs: dict) -> str | None:
@@ -32,7 +36,7 @@ def compare_all(models, planned, runs, outputs, model_inputs, atol, rtol, min_ag
         if ref_label is None:
             continue
         ref_out = outputs.get((name, ref_label))
-        marked = set(model.get("class_outputs") or ()) | set((model["spec"] or {}).get("class_outputs") or ())
+        marked = marked_outputs(model)
         for job in planned:
             if job.model != name or job.role == "reference":
                 continue
@@ -87,9 +91,7 @@ def disagreements(models: list[dict], runs: dict, outputs: dict, model_inputs: d
         if (name, ref_label) not in outputs:
             continue
         reference = outputs[name, ref_label]["outputs"]
-        spec = ModelSpec.from_dict(model["spec"]) if model["spec"] else None
-        marked = set(model.get("class_outputs") or ()) | set(spec.class_outputs if spec else ())
-        out_name = class_output(reference, marked)
+        out_name = class_output(reference, marked_outputs(model))
         if out_name is None or reference[out_name].ndim != 2:
             continue
         picks = {}

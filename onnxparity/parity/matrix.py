@@ -32,7 +32,7 @@ from onnxparity.machine import physical_cores
 from onnxparity.models import resolve
 from onnxparity.onnx_model import OnnxModel
 from onnxparity.environment import fingerprint
-from onnxparity.parity.judging import compare_all, disagreements
+from onnxparity.parity.judging import compare_all, disagreements, marked_outputs
 from onnxparity.parity.provenance import warn_if_other_weights
 from onnxparity.parity.result import BackendRun, ParityResult
 from onnxparity.runners import merge_specs
@@ -335,7 +335,7 @@ def run(targets: list[Target], inputs: Inputs | list[Inputs], *, providers=None,
         try:
             with progress.steps("parity backends", total=len(todo)) as bar:
                 _drive(todo, running, jobs or len(todo), crash, timeout, model_inputs, runs, outputs, bar.advance,
-                       marked={m["name"]: m["class_outputs"] for m in models})
+                       marked={m["name"]: marked_outputs(m) for m in models})
         finally:  # an input error in the reference (or Ctrl-C) ends the rest too
             for _, worker, _ in running:
                 worker.stop()

@@ -10,6 +10,7 @@ from pathlib import Path
 from onnxparity.compare import compare, tolerance_for
 from onnxparity.errors import InputError
 from onnxparity.environment import fingerprint
+from onnxparity.parity.judging import marked_outputs
 from onnxparity.parity.result import ParityResult, load_outputs
 
 
@@ -34,6 +35,7 @@ def compare_runs(a: str | Path, b: str | Path, *, reference: str | None = None, 
     comparisons, backends, tolerances = [], [], {}
     for model in models:
         name = model["name"]
+        marked = marked_outputs(model)
         ref_label = reference or next(r.label for r in res_a.backends if r.model == name and r.role == "reference")
         if (name, ref_label) not in out_a:
             raise InputError(f"{a}: no outputs of {ref_label} for {name}")
@@ -53,7 +55,8 @@ def compare_runs(a: str | Path, b: str | Path, *, reference: str | None = None, 
                 comparisons.append(compare(
                     name, {"outputs": ref_array, "indices": ref["indices"], "output_name": out_name, "label": ref["label"]},
                     {"outputs": cand["outputs"][out_name], "indices": cand["indices"], "output_name": out_name,
-                     "label": f"B:{label}"}, tol, run.device, output=out_name))
+                     "label": f"B:{label}"}, tol, run.device, output=out_name,
+                    classes=True if out_name in marked else None))
     return ParityResult(
         passed=all(c.passed for c in comparisons), comparisons=comparisons, backends=backends, models=models,
         inputs={**inputs_a.summary(), "runs": [str(a), str(b)]},
