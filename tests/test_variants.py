@@ -238,7 +238,7 @@ def test_quantize_gates_an_embedding_by_cosine_and_snr(tmp_path):
 
 
 @pytest.mark.slow
-def test_convert_names_class_outputs_and_check_judges_them_so(tmp_path):
+def test_convert_marks_named_class_outputs_in_the_spec(tmp_path):
     from onnxparity import _process
     from onnxparity.errors import InputError
     from onnxparity.onnx_model import OnnxModel
