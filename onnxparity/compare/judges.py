@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
+from onnxparity.compare import calibration
 from onnxparity.compare.metrics import (accuracy, finite_or_none, log10_histogram, max_rel, nonfinite_counts,
                                         nonfinite_mismatches, outside)
 from onnxparity.compare.tolerances import Tolerance
@@ -65,6 +66,10 @@ class Comparison:
     histogram: list[int] = field(default_factory=list)  # counts per metrics.HIST_EDGES bin of log10|diff|
     output: str | None = None  # the output compared (one comparison per candidate and output)
     judged_as: str = "class scores"  # "class scores", "element-wise" or "exact" (integer and bool outputs)
+    tolerance_source: str = "fixed"  # "float64-calibrated" (atol is then its allowance), "exact", "fixed: <why>"
+    float64: dict | None = None  # calibration.Calibration: both errors against float64, their ratio, the allowance
+    smallest_atol: float | None = None  # the smallest atol (rtol 0) that would have passed
+    smallest_rtol: float | None = None  # the smallest rtol (atol 0); None where none would
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -104,13 +109,17 @@ def within(reference: np.ndarray, candidate: np.ndarray, tol: Tolerance) -> bool
 
 
 def compare(model: str, reference: dict, candidate: dict, tol: Tolerance, device: str = "cpu", *,
-            output: str | None = None, classes: bool | None = None) -> Comparison:
+            output: str | None = None, classes: bool | None = None, truth: np.ndarray | None = None,
+            fixed_why: str | None = None) -> Comparison:
     """Compare one output of two backends (``outputs``: that output's array, ``output_name``,
-    ``indices`` of the inputs each ran, ``label``). ``classes`` forces the class-score rule."""
+    ``indices`` of the inputs each ran, ``label``). ``classes`` forces the class-score rule.
+    ``truth``: the reference's float64 run of that output, which decides by :mod:`.calibration`
+    unless ``fixed_why`` says why ``tol`` decides instead (the errors against it are reported)."""
     ref_all = np.asarray(reference["outputs"])
     cand = np.asarray(candidate["outputs"])
     idx = np.asarray(candidate["indices"])
-    ref = ref_all[positions(np.asarray(reference["indices"]), idx, reference["label"], candidate["label"])]
+    pos = positions(np.asarray(reference["indices"]), idx, reference["label"], candidate["label"])
+    ref = ref_all[pos]
     exact = ref.dtype.kind in "biu"
     is_classes = (not exact) and (holds_classes(ref, bool(classes)) if classes is not False else False)
     reasons: list[str] = []
@@ -130,7 +139,8 @@ def compare(model: str, reference: dict, candidate: dict, tol: Tolerance, device
                       min_agreement=tol.min_agreement, checks=checks, output=output or reference["output_name"],
                       judged_as="exact" if exact else "class scores" if is_classes else "element-wise",
                       nonfinite={"reference": nonfinite_counts(ref), "candidate": nonfinite_counts(cand)}
-                      if not reasons else {})
+                      if not reasons else {},
+                      tolerance_source="exact" if exact else f"fixed: {fixed_why or 'no float64 truth'}")
     if not checks["shape"]["ok"] or len(cand) == 0:
         if len(cand) == 0:
             reasons.append("no outputs")
@@ -141,15 +151,27 @@ def compare(model: str, reference: dict, candidate: dict, tol: Tolerance, device
         reasons.append(f"NaN/Inf: {int((~np.isfinite(cand)).sum())} in the candidate, "
                        f"{int((~np.isfinite(ref)).sum())} in the reference")
     diff = np.abs(c - r)
-    beyond = outside(diff, r, tol.atol, tol.rtol)
     flat_worst = int(diff.argmax()) if diff.size else 0
     per_sample = max(1, diff.size // max(1, len(r)))
-    if beyond.any():
-        reasons.append(f"{int(beyond.sum())} of {beyond.size} values beyond atol {tol.atol:g} + rtol {tol.rtol:g}"
-                       f" (max abs diff {diff.max():.3g} at input {int(idx[flat_worst // per_sample])})")
+    t = None if exact or truth is None or np.shape(truth)[1:] != ref.shape[1:] else np.asarray(truth)[pos]
+    cal = calibration.calibrate(ref, cand, t) if t is not None else None
+    if cal is not None and fixed_why is None:  # the calibrated rule decides; its allowance is the atol
+        tol = replace(tol, atol=cal.allowance, rtol=0.0)
+        beyond = calibration.beyond(cand, t, cal)
+        base = replace(base, atol=tol.atol, rtol=0.0, tolerance_source=calibration.CALIBRATED)
+        if beyond.any():
+            reasons.append(f"{int(beyond.sum())} of {beyond.size} values farther from float64 than {cal.k:g}x the "
+                           f"reference's own error + floor ({cal.allowance:.3g}): "
+                           f"{cal.summary(candidate['label'], reference['label'])}")
+    else:
+        beyond = outside(diff, r, tol.atol, tol.rtol)
+        if beyond.any():
+            reasons.append(f"{int(beyond.sum())} of {beyond.size} values beyond atol {tol.atol:g} + rtol "
+                           f"{tol.rtol:g} (max abs diff {diff.max():.3g} at input {int(idx[flat_worst // per_sample])})")
     rel = max_rel(diff, r)
+    smallest_atol, smallest_rtol = calibration.smallest_tolerances(diff, r)
     result = replace(
-        base,
+        base, float64=cal.to_dict() if cal else None, smallest_atol=smallest_atol, smallest_rtol=smallest_rtol,
         max_abs_diff=finite_or_none(diff.max()) if diff.size else 0.0,
         max_rel_diff=None if rel is None else finite_or_none(rel),
         mean_abs_diff=finite_or_none(diff.mean()) if diff.size else 0.0,

@@ -32,6 +32,7 @@ def compare_all(models, planned, runs, outputs, model_inputs, atol, rtol, min_ag
         if ref_label is None:
             continue
         ref_out = outputs.get((name, ref_label))
+        truths, fixed_why = (ref_out or {}).get("truth") or {}, fixed_because(atol, rtol, runs[name, ref_label])
         class_outputs = set((model["spec"] or {}).get("class_outputs") or ())
         for job in planned:
             if job.model != name or job.role == "reference":
@@ -63,8 +64,23 @@ def compare_all(models, planned, runs, outputs, model_inputs, atol, rtol, min_ag
                         "output_name": out_name, "label": job.label}
                 comparisons.append(judge(name, ref, cand, model_inputs[name].labels, job.device, min_agreement) if judge
                                    else compare(name, ref, cand, tol, job.device, output=out_name,
-                                                classes=True if out_name in class_outputs else None))
+                                                classes=True if out_name in class_outputs else None,
+                                                truth=truths.get(out_name),
+                                                fixed_why=fixed_why if out_name in truths else fixed_why or
+                                                "the float64 run gave no such output"))
     return comparisons, tolerances
+
+
+def fixed_because(atol, rtol, reference_run) -> str | None:
+    """Why the fixed tolerance decides for this model (None: the float64-calibrated rule does)."""
+    if atol is not None or rtol is not None:
+        return "--atol/--rtol given"
+    f64 = reference_run.float64
+    if f64 is None:
+        return f"the reference {reference_run.label} has no float64 run ({'saved outputs' if reference_run.runner == 'saved' else 'an ONNX file'})"
+    if f64.get("status") != "ok":
+        return f"no float64 run: {f64.get('reason')}"
+    return None
 
 
 def not_compared(model: str, ref_label: str, job, tol: Tolerance, runs: dict) -> Comparison:

@@ -44,6 +44,7 @@ class BackendRun:
     seconds: dict = field(default_factory=dict)  # start (imports + load), infer, wall (as the parent saw it)
     details: dict = field(default_factory=dict)  # versions, device name, ORT providers in the session
     placement: dict | None = None  # ORT: graph nodes per execution provider, from ORT's profiler
+    float64: dict | None = None  # the reference's float64 run: {"status": "ok", "seconds"} or {"status", "reason"}
 
 
 @dataclass
