@@ -45,7 +45,7 @@ def save_torch_state(kind: str, path) -> None:
     torch.manual_seed(0)
     module = {"two_io": lambda: TwoInTwoOut(width=6), "tokens": TokenClassifier,
               "mobilenet": lambda: torchvision.models.mobilenet_v3_small(num_classes=10),
-              "lstm": SequenceRegressor, "resnet18": lambda: torchvision.models.resnet18(num_classes=10),
+              "lstm": SequenceRegressor, "casts": CastsToFloat32, "resnet18": lambda: torchvision.models.resnet18(num_classes=10),
               "vit": lambda: torchvision.models.VisionTransformer(**VIT_KWARGS)}[kind]()
     torch.save(module.state_dict(), path)
 
@@ -60,3 +60,14 @@ class SequenceRegressor(torch.nn.Module):
 
     def forward(self, x):
         return self.out(self.lstm(x)[0][:, -1])
+
+
+class CastsToFloat32(torch.nn.Module):
+    """Casts its input to float32 itself (as defensive user code does): no float64 run is possible."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(6, 4)
+
+    def forward(self, x):
+        return self.linear(x.to(torch.float32))

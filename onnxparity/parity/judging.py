@@ -77,7 +77,9 @@ def fixed_because(atol, rtol, reference_run) -> str | None:
         return "--atol/--rtol given"
     f64 = reference_run.float64
     if f64 is None:
-        return f"the reference {reference_run.label} has no float64 run ({'saved outputs' if reference_run.runner == 'saved' else 'an ONNX file'})"
+        what = "saved outputs" if reference_run.runner == "saved" else "an ONNX file" if \
+            reference_run.runner in ("onnxruntime", "openvino") else "not run in float64"
+        return f"the reference {reference_run.label} has no float64 run ({what})"
     if f64.get("status") != "ok":
         return f"no float64 run: {f64.get('reason')}"
     return None
