@@ -66,8 +66,8 @@ def compare_all(models, planned, runs, outputs, model_inputs, atol, rtol, min_ag
                                    else compare(name, ref, cand, tol, job.device, output=out_name,
                                                 classes=True if out_name in class_outputs else None,
                                                 truth=truths.get(out_name),
-                                                fixed_why=fixed_why if out_name in truths else fixed_why or
-                                                "the float64 run gave no such output"))
+                                                fixed_why=fixed_why or on_accelerator(job.backend.tolerance) or
+                                                (None if out_name in truths else "the float64 run gave no such output")))
     return comparisons, tolerances
 
 
@@ -83,6 +83,12 @@ def fixed_because(atol, rtol, reference_run) -> str | None:
     if f64.get("status") != "ok":
         return f"no float64 run: {f64.get('reason')}"
     return None
+
+
+def on_accelerator(tolerance_class: str) -> str | None:
+    """Accelerators keep their fixed tolerance (their ratios against float64 are reported, not yet measured
+    widely enough to set a K for them: TF32 and other kernels sit far from CPU float32)."""
+    return None if tolerance_class == "cpu" else "an accelerator keeps the GPU tolerance"
 
 
 def not_compared(model: str, ref_label: str, job, tol: Tolerance, runs: dict) -> Comparison:

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from onnxparity.compare import compare, tolerance_for
-from onnxparity.parity.judging import fixed_because
+from onnxparity.parity.judging import fixed_because, on_accelerator
 from onnxparity.errors import InputError
 from onnxparity.environment import fingerprint
 from onnxparity.parity.result import ParityResult, load_outputs
@@ -58,7 +58,7 @@ def compare_runs(a: str | Path, b: str | Path, *, reference: str | None = None, 
                     name, {"outputs": ref_array, "indices": ref["indices"], "output_name": out_name, "label": ref["label"]},
                     {"outputs": cand["outputs"][out_name], "indices": cand["indices"], "output_name": out_name,
                      "label": f"B:{label}"}, tol, run.device, output=out_name, truth=truths.get(out_name),
-                    fixed_why=fixed_why))
+                    fixed_why=fixed_why or on_accelerator(tol_class)))
     return ParityResult(
         passed=all(c.passed for c in comparisons), comparisons=comparisons, backends=backends, models=models,
         inputs={**inputs_a.summary(), "runs": [str(a), str(b)]},
