@@ -160,8 +160,8 @@ def compare(model: str, reference: dict, candidate: dict, tol: Tolerance, device
         beyond = calibration.beyond(cand, t, cal)
         base = replace(base, atol=tol.atol, rtol=0.0, tolerance_source=calibration.CALIBRATED)
         if beyond.any():
-            reasons.append(f"{int(beyond.sum())} of {beyond.size} values farther from float64 than {cal.k:g}x the "
-                           f"reference's own error + floor ({cal.allowance:.3g}): "
+            reasons.append(f"{int(beyond.sum())} of {beyond.size} values beyond the float64-calibrated allowance "
+                           f"{cal.allowance:.3g} ({cal.k:g}x the reference's own error + floor): "
                            f"{cal.summary(candidate['label'], reference['label'])}")
     else:
         beyond = outside(diff, r, tol.atol, tol.rtol)
