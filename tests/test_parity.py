@@ -80,7 +80,8 @@ def test_openvino_runs_both_reference_models_as_a_cpu_candidate(run_dir):
         assert b.status == "ok" and b.role == "candidate" and b.runner == "openvino" and b.device == "cpu", b
         assert b.details["precision"] == "f32" and b.details["threads"] >= 1
         (c,) = [c for c in result.comparisons if c.model == model and c.candidate == "openvino:cpu"]
-        assert c.passed and c.atol == result.tolerances["cpu"]["atol"] and c.n == N + 9
+        assert c.passed and c.tolerance_source == "float64-calibrated" and c.atol == c.float64["allowance"]
+        assert c.n == N + 9
         reference = next(r for r in result.backends if r.model == model and r.role == "reference")
         assert c.reference == reference.label and b.accuracy == reference.accuracy
 
@@ -150,7 +151,7 @@ def test_broken_onnx_fails_with_exit_1_at_the_right_comparison(run_dir, tmp_path
                         "--html", page)
     assert result.returncode == 1, result.stdout + result.stderr
     assert result.stderr.startswith("onnxparity: error: torch_net: onnxruntime:")
-    assert "vs torch:cpu" in result.stderr and "beyond atol" in result.stderr
+    assert "vs torch:cpu" in result.stderr and "values beyond the float64-calibrated allowance" in result.stderr
     d = json.loads(report.read_text())
     assert d["passed"] is False
     failed = {c["candidate"] for c in d["comparisons"] if not c["passed"]}

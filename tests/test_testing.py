@@ -37,7 +37,7 @@ def test_assert_parity_fails_with_a_table_of_the_failing_comparisons(torch_pair,
         assert column in header
     rows = [line for line in lines if line.startswith("torch_net  onnxruntime:cpu")]
     assert len(rows) == 3 and all("log_probabilities" in r for r in rows)
-    assert any("values beyond atol" in line for line in lines)
+    assert any("values beyond the float64-calibrated allowance" in line for line in lines)
     assert message.endswith(f"report: {tmp_path / 'parity.html'}")
     assert (tmp_path / "parity.html").is_file()
 

@@ -33,11 +33,43 @@ class TokenClassifier(torch.nn.Module):
         return self.out(self.embed(ids).mean(dim=1))
 
 
+# A small ViT (torchvision's VisionTransformer at the size of timm's vit_tiny, on 64-pixel images).
+VIT_KWARGS = {"image_size": 64, "patch_size": 8, "num_layers": 6, "num_heads": 3, "hidden_dim": 192, "mlp_dim": 768,
+              "num_classes": 10}
+
+
 def save_torch_state(kind: str, path) -> None:
     """A torch model of ``kind`` with seeded random weights, saved as a state dict."""
     import torchvision
 
     torch.manual_seed(0)
     module = {"two_io": lambda: TwoInTwoOut(width=6), "tokens": TokenClassifier,
-              "mobilenet": lambda: torchvision.models.mobilenet_v3_small(num_classes=10)}[kind]()
+              "mobilenet": lambda: torchvision.models.mobilenet_v3_small(num_classes=10),
+              "lstm": SequenceRegressor, "casts": CastsToFloat32, "resnet18": lambda: torchvision.models.resnet18(num_classes=10),
+              "vit": lambda: torchvision.models.VisionTransformer(**VIT_KWARGS)}[kind]()
+    if kind == "vit":  # torchvision starts the head at zero: every logit 0, nothing to compare
+        torch.nn.init.normal_(module.heads.head.weight, std=0.02)
     torch.save(module.state_dict(), path)
+
+
+class SequenceRegressor(torch.nn.Module):
+    """A float sequence (batch, 12, 5) through a two-layer LSTM -> 3 regression values (element-wise)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = torch.nn.LSTM(5, 16, num_layers=2, batch_first=True)
+        self.out = torch.nn.Linear(16, 3)
+
+    def forward(self, x):
+        return self.out(self.lstm(x)[0][:, -1])
+
+
+class CastsToFloat32(torch.nn.Module):
+    """Casts its input to float32 itself (as defensive user code does): no float64 run is possible."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(6, 4)
+
+    def forward(self, x):
+        return self.linear(x.to(torch.float32))

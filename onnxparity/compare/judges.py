@@ -34,6 +34,7 @@ import re
 
 import numpy as np
 
+from onnxparity.compare import calibration
 from onnxparity.compare.metrics import (accuracy, cosine_per_sample, finite_or_none, log10_histogram, max_rel,
                                         nonfinite_counts, nonfinite_mismatches, outside, snr_db)
 from onnxparity.compare.tolerances import Tolerance
@@ -136,6 +137,10 @@ class Comparison:
     cosine_min: float | None = None  # float outputs: the lowest cosine similarity over the samples
     cosine_median: float | None = None
     snr_db: float | None = None  # float outputs: 10 log10(sum r^2 / sum (c - r)^2); inf when exact
+    tolerance_source: str = "fixed"  # "float64-calibrated" (atol is then its allowance), "exact", "fixed: <why>"
+    float64: dict | None = None  # calibration.Calibration: both errors against float64, their ratio, the allowance
+    smallest_atol: float | None = None  # the smallest atol (rtol 0) that would have passed
+    smallest_rtol: float | None = None  # the smallest rtol (atol 0); None where none would
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -184,14 +189,18 @@ def within(reference: np.ndarray, candidate: np.ndarray, tol: Tolerance) -> bool
 
 
 def compare(model: str, reference: dict, candidate: dict, tol: Tolerance, device: str = "cpu", *,
-            output: str | None = None, classes: bool | None = None) -> Comparison:
+            output: str | None = None, classes: bool | None = None, truth: np.ndarray | None = None,
+            fixed_why: str | None = None) -> Comparison:
     """Compare one output of two backends (``outputs``: that output's array, ``output_name``,
     ``indices`` of the inputs each ran, ``label``). ``classes``: True when the output is marked as class
-    scores (:func:`holds_classes`), False to judge it element-wise whatever its name."""
+    scores (:func:`holds_classes`), False to judge it element-wise whatever its name.
+    ``truth``: the reference's float64 run of that output, which decides by :mod:`.calibration`
+    unless ``fixed_why`` says why ``tol`` decides instead (the errors against it are reported)."""
     ref_all = np.asarray(reference["outputs"])
     cand = np.asarray(candidate["outputs"])
     idx = np.asarray(candidate["indices"])
-    ref = ref_all[positions(np.asarray(reference["indices"]), idx, reference["label"], candidate["label"])]
+    pos = positions(np.asarray(reference["indices"]), idx, reference["label"], candidate["label"])
+    ref = ref_all[pos]
     exact = ref.dtype.kind in "biu"
     name = output or reference["output_name"]
     is_classes = classes is not False and holds_classes(ref, name, bool(classes))
@@ -212,7 +221,8 @@ def compare(model: str, reference: dict, candidate: dict, tol: Tolerance, device
                       min_agreement=tol.min_agreement, checks=checks, output=name,
                       judged_as="exact" if exact else "class scores" if is_classes else "element-wise",
                       nonfinite={"reference": nonfinite_counts(ref), "candidate": nonfinite_counts(cand)}
-                      if not reasons else {})
+                      if not reasons else {},
+                      tolerance_source="exact" if exact else f"fixed: {fixed_why or 'no float64 truth'}")
     if not checks["shape"]["ok"] or len(cand) == 0:
         if len(cand) == 0:
             reasons.append("no outputs")
@@ -223,15 +233,27 @@ def compare(model: str, reference: dict, candidate: dict, tol: Tolerance, device
         reasons.append(f"NaN/Inf: {int((~np.isfinite(cand)).sum())} in the candidate, "
                        f"{int((~np.isfinite(ref)).sum())} in the reference")
     diff = np.abs(c - r)
-    beyond = outside(diff, r, tol.atol, tol.rtol)
     flat_worst = int(diff.argmax()) if diff.size else 0
     per_sample = max(1, diff.size // max(1, len(r)))
-    if beyond.any():
-        reasons.append(f"{int(beyond.sum())} of {beyond.size} values beyond atol {tol.atol:g} + rtol {tol.rtol:g}"
-                       f" (max abs diff {diff.max():.3g} at input {int(idx[flat_worst // per_sample])})")
+    t = None if exact or truth is None or np.shape(truth)[1:] != ref.shape[1:] else np.asarray(truth)[pos]
+    cal = calibration.calibrate(ref, cand, t) if t is not None else None
+    if cal is not None and fixed_why is None:  # the calibrated rule decides; its allowance is the atol
+        tol = replace(tol, atol=cal.allowance, rtol=0.0)
+        beyond = calibration.beyond(cand, t, cal)
+        base = replace(base, atol=tol.atol, rtol=0.0, tolerance_source=calibration.CALIBRATED)
+        if beyond.any():
+            reasons.append(f"{int(beyond.sum())} of {beyond.size} values beyond the float64-calibrated allowance "
+                           f"{cal.allowance:.3g} ({cal.k:g}x the reference's own error + floor): "
+                           f"{cal.summary(candidate['label'], reference['label'])}")
+    else:
+        beyond = outside(diff, r, tol.atol, tol.rtol)
+        if beyond.any():
+            reasons.append(f"{int(beyond.sum())} of {beyond.size} values beyond atol {tol.atol:g} + rtol "
+                           f"{tol.rtol:g} (max abs diff {diff.max():.3g} at input {int(idx[flat_worst // per_sample])})")
     rel = max_rel(diff, r)
+    smallest_atol, smallest_rtol = calibration.smallest_tolerances(diff, r)
     result = replace(
-        base,
+        base, float64=cal.to_dict() if cal else None, smallest_atol=smallest_atol, smallest_rtol=smallest_rtol,
         max_abs_diff=finite_or_none(diff.max()) if diff.size else 0.0,
         max_rel_diff=None if rel is None else finite_or_none(rel),
         mean_abs_diff=finite_or_none(diff.mean()) if diff.size else 0.0,

@@ -85,6 +85,7 @@ class Job:
     unavailable: str | None = None
     pixels_only: bool = False  # the model's ONNX file takes uint8 pixels: all its backends get whole pixels
     role: str = "candidate"
+    truth: bool = False  # also run in float64 (the reference on the CPU): the calibrated verdict's truth
 
     @property
     def label(self) -> str:
@@ -262,7 +263,7 @@ def _job(model, backend, path, spec, signature, inputs, role, why, pixels_only, 
 def _job_dict(job: Job, inputs_paths: dict, crash: dict | None) -> dict:
     d = {"model": job.path, "runner": job.backend.runner, "options": job.options, "inputs": inputs_paths,
          "batch_size": job.batch_size, "indices": job.indices, "batched": job.signature is None or job.signature.batched,
-         "spec": job.spec.to_dict() if job.spec else None}
+         "spec": job.spec.to_dict() if job.spec else None, "truth": job.truth}
     if crash and crash.get("label") == job.label and crash.get("model", job.model) == job.model:
         d["crash"] = crash.get("signal", 11)
     return d
@@ -304,6 +305,7 @@ def run(targets: list[Target], inputs: Inputs | list[Inputs], *, providers=None,
         for job in model_jobs:
             if job.backend.framework == "torch":
                 job.options["trust"] = target.trust.to_dict()
+            job.truth = job.role == "reference" and job.device == "cpu" and job.backend.framework != "onnx"
         if target_inputs.images is not None and model_jobs[0].spec is not None:  # before any worker starts
             check_fits(target_inputs.images, target_inputs.labels, model_jobs[0].spec, target_inputs.source)
         planned += model_jobs
@@ -410,9 +412,12 @@ def _collect(job: Job, worker: _process.Worker, t0: float, inputs: Inputs, marke
         scores = job.spec.probabilities(arrays[cls]) if job.spec is not None else arrays[cls]
         acc = accuracy(scores, inputs.labels[indices])
     n = len(next(iter(arrays.values()))) if arrays else 0
+    truth = {name: np.asarray(a) for name, a in (res.get("truth") or {}).items()}
+    float64 = ({"status": "ok", "seconds": res.get("truth_seconds")} if truth else
+               {"status": "unavailable", "reason": res.get("truth_reason")} if job.truth else None)
     record = job.run_record(
         status="ok", n=int(n), outputs=_describe_outputs(arrays), seconds={**res["seconds"], "wall": wall},
-        details=res["details"], placement=res.get("placement"),
+        details=res["details"], placement=res.get("placement"), float64=float64,
         **({"accuracy": acc["accuracy"], "correct": acc["correct"], "n_labelled": acc["n"]} if acc else {}),
     )
-    return record, {"outputs": arrays, "indices": indices, "label": job.label}
+    return record, {"outputs": arrays, "indices": indices, "label": job.label, **({"truth": truth} if truth else {})}

@@ -185,6 +185,15 @@ def _card(result, inputs, outputs, c, index: int, near: bool) -> str:
     return f"<div class='card {'tie' if near else 'real'}'>{head}{body}</div>"
 
 
+def _float64_cell(c) -> str:
+    """"1.3x as far from float64 (3.1e-05 vs 2.4e-05)": the candidate's error over the reference's own."""
+    f = c.float64 or {}
+    if not f:
+        return "-"
+    times = "exact" if f["ratio"] is None else f"{f['ratio']:.3g}x"
+    return html.escape(f"{times} as far from float64 ({f['candidate_error']:.2g} vs {f['reference_error']:.2g})")
+
+
 def _comparisons(result, comps, inputs, outputs) -> list[str]:
     e = html.escape
     rows = []
@@ -195,15 +204,17 @@ def _comparisons(result, comps, inputs, outputs) -> list[str]:
                      f"<td class='num'>{num(c.max_abs_diff)}</td>", f"<td class='num'>{num(c.max_rel_diff)}</td>",
                      f"<td class='num'>{num(c.p99_abs_diff)}</td>",
                      f"<td class='w'>{cosine_snr(c.cosine_min, c.cosine_median, c.snr_db)}</td>",
-                     f"<td class='w'>{num(c.atol, '{:g}')} / {num(c.rtol, '{:g}')}</td>", f"<td class='w'>{agree}</td>",
+                     f"<td class='w'>{num(c.atol, '{:.2g}')} / {num(c.rtol, '{:g}')}<br>{e(c.tolerance_source)}<br>"
+                     f"passes at {num(c.smallest_atol)} / {num(c.smallest_rtol)}</td>",
+                     f"<td class='w'>{_float64_cell(c)}</td>", f"<td class='w'>{agree}</td>",
                      f"<td class='num'>{len(c.disagreements) - len(c.near_ties)} / {len(c.near_ties)}</td>",
                      _histogram_svg(c.histogram), f"<td class='{v}'>{v}</td>"])
         if c.reasons:  # why, on a row of its own under the numbers
-            rows.append([f"<td colspan='12' class='why'>{e(c.candidate)}: {e('; '.join(c.reasons))}</td>"])
+            rows.append([f"<td colspan='13' class='why'>{e(c.candidate)}: {e('; '.join(c.reasons))}</td>"])
     ref = comps[0].reference if comps else ""
     out = [f"<p>Against the reference <b>{e(ref)}</b>.</p>",
            _table(["candidate", "device", "n", "max abs", "max rel", "p99 abs", "cosine low/median, SNR",
-                   "atol / rtol", "top-1",
+                   "atol / rtol", "vs float64", "top-1",
                    "disagree / near ties", "|diff| histogram", "verdict"], rows, "comparisons")]
     for c in comps:
         if not c.disagreements:

@@ -10,7 +10,7 @@ from onnxparity.views import cosine_snr, num, text_table
 def table(result: ParityResult) -> str:
     """One row per comparison with its verdict, then the backends that did not run and why."""
     header = ("model", "output", "candidate (vs reference)", "n", "max abs", "max rel", "p99 abs",
-              "cosine low/median, SNR", "top-1", "near ties", "accuracy", "verdict")
+              "cosine low/median, SNR", "top-1", "near ties", "accuracy", "vs float64", "verdict")
     rows = []
     acc = {(b.model, b.label): b.accuracy for b in result.backends}
     for c in by_output(result.comparisons):
@@ -19,7 +19,7 @@ def table(result: ParityResult) -> str:
         rows.append((c.model, c.output or "-", f"{c.candidate} (vs {c.reference})", str(c.n), num(c.max_abs_diff),
                      num(c.max_rel_diff), num(c.p99_abs_diff), cosine_snr(c.cosine_min, c.cosine_median, c.snr_db),
                      agree, str(len(c.near_ties)) if c.n else "-",
-                     num(acc.get((c.model, c.candidate)), "{:.4f}"), verdict))
+                     num(acc.get((c.model, c.candidate)), "{:.4f}"), float64_cell(c), verdict))
     lines = text_table(header, rows)
     for b in result.backends:
         if b.role == "reference":
@@ -39,9 +39,38 @@ def table(result: ParityResult) -> str:
     judged_by = {(c.model, c.checks["variant"]["judged_by"]): None  # how variants were judged, once each
                  for c in result.comparisons if "variant" in (c.checks or {})}
     lines += [f"variant  {model}: {how}" for model, how in judged_by]
+    lines += tolerance_lines(result.comparisons)
     lines.append(f"inputs: {inputs_line(result.inputs)}; parity {'PASSED' if result.passed else 'FAILED'} "
                  f"in {result.seconds:.1f} s")
     return "\n".join(lines)
+
+
+def float64_cell(c) -> str:
+    """"1.3x" (the candidate's error against float64 over the reference's own), "-" without a truth."""
+    f = c.float64 or {}
+    if not f:
+        return "-"
+    return "exact" if f.get("ratio") is None and not f.get("candidate_error") else \
+        "inf" if f.get("ratio") is None else f"{f['ratio']:.2g}x"
+
+
+def tolerance_lines(comparisons) -> list[str]:
+    """Where each verdict's tolerance came from: the float64 calibration (K, the errors), or why a fixed one."""
+    lines, fixed = [], {}
+    for c in comparisons:
+        f = c.float64 or {}
+        if c.tolerance_source.startswith("float64") and f:
+            ratio = "an exact reference" if f["ratio"] is None else f"{f['ratio']:.3g}x as far"
+            lines.append(f"float64  {c.model}: {c.candidate} [{c.output}]: {ratio} from float64 as {c.reference} "
+                         f"({f['candidate_error']:.3g} vs {f['reference_error']:.3g}; allowed {f['allowance']:.3g} "
+                         f"= {f['k']:g}x + floor {f['floor']:.2g}); would pass with atol {num(c.smallest_atol)} "
+                         f"or rtol {num(c.smallest_rtol)}")
+        elif c.tolerance_source.startswith("fixed"):
+            fixed.setdefault(c.tolerance_source, []).append(c)
+    for source, cs in fixed.items():
+        lines.append(f"tolerance {source} ({len(cs)} comparison{'s' if len(cs) > 1 else ''} of "
+                     f"{', '.join(sorted({c.model for c in cs}))})")
+    return lines
 
 
 def by_output(comparisons):

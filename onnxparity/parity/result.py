@@ -44,6 +44,7 @@ class BackendRun:
     seconds: dict = field(default_factory=dict)  # start (imports + load), infer, wall (as the parent saw it)
     details: dict = field(default_factory=dict)  # versions, device name, ORT providers in the session
     placement: dict | None = None  # ORT: graph nodes per execution provider, from ORT's profiler
+    float64: dict | None = None  # the reference's float64 run: {"status": "ok", "seconds"} or {"status", "reason"}
 
 
 @dataclass
@@ -121,7 +122,11 @@ def save_outputs(path: str | Path, result: ParityResult, outputs: dict, inputs) 
         names = list(run["outputs"])
         for j, name in enumerate(names):
             arrays[f"out{i}_{j}"] = run["outputs"][name]
-        index.append({"model": model, "label": label, "key": i, "outputs": names})
+        truth = [name for name in names if name in run.get("truth", {})]  # the float64 run, where there is one
+        for j, name in enumerate(names):
+            if name in truth:
+                arrays[f"truth{i}_{j}"] = run["truth"][name]
+        index.append({"model": model, "label": label, "key": i, "outputs": names, "truth": truth})
     arrays["meta"] = np.asarray(json.dumps({"result": result.to_dict(), "outputs": index, "source": inputs.source,
                                             "input_names": input_names}))
     with atomic_path(path, suffix=".npz") as tmp:
@@ -138,7 +143,9 @@ def load_outputs(path: str | Path):
             meta = json.loads(str(data["meta"]))
             outputs = {(o["model"], o["label"]): {
                 "outputs": {name: data[f"out{o['key']}_{j}"] for j, name in enumerate(o["outputs"])},
-                "indices": data[f"idx{o['key']}"], "label": o["label"]} for o in meta["outputs"]}
+                "indices": data[f"idx{o['key']}"], "label": o["label"],
+                **({"truth": {name: data[f"truth{o['key']}_{j}"] for j, name in enumerate(o["outputs"])
+                              if name in o["truth"]}} if o.get("truth") else {})} for o in meta["outputs"]}
             kinds = tuple(str(k) for k in data["kinds"])
             images = data["images"] if "images" in data.files else None
             named = {name: data[f"in{i}"] for i, name in enumerate(meta.get("input_names", []))}

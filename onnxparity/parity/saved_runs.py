@@ -8,9 +8,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from onnxparity.compare import compare, tolerance_for
-from onnxparity.errors import InputError
 from onnxparity.environment import fingerprint
-from onnxparity.parity.judging import marked_outputs
+from onnxparity.errors import InputError
+from onnxparity.parity.judging import fixed_because, marked_outputs, on_accelerator
 from onnxparity.parity.result import ParityResult, load_outputs
 
 
@@ -40,6 +40,9 @@ def compare_runs(a: str | Path, b: str | Path, *, reference: str | None = None, 
         if (name, ref_label) not in out_a:
             raise InputError(f"{a}: no outputs of {ref_label} for {name}")
         ref = dict(out_a[name, ref_label], label=f"A:{ref_label}")
+        truths = ref.get("truth") or {}  # A's float64 run judges B's backends as it judged A's
+        fixed_why = fixed_because(atol, rtol, runs_a[name, ref_label]) or (
+            None if truths else "the saved run holds no float64 outputs")
         backends.append(dataclasses.replace(runs_a[name, ref_label], label=f"A:{ref_label}", role="reference"))
         for (m, label), cand in sorted(out_b.items()):
             if m != name:
@@ -55,8 +58,8 @@ def compare_runs(a: str | Path, b: str | Path, *, reference: str | None = None, 
                 comparisons.append(compare(
                     name, {"outputs": ref_array, "indices": ref["indices"], "output_name": out_name, "label": ref["label"]},
                     {"outputs": cand["outputs"][out_name], "indices": cand["indices"], "output_name": out_name,
-                     "label": f"B:{label}"}, tol, run.device, output=out_name,
-                    classes=True if out_name in marked else None))
+                     "label": f"B:{label}"}, tol, run.device, output=out_name, truth=truths.get(out_name),
+                    fixed_why=fixed_why or on_accelerator(tol_class), classes=True if out_name in marked else None))
     return ParityResult(
         passed=all(c.passed for c in comparisons), comparisons=comparisons, backends=backends, models=models,
         inputs={**inputs_a.summary(), "runs": [str(a), str(b)]},

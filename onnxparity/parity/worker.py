@@ -47,6 +47,8 @@ def run_backend(job: dict) -> dict:
         "details": runner.details() if hasattr(runner, "details") else {},
         "pid": os.getpid(),
     }
+    if job.get("truth"):
+        result.update(float64_truth(runner, feeds, int(job["batch_size"]), job.get("batched", True), outputs))
     if hasattr(runner, "node_placement"):
         first = {k: np.array(v[:PLACEMENT_SAMPLES] if job.get("batched", True) else v[0]) for k, v in feeds.items()}
         result["placement"] = runner.node_placement(first)
@@ -67,3 +69,27 @@ def run_all(runner, feeds: dict, batch_size: int, batched: bool = True) -> dict[
         for name, value in out.items():
             parts.setdefault(name, []).append(np.asarray(value))
     return {name: np.concatenate(values) for name, values in parts.items()}
+
+
+def float64_truth(runner, feeds: dict, batch_size: int, batched: bool, outputs32: dict) -> dict:
+    """The reference run again in float64 (float inputs cast, integer inputs as they are), the
+    calibrated verdict's truth: ``{"truth": outputs, "truth_seconds": s}``, or ``{"truth_reason":
+    why}`` where the model cannot run in float64 (no float64 copy, an op without a float64 kernel,
+    outputs that stay float32)."""
+    from onnxparity.errors import first_line
+
+    started = time.perf_counter()
+    if not hasattr(runner, "float64"):
+        return {"truth_reason": f"{type(runner).__name__} has no float64 run"}
+    wide = {k: v.astype(np.float64) if v.dtype.kind == "f" else v for k, v in feeds.items()}
+    try:
+        truth = run_all(runner.float64(), wide, batch_size, batched)
+    except Exception as exc:  # any framework error: no truth, and why
+        return {"truth_reason": f"the float64 run failed: {first_line(exc)}"}
+    narrow = [name for name, a in truth.items() if np.asarray(outputs32.get(name, a)).dtype.kind == "f"
+              and a.dtype != np.float64]
+    if narrow:
+        return {"truth_reason": f"the float64 run returned {truth[narrow[0]].dtype} for {narrow[0]!r} "
+                                "(the model casts to a narrower float itself)"}
+    return {"truth": {k: v for k, v in truth.items() if np.asarray(outputs32.get(k, v)).dtype.kind == "f"},
+            "truth_seconds": round(time.perf_counter() - started, 3)}

@@ -114,6 +114,24 @@ class KerasRunner:
         arrays = [np.asarray(self._keras.ops.convert_to_numpy(t)) for t in flatten_outputs(out)]
         return name_outputs(self.spec, arrays, f"Keras model {self.model.name!r}")
 
+    def float64(self) -> "KerasRunner":
+        """A copy of this runner with the model rebuilt from its config in float64 and its weights
+        cast, on the CPU: the calibrated verdict's truth."""
+        import contextlib
+        import copy
+
+        if self.device != "cpu":
+            raise BackendUnavailable("the float64 truth runs on the CPU only")
+        keras = self._keras
+        config = as_float64(keras.saving.serialize_keras_object(self.model))
+        with keras.device("cpu:0") if self.engine_name == "tensorflow" else contextlib.nullcontext():
+            model = keras.saving.deserialize_keras_object(config, safe_mode=True)
+            model.set_weights([np.asarray(w).astype(np.float64) if np.asarray(w).dtype.kind == "f" else w
+                               for w in self.model.get_weights()])
+        twin = copy.copy(self)
+        twin.model, twin.mode, twin._traced = model, None, None
+        return twin
+
     def bind(self, feeds: dict[str, np.ndarray]):
         """One call on this batch in the runner's ``mode``; numpy out (on a GPU: synchronised, left there)."""
         if self.mode is None:
@@ -183,6 +201,22 @@ def keras_torch_device() -> str:
     from keras.src.backend.torch.core import get_device
 
     return str(get_device()).split(":", 1)[0]
+
+
+def as_float64(config):
+    """A serialized Keras config with every float32 dtype (a layer's dtype policy, an input's dtype) float64."""
+    if isinstance(config, dict):
+        out = {k: as_float64(v) for k, v in config.items()}
+        if config.get("class_name") == "DTypePolicy" and isinstance(out.get("config"), dict):
+            if out["config"].get("name") in ("float32", "mixed_float16", "mixed_bfloat16"):
+                out["config"] = {**out["config"], "name": "float64"}
+        for key in ("dtype", "compute_dtype", "variable_dtype"):
+            if out.get(key) == "float32":
+                out[key] = "float64"
+        return out
+    if isinstance(config, list):
+        return [as_float64(v) for v in config]
+    return config
 
 
 def importlib_find(module: str):

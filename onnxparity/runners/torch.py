@@ -59,6 +59,16 @@ class TorchRunner:
         arrays = [t.detach().cpu().numpy() for t in flatten_outputs(out)]
         return name_outputs(self.spec, arrays, f"PyTorch model {self.spec.architecture}")
 
+    def float64(self) -> "TorchRunner":
+        """A copy of this runner with the module in float64 (``.double()``), on the CPU: the
+        calibrated verdict's truth. Float inputs are cast by the caller; integer inputs stay."""
+        import copy
+
+        twin = copy.copy(self)
+        twin.model = copy.deepcopy(self.model).double()
+        twin._call = twin.model
+        return twin
+
     def bind(self, feeds: dict[str, np.ndarray]):
         """One call on this batch, a tensor already on the device: numpy out on the CPU; on CUDA the
         result stays there and the call ends with a synchronisation."""
