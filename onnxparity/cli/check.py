@@ -54,6 +54,9 @@ def add_input_arguments(p: argparse.ArgumentParser) -> None:
                         "(repeat per input as NAME=SHAPE)")
     p.add_argument("--int-range", metavar="LOW,HIGH",
                    help="integer inputs are drawn from [LOW, HIGH) (default: the embedding table they index, else 0,10)")
+    p.add_argument("--input-role", action="append", metavar="NAME=ROLE",
+                   help="what an input means, so samples stay in its domain: token_ids, type_ids, mask (ones then "
+                        "padding), position_ids, image or values (default: read from the graph and the input's name)")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -83,11 +86,11 @@ def parity_options(args: argparse.Namespace) -> dict:
         raise InputError("--batch-size must be at least 1")
     if args.min_agreement is not None and not 0 <= args.min_agreement <= 1:
         raise InputError("--min-agreement must lie in 0..1")
-    from onnxparity.signature import parse_input_shapes, parse_int_range
+    from onnxparity.signature import parse_input_roles, parse_input_shapes, parse_int_range
 
     return dict(data=args.data, n=args.n, synthetic=not args.no_synthetic, providers=args.providers,
                 inputs=getattr(args, "inputs", None), input_shapes=parse_input_shapes(args.input_shape),
-                int_range=parse_int_range(args.int_range),
+                int_range=parse_int_range(args.int_range), input_roles=parse_input_roles(args.input_role),
                 gpu=not args.cpu_only, atol=args.atol, rtol=args.rtol, min_agreement=args.min_agreement,
                 batch_size=args.batch_size, batch1_limit=args.batch1_n or None, jobs=args.jobs,
                 timeout=args.timeout, save_outputs_path=args.save_outputs, require_devices=args.require_devices)
