@@ -105,3 +105,24 @@ def test_check_minilm_passes_on_synthesized_inputs(minilm):
                         "--atol", "1e-4", "--n", "16", "--batch1-n", "4", "--providers", "cpu",
                         env=minilm["env"], timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _identity_model(path, clip: float | None) -> None:
+    """y = x, or y = clip(x): the same on every in-domain sample, apart on the far-out probes."""
+    nodes = [helper.make_node("Clip", ["x", "lo", "hi"], ["y"])] if clip else [helper.make_node("Identity", ["x"], ["y"])]
+    inits = [numpy_helper.from_array(np.float32(-clip), "lo"), numpy_helper.from_array(np.float32(clip), "hi")] if clip else []
+    graph = helper.make_graph(nodes, "probe", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+
+def test_probes_are_reported_apart_and_decide_only_when_strict(tmp_path):
+    plain, clipped = tmp_path / "plain.onnx", tmp_path / "clipped.onnx"
+    _identity_model(plain, None)
+    _identity_model(clipped, 50.0)
+    common = ("check", plain, clipped, "--providers", "cpu", "--n", "8")
+    result = onnxparity(*common)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "on probes" in result.stdout and "FAIL (probes)" in result.stdout, result.stdout
+    strict = onnxparity(*common, "--strict-probes")
+    assert strict.returncode == 1, strict.stdout + strict.stderr

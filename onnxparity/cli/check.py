@@ -43,6 +43,9 @@ def add_parity_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--require-devices", metavar="DEVICE,...",
                    help="devices that must have run (cuda): where a model's original or its ONNX file did not run "
                         "on one, parity fails (exit 1) instead of listing those backends as not run")
+    p.add_argument("--strict-probes", action="store_true",
+                   help="let the out-of-domain probes (far-out values) decide the verdict too; by default they "
+                        "are reported apart")
     p.add_argument("--save-outputs", metavar="PATH", type=_args.out_file,
                    help="write the raw outputs (.npz) for `onnxparity compare`")
 
@@ -93,7 +96,8 @@ def parity_options(args: argparse.Namespace) -> dict:
                 int_range=parse_int_range(args.int_range), input_roles=parse_input_roles(args.input_role),
                 gpu=not args.cpu_only, atol=args.atol, rtol=args.rtol, min_agreement=args.min_agreement,
                 batch_size=args.batch_size, batch1_limit=args.batch1_n or None, jobs=args.jobs,
-                timeout=args.timeout, save_outputs_path=args.save_outputs, require_devices=args.require_devices)
+                timeout=args.timeout, save_outputs_path=args.save_outputs, require_devices=args.require_devices,
+                strict_probes=args.strict_probes)
 
 
 def finish(result) -> int:

@@ -65,6 +65,7 @@ class Comparison:
     histogram: list[int] = field(default_factory=list)  # counts per metrics.HIST_EDGES bin of log10|diff|
     output: str | None = None  # the output compared (one comparison per candidate and output)
     judged_as: str = "class scores"  # "class scores", "element-wise" or "exact" (integer and bool outputs)
+    probes: bool = False  # on the out-of-domain probes only: reported apart, decides only under --strict-probes
 
     def to_dict(self) -> dict:
         return asdict(self)

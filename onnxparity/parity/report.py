@@ -15,8 +15,8 @@ def table(result: ParityResult) -> str:
     acc = {(b.model, b.label): b.accuracy for b in result.backends}
     for c in by_output(result.comparisons):
         agree = "-" if c.top1_agreement is None else f"{c.top1_agreement:.2%}"
-        verdict = "PASS" if c.passed else "FAIL"
-        rows.append((c.model, c.output or "-", f"{c.candidate} (vs {c.reference})", str(c.n), num(c.max_abs_diff),
+        verdict = ("PASS" if c.passed else "FAIL") + (" (probes)" if c.probes else "")
+        rows.append((c.model, c.output or "-", f"{c.candidate} (vs {c.reference})" + (" on probes" if c.probes else ""), str(c.n), num(c.max_abs_diff),
                      num(c.max_rel_diff), num(c.p99_abs_diff), agree, str(len(c.near_ties)) if c.n else "-",
                      num(acc.get((c.model, c.candidate)), "{:.4f}"), verdict))
     lines = text_table(header, rows)
