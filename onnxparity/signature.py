@@ -21,6 +21,12 @@ from onnxparity.errors import InputError
 BATCH = "batch"
 DTYPES = ("float32", "float16", "float64", "int8", "int16", "int32", "int64", "uint8", "bool")
 FLOAT_DTYPES = ("float16", "float32", "float64")
+# What an input means, so samples stay inside the domain the model really takes (``--input-role NAME=ROLE``).
+TOKEN_IDS, TYPE_IDS, MASK, POSITION_IDS, IMAGE, VALUES = \
+    "token_ids", "type_ids", "mask", "position_ids", "image", "values"
+ROLES = (TOKEN_IDS, TYPE_IDS, MASK, POSITION_IDS, IMAGE, VALUES)
+# Segment ids with no table in the graph: BERT's token_type_ids index a 2-row table.
+DEFAULT_TYPE_VOCAB = 2
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,7 @@ class TensorSpec:
     dtype: str
     shape: tuple[int | str, ...]
     int_range: tuple[int, int] | None = None  # [low, high): ids that index an embedding table stay inside it
+    role: str | None = None  # one of ROLES, given (--input-role) or recorded; None: guessed (input_role)
 
     def __post_init__(self) -> None:
         dtype = np.dtype(self.dtype).name if self.dtype != "bool" else "bool"
@@ -42,6 +49,13 @@ class TensorSpec:
         if self.int_range is not None:
             lo, hi = (int(v) for v in self.int_range)
             object.__setattr__(self, "int_range", (lo, hi))
+        if self.role is not None and self.role not in ROLES:
+            raise InputError(f"tensor {self.name!r}: no such input role {self.role!r} (roles: {', '.join(ROLES)})")
+
+    @property
+    def input_role(self) -> str:
+        """The role given, else the one its name and dtype say (:func:`guess_role`)."""
+        return self.role or guess_role(self.name, self.dtype, len(self.sample_shape))
 
     @property
     def batched(self) -> bool:
@@ -79,13 +93,16 @@ class TensorSpec:
         d = {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
         if self.int_range is not None:
             d["int_range"] = list(self.int_range)
+        if self.role is not None:
+            d["role"] = self.role
         return d
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "TensorSpec":
         try:
             rng = d.get("int_range")
-            return cls(str(d["name"]), str(d["dtype"]), tuple(d["shape"]), tuple(rng) if rng else None)
+            return cls(str(d["name"]), str(d["dtype"]), tuple(d["shape"]), tuple(rng) if rng else None,
+                       d.get("role"))
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"not a valid tensor description: {d!r} ({exc})") from None
 
@@ -129,6 +146,16 @@ class Signature:
         return dataclasses.replace(self, inputs=tuple(
             dataclasses.replace(t, int_range=ranges[t.name]) if t.name in ranges else t for t in self.inputs))
 
+    def with_roles(self, roles: Mapping[str, str] | None) -> "Signature":
+        """The signature with ``--input-role`` applied; a name that is no input is an input error."""
+        import dataclasses
+
+        roles = dict(roles or {})
+        for name in roles:
+            self.input(name)
+        return dataclasses.replace(self, inputs=tuple(
+            dataclasses.replace(t, role=roles[t.name]) if t.name in roles else t for t in self.inputs))
+
     def to_dict(self) -> dict:
         return {"inputs": [t.to_dict() for t in self.inputs], "outputs": [t.to_dict() for t in self.outputs]}
 
@@ -150,6 +177,26 @@ class Signature:
         inputs = tuple(_tensor(v, bounds.get(v.name)) for v in graph.input if v.name not in initializers)
         outputs = tuple(_tensor(v) for v in graph.output)
         return cls(inputs, outputs)
+
+
+_MASK_NAMES = ("attention_mask", "input_mask", "padding_mask", "mask")
+_TYPE_NAMES = ("token_type_ids", "segment_ids", "type_ids", "token_type")
+_POSITION_NAMES = ("position_ids", "positions", "position")
+
+
+def guess_role(name: str, dtype: str, rank: int) -> str:
+    """An input's role from its name (the names Hugging Face and Keras NLP models use) and dtype:
+    what an ONNX graph cannot say, since a mask and a token id are both int64 tensors."""
+    low = name.lower()
+    if dtype in FLOAT_DTYPES:
+        return MASK if low.endswith(_MASK_NAMES) else VALUES
+    if any(low.endswith(n) for n in _MASK_NAMES) or dtype == "bool" and "mask" in low:
+        return MASK
+    if any(low.endswith(n) for n in _TYPE_NAMES):
+        return TYPE_IDS
+    if any(low.endswith(n) for n in _POSITION_NAMES):
+        return POSITION_IDS
+    return VALUES if dtype == "bool" else TOKEN_IDS
 
 
 def _tensor(value, int_range=None) -> TensorSpec:
@@ -214,6 +261,20 @@ def parse_input_shapes(values: Sequence[str] | None) -> dict[str | None, tuple[i
     if None in shapes and len(shapes) > 1:
         raise InputError("--input-shape: name every input (name=shape) when giving several")
     return shapes
+
+
+def parse_input_roles(values: Sequence[str] | None) -> dict[str, str]:
+    """``--input-role NAME=ROLE`` values -> {input name: role}."""
+    roles: dict[str, str] = {}
+    for value in values or ():
+        name, sep, role = str(value).partition("=")
+        name, role = name.strip(), role.strip()
+        if not sep or not name or role not in ROLES:
+            raise InputError(f"--input-role {value!r}: give NAME=ROLE, ROLE one of {', '.join(ROLES)}")
+        if name in roles:
+            raise InputError(f"--input-role given twice for {name}")
+        roles[name] = role
+    return roles
 
 
 def parse_int_range(value: str | None) -> tuple[int, int] | None:

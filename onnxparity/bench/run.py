@@ -49,6 +49,7 @@ class BenchConfig:
     timeout_s: float = 900.0  # any single worker call (a load, a compile, a turn)
     input_shapes: dict | None = None  # --input-shape: sizes of dynamic axes other than the batch
     int_range: tuple[int, int] | None = None  # --int-range: integer inputs drawn from [low, high)
+    input_roles: dict | None = None  # --input-role: what each input means (masks, type ids...)
     trust: dict | None = None  # the user's word on rebuilding a recorded PyTorch class (onnxparity.trust)
 
     def __post_init__(self) -> None:
@@ -207,7 +208,8 @@ def _open_cells(model: BenchModel, config: BenchConfig, workers: _Workers, skipp
             worker = workers.get(runs_on)
             say(f"{model.name}: loading {backend} on {device}")
             opened = workers.call(worker, "open", key, backend, path, device, signature=_signature(model),
-                                  input_shapes=config.input_shapes, int_range=config.int_range, trust=config.trust)
+                                  input_shapes=config.input_shapes, int_range=config.int_range, trust=config.trust,
+                                  input_roles=config.input_roles)
         except (WorkerError, InputError) as exc:
             skipped.append({"model": model.name, "backend": backend, "device": device, "reason": str(exc)})
             continue

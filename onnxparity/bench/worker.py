@@ -26,7 +26,7 @@ class BenchWorker:
         self.bound: dict[tuple[str, int], object] = {}
 
     def open(self, key: str, backend: str, model: str, device: str, signature: dict | None = None,
-             input_shapes=None, int_range=None, trust: dict | None = None) -> dict:
+             input_shapes=None, int_range=None, trust: dict | None = None, input_roles=None) -> dict:
         """Open bench row ``backend`` on ``device`` (its runner and options from :mod:`onnxparity.backends`);
         ``{"status": "unavailable", "reason"}`` when it cannot run here."""
         import importlib
@@ -56,7 +56,8 @@ class BenchWorker:
             from onnxparity.signature import Signature
 
             own = Signature.from_dict(signature)
-        self.opened[key] = (runner, own, {"input_shapes": input_shapes, "int_range": int_range})
+        self.opened[key] = (runner, own, {"input_shapes": input_shapes, "int_range": int_range,
+                                                 "input_roles": input_roles})
         return {"status": "ok", "load_s": loaded, "import_s": imported, "details": runner.details(),
                 "compiles": getattr(runner, "compiles", False), "pid": os.getpid()}
 

@@ -70,11 +70,11 @@ def run(args: argparse.Namespace) -> int:
     from onnxparity.bench.report import render
     from onnxparity.views import to_json
 
-    from onnxparity.signature import parse_input_shapes, parse_int_range
+    from onnxparity.signature import parse_input_roles, parse_input_shapes, parse_int_range
 
     config = BenchConfig(batch_sizes=args.batch_sizes, devices=args.devices, backends=args.backends,
                          input_shapes=parse_input_shapes(args.input_shape) or None,
-                         int_range=parse_int_range(args.int_range),
+                         int_range=parse_int_range(args.int_range), input_roles=parse_input_roles(args.input_role),
                          rounds=args.rounds, round_s=args.round_time, warmup_s=args.warmup, timeout_s=args.timeout,
                          trust=_args.trust(args).to_dict())
     progress = (lambda message: print(f"  {message}", file=sys.stderr, flush=True)) if args.verbose else None

@@ -43,6 +43,9 @@ def add_parity_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--require-devices", metavar="DEVICE,...",
                    help="devices that must have run (cuda): where a model's original or its ONNX file did not run "
                         "on one, parity fails (exit 1) instead of listing those backends as not run")
+    p.add_argument("--strict-probes", action="store_true",
+                   help="let the out-of-domain probes (far-out values) decide the verdict too; by default they "
+                        "are reported apart")
     p.add_argument("--save-outputs", metavar="PATH", type=_args.out_file,
                    help="write the raw outputs (.npz) for `onnxparity compare`")
 
@@ -54,6 +57,9 @@ def add_input_arguments(p: argparse.ArgumentParser) -> None:
                         "(repeat per input as NAME=SHAPE)")
     p.add_argument("--int-range", metavar="LOW,HIGH",
                    help="integer inputs are drawn from [LOW, HIGH) (default: the embedding table they index, else 0,10)")
+    p.add_argument("--input-role", action="append", metavar="NAME=ROLE",
+                   help="what an input means, so samples stay in its domain: token_ids, type_ids, mask (ones then "
+                        "padding), position_ids, image or values (default: read from the graph and the input's name)")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -83,14 +89,15 @@ def parity_options(args: argparse.Namespace) -> dict:
         raise InputError("--batch-size must be at least 1")
     if args.min_agreement is not None and not 0 <= args.min_agreement <= 1:
         raise InputError("--min-agreement must lie in 0..1")
-    from onnxparity.signature import parse_input_shapes, parse_int_range
+    from onnxparity.signature import parse_input_roles, parse_input_shapes, parse_int_range
 
     return dict(data=args.data, n=args.n, synthetic=not args.no_synthetic, providers=args.providers,
                 inputs=getattr(args, "inputs", None), input_shapes=parse_input_shapes(args.input_shape),
-                int_range=parse_int_range(args.int_range),
+                int_range=parse_int_range(args.int_range), input_roles=parse_input_roles(args.input_role),
                 gpu=not args.cpu_only, atol=args.atol, rtol=args.rtol, min_agreement=args.min_agreement,
                 batch_size=args.batch_size, batch1_limit=args.batch1_n or None, jobs=args.jobs,
-                timeout=args.timeout, save_outputs_path=args.save_outputs, require_devices=args.require_devices)
+                timeout=args.timeout, save_outputs_path=args.save_outputs, require_devices=args.require_devices,
+                strict_probes=args.strict_probes)
 
 
 def finish(result) -> int:

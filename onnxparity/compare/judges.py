@@ -141,6 +141,7 @@ class Comparison:
     float64: dict | None = None  # calibration.Calibration: both errors against float64, their ratio, the allowance
     smallest_atol: float | None = None  # the smallest atol (rtol 0) that would have passed
     smallest_rtol: float | None = None  # the smallest rtol (atol 0); None where none would
+    probes: bool = False  # on the out-of-domain probes only: reported apart, decides only under --strict-probes
 
     def to_dict(self) -> dict:
         return asdict(self)

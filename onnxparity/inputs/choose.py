@@ -25,7 +25,8 @@ from onnxparity.spec import ModelSpec
 
 def choose(signature: Signature | None, spec: ModelSpec | None, *, what: str, reference: str | Path | None = None,
            given: str | Path | None = None, data: str | None = None, n: int | None = None, synthetic: bool = True,
-           input_shapes=None, int_range=None, samples: int | None = None) -> tuple[Inputs, dict | None]:
+           input_shapes=None, int_range=None, samples: int | None = None,
+           input_roles=None) -> tuple[Inputs, dict | None]:
     """A model's inputs (and saved reference outputs, with ``reference``), by precedence: saved test
     data; ``given`` (an .npz/.npy of arrays or a folder of images); real digits for a digit model
     (``data``, bundled by default); else synthesized from the signature. ``what`` names the model."""
@@ -41,23 +42,23 @@ def choose(signature: Signature | None, spec: ModelSpec | None, *, what: str, re
         raise InputError(f"{what}: nothing says its inputs' names and shapes; convert it "
                          "(`onnxparity convert`) or give its inputs (--inputs FILE.npz)")
     return default_inputs(spec, signature, n, samples=samples, data=data, edge_cases=synthetic,
-                          input_shapes=input_shapes, int_range=int_range), None
+                          input_shapes=input_shapes, int_range=int_range, input_roles=input_roles), None
 
 
 def default_inputs(spec: ModelSpec | None, signature: Signature | None, n: int | None = None, *,
                    samples: int | None = None, data: str | None = None, edge_cases: bool = True,
-                   input_shapes=None, int_range=None, seed: int = SYNTHETIC_SEED) -> Inputs:
+                   input_shapes=None, int_range=None, seed: int = SYNTHETIC_SEED, input_roles=None) -> Inputs:
     """What a model is fed when nobody gives inputs: the first ``n`` real digits of ``data`` (all
     of them by default) for a digit model; else ``samples`` (or ``n``, or 64) synthesized from its
     signature. ``edge_cases`` adds the seeded edge cases to either."""
     if spec is not None and spec.takes_digits:
         return load_digits_inputs(data, n, edge_cases)
     return synthesize(signature, samples or n or DEFAULT_SAMPLES, input_shapes=input_shapes, int_range=int_range,
-                      seed=seed, edge_cases=edge_cases, spec=spec)
+                      seed=seed, edge_cases=edge_cases, spec=spec, input_roles=input_roles)
 
 
 def fixed_batch(spec: ModelSpec | None, signature: Signature | None, batch_size: int, *, input_shapes=None,
-                int_range=None, seed: int = 0) -> dict[str, np.ndarray]:
+                int_range=None, seed: int = 0, input_roles=None) -> dict[str, np.ndarray]:
     """The same batch in every process, inputs by name: held-out digits in a seeded order, tiled
     to ``batch_size``, for a digit model; seeded samples synthesized from the signature for any
     other (one whole feed when the model takes a fixed batch)."""
@@ -70,7 +71,8 @@ def fixed_batch(spec: ModelSpec | None, signature: Signature | None, batch_size:
     if signature is None:
         raise ValueError("a model without a spec needs its signature")
     arrays = feeds(default_inputs(spec, signature, batch_size if signature.batched else 1, edge_cases=False,
-                                  input_shapes=input_shapes, int_range=int_range, seed=seed), spec, signature)
+                                  input_shapes=input_shapes, int_range=int_range, seed=seed,
+                                  input_roles=input_roles), spec, signature)
     return arrays if signature.batched else {k: v[0] for k, v in arrays.items()}
 
 

@@ -13,7 +13,8 @@ import numpy as np
 
 from onnxparity.errors import InputError
 from onnxparity.inputs.samples import RANDOM, Inputs, unlabelled
-from onnxparity.signature import BATCH, Signature, TensorSpec
+from onnxparity.signature import (BATCH, DEFAULT_TYPE_VOCAB, MASK, POSITION_IDS, TYPE_IDS, Signature,
+                                  TensorSpec)
 from onnxparity.spec import ModelSpec
 
 # Pixel edge cases for image models: kind -> how many; seeded (SYNTHETIC_SEED), so two runs see the same.
@@ -26,6 +27,8 @@ DEFAULT_SAMPLES = 64
 DEFAULT_INT_RANGE = (0, 10)
 FLOAT_EXTREME = 3.0  # the edges of a standard normal sample
 FAR_OUT = 100.0  # "far outside the usual range": a hundred standard deviations
+# Samples outside the domain the model takes: reported apart, judged only under --strict-probes.
+PROBE_KINDS = ("far-out",)
 
 
 def pixel_cases(images: np.ndarray, seed: int = SYNTHETIC_SEED, shape=(28, 28)) -> tuple[np.ndarray, list[str]]:
@@ -76,7 +79,7 @@ def sample_shapes(signature: Signature, input_shapes: Mapping[str | None, tuple[
 
 def synthesize(signature: Signature, n: int = DEFAULT_SAMPLES, *, input_shapes=None,
                int_range: tuple[int, int] | None = None, seed: int = SYNTHETIC_SEED, edge_cases: bool = True,
-               spec: ModelSpec | None = None) -> Inputs:
+               spec: ModelSpec | None = None, input_roles=None) -> Inputs:
     """``n`` seeded samples for every input plus one sample per edge case (:data:`TENSOR_CASES`).
 
     Floats are standard normal; edge cases are zeros, -3 and +3 everywhere, and samples a hundred
@@ -99,6 +102,7 @@ def synthesize(signature: Signature, n: int = DEFAULT_SAMPLES, *, input_shapes=N
             pixels = pixels[..., 0]
         return Inputs(unlabelled(len(pixels)), tuple(kinds), f"synthesized ({n} random images)",
                       images=pixels)
+    signature = signature.with_roles(input_roles)
     shapes = sample_shapes(signature, input_shapes)
     rng = np.random.default_rng(seed)
     kinds = [RANDOM] * n + (list(TENSOR_CASES) if edge_cases else [])
@@ -114,7 +118,14 @@ def synthesize(signature: Signature, n: int = DEFAULT_SAMPLES, *, input_shapes=N
 
 def _draw(t: TensorSpec, shape, n: int, rng, int_range, edge_cases: bool) -> np.ndarray:
     dtype = np.dtype(t.dtype)
-    if t.dtype == "bool":
+    role = t.input_role
+    if role == MASK:
+        random, edges = _masks(shape, n, rng)
+    elif role == POSITION_IDS:
+        ascending = np.broadcast_to(np.arange(shape[-1]), shape) if shape else np.zeros((), np.int64)
+        random = np.broadcast_to(ascending, (n, *shape))
+        edges = [ascending] * len(TENSOR_CASES)
+    elif t.dtype == "bool":
         random = rng.integers(0, 2, (n, *shape)).astype(bool)
         edges = [np.zeros(shape, bool), np.zeros(shape, bool), np.ones(shape, bool), np.ones(shape, bool)]
     elif t.is_float:
@@ -122,7 +133,8 @@ def _draw(t: TensorSpec, shape, n: int, rng, int_range, edge_cases: bool) -> np.
         edges = [np.zeros(shape), np.full(shape, -FLOAT_EXTREME), np.full(shape, FLOAT_EXTREME),
                  FAR_OUT * rng.standard_normal(shape)]
     else:
-        lo, hi = int_range or t.int_range or DEFAULT_INT_RANGE
+        default = (0, DEFAULT_TYPE_VOCAB) if role == TYPE_IDS else DEFAULT_INT_RANGE
+        lo, hi = (int_range if role != TYPE_IDS else None) or t.int_range or default
         info = np.iinfo(dtype)
         lo, hi = max(lo, int(info.min)), min(hi, int(info.max) + 1)
         if hi <= lo:
@@ -133,6 +145,17 @@ def _draw(t: TensorSpec, shape, n: int, rng, int_range, edge_cases: bool) -> np.
     samples = [random] + ([np.stack(edges)] if edge_cases else [])
     return np.ascontiguousarray(np.concatenate(samples).astype(dtype))
 
+def _masks(shape, n: int, rng) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Attention masks as real sequences have them: ones for the tokens, then zeros for the
+    padding, along the last axis, with at least the first token (an all-zero mask is undefined)."""
+    length = shape[-1] if shape else 1
+
+    lead = shape[:-1]
+    random = np.stack([np.arange(length) < rng.integers(1, length + 1, (*lead, 1)) for _ in range(n)]) \
+        if shape else np.ones((n,), bool)
+    full, one = np.ones(shape, bool), (np.arange(length) < 1) * np.ones(shape, bool)
+    edges = [one, one, full, np.arange(length) < rng.integers(1, length + 1, (*lead, 1)) if shape else full]
+    return random, edges
 
 
 def seeded_normal(shape: tuple[int, ...], n: int, seed: int = 0) -> np.ndarray:

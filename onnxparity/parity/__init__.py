@@ -31,7 +31,7 @@ __all__ = ["check", "check_many", "compare_runs", "choose_inputs", "write_report
 
 
 def choose_inputs(target: Target, *, data: str | None = None, n: int | None = None, synthetic: bool = True,
-                  inputs: str | Path | None = None, input_shapes=None, int_range=None,
+                  inputs: str | Path | None = None, input_shapes=None, int_range=None, input_roles=None,
                   samples: int | None = None) -> tuple[Inputs, dict | None]:
     """A model's inputs (and saved reference outputs, with ``target.reference``), as
     :func:`onnxparity.inputs.choose` picks them."""
@@ -39,11 +39,13 @@ def choose_inputs(target: Target, *, data: str | None = None, n: int | None = No
 
     d = describe(target)
     return choose(d.signature, d.spec, what=str(target.original), reference=target.reference, given=inputs, data=data,
-                  n=n, synthetic=synthetic, input_shapes=input_shapes, int_range=int_range, samples=samples)
+                  n=n, synthetic=synthetic, input_shapes=input_shapes, int_range=int_range, samples=samples,
+                  input_roles=input_roles)
 
 
 def check_many(targets: list[Target], *, data: str | None = None, n: int | None = None, synthetic: bool = True,
                inputs: str | Path | None = None, input_shapes=None, int_range=None, samples: int | None = None,
+               input_roles=None,
                json_path: str | Path | None = None, html_path: str | Path | None = None,
                save_outputs_path: str | Path | None = None, require_devices=None, **options) -> ParityResult:
     """Parity for several models in one matrix, each on its own inputs; writes the reports asked for.
@@ -57,7 +59,7 @@ def check_many(targets: list[Target], *, data: str | None = None, n: int | None 
 
     require.parse(require_devices)  # a bad name is an input error before anything runs
     chosen = [choose_inputs(t, data=data, n=n, synthetic=synthetic, inputs=inputs, input_shapes=input_shapes,
-                            int_range=int_range, samples=samples) for t in targets]
+                            int_range=int_range, samples=samples, input_roles=input_roles) for t in targets]
     per_target = [c[0] for c in chosen]
     result, outputs = run(targets, per_target, saved=[c[1] for c in chosen], **options)
     require.apply(result, require_devices)

@@ -13,6 +13,7 @@ import functools
 import numpy as np
 
 from onnxparity.compare import Comparison, Tolerance, class_output, compare, judge_variant, tolerance_for
+from onnxparity.inputs.synthetic import PROBE_KINDS
 from onnxparity.onnx_model import OnnxModel
 
 
@@ -26,8 +27,10 @@ def reference_label(model: str, runs: dict) -> str | None:
 
 
 def compare_all(models, planned, runs, outputs, model_inputs, atol, rtol, min_agreement):
-    """One comparison per (candidate, output) of each model, against that model's reference;
-    and the tolerances used, by tolerance class."""
+    """One comparison per (candidate, output) of each model, against that model's reference, on
+    the inputs in the model's domain; one more, marked ``probes``, on the out-of-domain probes
+    (:data:`~onnxparity.inputs.synthetic.PROBE_KINDS`) where there are any; and the tolerances
+    used, by tolerance class."""
     comparisons, tolerances = [], {}
     variants: dict[str, dict | None] = {}  # each ONNX file parsed once, however many runtimes ran it
     for model in models:
@@ -67,13 +70,34 @@ def compare_all(models, planned, runs, outputs, model_inputs, atol, rtol, min_ag
                 cand = {"outputs": cand_out["outputs"][out_name], "indices": cand_out["indices"],
                         "output_name": out_name, "label": job.label}
                 classes = True if out_name in marked else None
-                comparisons.append(judge(name, ref, cand, model_inputs[name].labels, tol, job.device, classes=classes)
-                                   if judge else compare(name, ref, cand, tol, job.device, output=out_name,
-                                                         classes=classes, truth=truths.get(out_name),
-                                                         fixed_why=fixed_why or on_accelerator(job.backend.tolerance) or
-                                                         (None if out_name in truths
-                                                          else "the float64 run gave no such output")))
+                truth = truths.get(out_name)
+                why = fixed_why or on_accelerator(job.backend.tolerance) or (
+                    None if truth is not None else "the float64 run gave no such output")
+                probe = np.isin(np.asarray(model_inputs[name].kinds, dtype=object), PROBE_KINDS)
+                for is_probe in (False, True) if probe.any() else (False,):
+                    chosen = probe if is_probe else ~probe
+                    r, c = _subset(ref, chosen), _subset(cand, chosen)
+                    if is_probe and not len(r["indices"]):
+                        continue
+                    t = None if truth is None else np.asarray(truth)[chosen[np.asarray(ref["indices"])]]
+                    judged = (judge(name, r, c, model_inputs[name].labels, tol, job.device, classes=classes) if judge
+                              else compare(name, r, c, tol, job.device, output=out_name, classes=classes, truth=t,
+                                           fixed_why=why))
+                    judged.probes = is_probe
+                    comparisons.append(judged)
     return comparisons, tolerances
+
+
+def _subset(side: dict, chosen: np.ndarray) -> dict:
+    """One side's outputs on the chosen inputs only (``chosen``: a mask over all the model's inputs)."""
+    indices = np.asarray(side["indices"])
+    keep = chosen[indices]
+    return dict(side, outputs=np.asarray(side["outputs"])[keep], indices=indices[keep])
+
+
+def decides(comparison: Comparison, strict_probes: bool = False) -> bool:
+    """Whether a comparison counts in the verdict: probes only when ``--strict-probes`` asks."""
+    return strict_probes or not comparison.probes
 
 
 def fixed_because(atol, rtol, reference_run) -> str | None:

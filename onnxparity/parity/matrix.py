@@ -32,7 +32,7 @@ from onnxparity.machine import physical_cores
 from onnxparity.models import resolve
 from onnxparity.onnx_model import OnnxModel
 from onnxparity.environment import fingerprint
-from onnxparity.parity.judging import compare_all, disagreements, marked_outputs
+from onnxparity.parity.judging import compare_all, decides, disagreements, marked_outputs
 from onnxparity.parity.provenance import warn_if_other_weights
 from onnxparity.parity.result import BackendRun, ParityResult
 from onnxparity.runners import merge_specs
@@ -273,7 +273,7 @@ def run(targets: list[Target], inputs: Inputs | list[Inputs], *, providers=None,
         atol: float | None = None, rtol: float | None = None, min_agreement: float | None = None,
         batch_size: int = DEFAULT_BATCH, batch1_limit: int | None = BATCH1_LIMIT, jobs: int | None = None,
         timeout: float = WORKER_TIMEOUT, crash: dict | None = None,
-        saved: list[dict | None] | None = None) -> tuple[ParityResult, dict]:
+        saved: list[dict | None] | None = None, strict_probes: bool = False) -> tuple[ParityResult, dict]:
     """Run the matrix for ``targets``, each on its ``inputs`` (one set for all, or one per target);
     ``saved``: per target, outputs saved elsewhere (``--reference``) that stand as its reference.
     Returns the result and the raw outputs.
@@ -348,7 +348,7 @@ def run(targets: list[Target], inputs: Inputs | list[Inputs], *, providers=None,
     backends = [r for m in models for (model, _), r in runs.items() if model == m["name"]]
     first = per_target[0]
     result = ParityResult(
-        passed=bool(comparisons) and all(c.passed for c in comparisons),
+        passed=bool(comparisons) and all(c.passed for c in comparisons if decides(c, strict_probes)),
         comparisons=comparisons,
         backends=backends,
         models=models,

@@ -15,10 +15,10 @@ def table(result: ParityResult) -> str:
     acc = {(b.model, b.label): b.accuracy for b in result.backends}
     for c in by_output(result.comparisons):
         agree = "-" if c.top1_agreement is None else f"{c.top1_agreement:.2%}"
-        verdict = "PASS" if c.passed else "FAIL"
-        rows.append((c.model, c.output or "-", f"{c.candidate} (vs {c.reference})", str(c.n), num(c.max_abs_diff),
-                     num(c.max_rel_diff), num(c.p99_abs_diff), cosine_snr(c.cosine_min, c.cosine_median, c.snr_db),
-                     agree, str(len(c.near_ties)) if c.n else "-",
+        verdict = ("PASS" if c.passed else "FAIL") + (" (probes)" if c.probes else "")
+        rows.append((c.model, c.output or "-", f"{c.candidate} (vs {c.reference})" + (" on probes" if c.probes else ""),
+                     str(c.n), num(c.max_abs_diff), num(c.max_rel_diff), num(c.p99_abs_diff),
+                     cosine_snr(c.cosine_min, c.cosine_median, c.snr_db), agree, str(len(c.near_ties)) if c.n else "-",
                      num(acc.get((c.model, c.candidate)), "{:.4f}"), float64_cell(c), verdict))
     lines = text_table(header, rows)
     for b in result.backends:

@@ -64,10 +64,13 @@ class ParityResult:
 
     # -- views --------------------------------------------------------------------------
     def failed(self) -> list[str]:
-        """One line per failure: comparisons beyond tolerance, backends that crashed."""
+        """One line per failure: comparisons beyond tolerance (probes last, only where nothing else
+        failed: they decide only under --strict-probes), backends that crashed."""
+        failing = [c for c in self.comparisons if not c.passed and not c.probes] or \
+            [c for c in self.comparisons if not c.passed]
         lines = [f"{c.model}: {c.candidate} vs {c.reference}" + (f" [{c.output}]" if c.output else "")
-                 + f": {'; '.join(c.reasons)}"
-                 for c in self.comparisons if not c.passed]
+                 + (" on probes" if c.probes else "") + f": {'; '.join(c.reasons)}"
+                 for c in failing]
         lines += [f"{b.model}: {b.label} failed: {b.reason}" for b in self.backends if b.status == "failed"]
         lines += list(self.unmet)
         return lines
