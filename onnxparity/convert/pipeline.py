@@ -19,7 +19,7 @@ from typing import Any, Mapping
 
 
 from onnxparity import __version__
-from onnxparity.convert.describe import (as_spec, describe_inputs, describe_outputs, dtypes_argument, identify,
+from onnxparity.convert.describe import (as_spec, axis_names_argument, describe_inputs, describe_outputs, dtypes_argument, identify,
                                          shapes_argument)
 from onnxparity.convert.verify import verify
 from onnxparity.errors import InputError, first_line
@@ -128,6 +128,7 @@ def convert(model, out: str | os.PathLike | None = None, *, opset: int | None = 
     graph.check_converter_opset(opset, source.converter_max_opset, f"{source.converter} {source.converter_version}")
 
     inputs = describe_inputs(source, given_spec, shapes, dtypes, int_range)
+    dynamic_axes = axis_names_argument(input_shape, inputs)
     probe = probe_spec(given_spec, source, inputs)
     images, xs = probe_inputs(probe, inputs)
     try:
@@ -147,11 +148,12 @@ def convert(model, out: str | os.PathLike | None = None, *, opset: int | None = 
     raw_shape = graph.raw_image_shape(spec) if embed_preprocessing else None  # refuse before exporting
 
     log.info("exporting with %s at opset %d", source.converter, opset)
-    proto, exporter = source.export(xs, inputs, opset, output_names)
+    proto, exporter = source.export(xs, inputs, opset, output_names, dynamic_axes)
     if graph.opset_of(proto) != opset:
         raise InputError(f"{exporter} wrote opset {graph.opset_of(proto)}, not the {opset} asked for")
     spec = dataclasses.replace(spec, extra={**spec.extra, **_provenance(source, target, exporter)})
     proto = graph.finish(proto, output_names, spec.to_metadata(), [t.name for t in inputs])
+    graph.name_input_axes(proto, dynamic_axes)
     if embed_preprocessing:
         proto = graph.embed_preprocessing(proto, spec)
         spec = dataclasses.replace(spec, input_shape=raw_shape, input_dtype="uint8",
