@@ -47,3 +47,17 @@ def test_minilm_converted_with_a_sequence_axis_runs_at_other_lengths(minilm_dyna
     longer = {k: np.concatenate([v[:2], np.zeros((2, length), v.dtype)], axis=1) for k, v in feeds.items()}
     hidden, pooled = model.session().run(["last_hidden_state", "pooler_output"], longer)
     assert hidden.shape == (2, 2 * length, 384) and pooled.shape == (2, 384)
+
+
+def test_convert_refuses_a_file_whose_sequence_axis_froze(tmp_path):
+    """A model that reads its length as a Python int exports with that length built in (dynamo
+    refuses, TorchScript traces the constant): refused in one line naming the axis, no file written."""
+    from onnxparity import _process
+    from tests.helpers import onnxparity
+
+    pth, out = tmp_path / "fixed.pth", tmp_path / "fixed.onnx"
+    _process.call("tests.torch_models:save_torch_state", "fixed_length", pth, name="save fixed_length")
+    result = onnxparity("convert", pth, "-o", out, "--torch-class", "tests.torch_models:FixedLengthTokens",
+                        "--input-shape", "sequence:16", "--input-dtype", "int64")
+    assert result.returncode == 2 and not out.exists(), result.stderr
+    assert "'sequence' axis" in result.stderr and result.stderr.count("\n") == 1, result.stderr
