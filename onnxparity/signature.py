@@ -244,13 +244,14 @@ def parse_input_shapes(values: Sequence[str] | None) -> dict[str | None, tuple[i
     """``--input-shape`` values -> {input name (None for the plain form): one sample's shape}.
 
     ``3,32,32`` names no input (a one-input model's); ``image=3,32,32`` names one; ``x`` is accepted
-    as a separator (``3x32x32``)."""
+    as a separator (``3x32x32``). A size may name its dynamic axis (``input_ids=sequence:16``): the
+    sample uses the example size, :func:`parse_axis_names` reads the names."""
     shapes: dict[str | None, tuple[int, ...]] = {}
     for value in values or ():
         name, sep, dims = str(value).rpartition("=")
         key = name.strip() if sep else None
         try:
-            shape = tuple(int(d) for d in dims.replace("x", ",").split(",") if d.strip())
+            shape = tuple(int(d.rpartition(":")[2]) for d in _shape_tokens(dims))
         except ValueError:
             raise InputError(f"--input-shape {value!r}: sizes must be integers, such as 3,32,32 or image=3,32,32") from None
         if not shape or min(shape) < 1:
@@ -261,6 +262,35 @@ def parse_input_shapes(values: Sequence[str] | None) -> dict[str | None, tuple[i
     if None in shapes and len(shapes) > 1:
         raise InputError("--input-shape: name every input (name=shape) when giving several")
     return shapes
+
+
+def _shape_tokens(dims: str) -> list[str]:
+    """``3x32x32`` / ``sequence:16,384`` -> its per-axis tokens (``x`` separates only outside a name)."""
+    if ":" not in dims:
+        dims = dims.replace("x", ",")
+    return [d.strip() for d in dims.split(",") if d.strip()]
+
+
+def parse_axis_names(values: Sequence[str] | None) -> dict[str | None, dict[int, str]]:
+    """``--input-shape`` values -> {input name (None for the plain form): {axis: dynamic axis name}}.
+
+    Axis numbers count the batch as 0, as in the file; ``input_ids=sequence:16`` gives
+    ``{"input_ids": {1: "sequence"}}``. Inputs giving the same name share that axis."""
+    named: dict[str | None, dict[int, str]] = {}
+    for value in values or ():
+        name, sep, dims = str(value).rpartition("=")
+        axes = {}
+        for i, token in enumerate(_shape_tokens(dims), 1):
+            axis, colon, _ = token.rpartition(":")
+            if colon:
+                axis = axis.strip()
+                if not axis.isidentifier() or axis == BATCH:
+                    raise InputError(f"--input-shape {value!r}: an axis name is a word other than {BATCH!r}, "
+                                     "such as input_ids=sequence:16")
+                axes[i] = axis
+        if axes:
+            named[name.strip() if sep else None] = axes
+    return named
 
 
 def parse_input_roles(values: Sequence[str] | None) -> dict[str, str]:

@@ -102,3 +102,19 @@ def minilm(tmp_path_factory) -> dict:
                         env=env, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
     return {**files, "sentences": sentences, "onnx": onnx_path, "env": env, "folder": folder, "length": length}
+
+
+@pytest.fixture(scope="session")
+def minilm_dynamic(minilm) -> dict:
+    """The same MiniLM converted with a dynamic ``sequence`` axis shared by its three inputs
+    (``--input-shape NAME=sequence:LENGTH``): ``minilm``'s keys, ``onnx`` being that file."""
+    from tests import minilm as m
+    from tests.helpers import onnxparity
+
+    onnx_path = minilm["folder"] / "minilm.sequence.onnx"
+    shapes = [a for name in m.INPUT_NAMES for a in ("--input-shape", f"{name}=sequence:{minilm['length']}",
+                                                    "--input-dtype", f"{name}=int64")]
+    result = onnxparity("convert", minilm["pth"], "--torch-class", minilm["torch_class"], *shapes, "-o", onnx_path,
+                        env=minilm["env"], timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return {**minilm, "onnx": onnx_path}

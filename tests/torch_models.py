@@ -46,7 +46,7 @@ def save_torch_state(kind: str, path) -> None:
     module = {"two_io": lambda: TwoInTwoOut(width=6), "tokens": TokenClassifier,
               "mobilenet": lambda: torchvision.models.mobilenet_v3_small(num_classes=10),
               "lstm": SequenceRegressor, "casts": CastsToFloat32, "resnet18": lambda: torchvision.models.resnet18(num_classes=10),
-              "vit": lambda: torchvision.models.VisionTransformer(**VIT_KWARGS)}[kind]()
+              "vit": lambda: torchvision.models.VisionTransformer(**VIT_KWARGS), "fixed_length": FixedLengthTokens}[kind]()
     if kind == "vit":  # torchvision starts the head at zero: every logit 0, nothing to compare
         torch.nn.init.normal_(module.heads.head.weight, std=0.02)
     torch.save(module.state_dict(), path)
@@ -73,3 +73,18 @@ class CastsToFloat32(torch.nn.Module):
 
     def forward(self, x):
         return self.linear(x.to(torch.float32))
+
+
+class FixedLengthTokens(torch.nn.Module):
+    """Token ids (batch, seq) with position embeddings from ``int(seq)``: any length in PyTorch, but
+    an exporter tracing the Python int freezes the length (the static export of pytorch #157621)."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = torch.nn.Embedding(50, 8)
+        self.position = torch.nn.Embedding(64, 8)
+        self.out = torch.nn.Linear(8, 4)
+
+    def forward(self, ids):
+        positions = torch.arange(int(ids.shape[1]))
+        return self.out((self.embed(ids) + self.position(positions)).mean(dim=1))

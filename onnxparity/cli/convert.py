@@ -22,7 +22,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the graph takes raw uint8 images [batch, 28, 28] and scales/normalizes them itself")
     p.add_argument("--input-shape", action="append", metavar="[NAME=]SHAPE",
                    help="one sample's shape without the batch axis, such as 1,28,28; repeat as NAME=SHAPE for "
-                        "a model with several inputs (image=3,32,32 --input-shape meta=8)")
+                        "a model with several inputs (image=3,32,32 --input-shape meta=8); AXIS:SIZE makes an axis "
+                        "dynamic, named AXIS, with SIZE as the example (input_ids=sequence:16; inputs giving the "
+                        "same AXIS share it)")
     p.add_argument("--input-dtype", action="append", metavar="[NAME=]DTYPE",
                    help="an input's dtype where the model does not say it (PyTorch): int64, int32, float32...")
     p.add_argument("--int-range", metavar="LOW,HIGH",
@@ -41,8 +43,10 @@ def run(args: argparse.Namespace) -> int:
     from onnxparity.convert import convert
     from onnxparity.signature import parse_input_shapes, parse_int_range
 
+    parse_input_shapes(args.input_shape)  # a malformed value fails here, before anything loads
+
     result = convert(args.model, args.out, opset=args.opset, embed_preprocessing=args.embed_preprocessing,
-                     input_shape=parse_input_shapes(args.input_shape) or None, input_dtype=args.input_dtype,
+                     input_shape=args.input_shape or None, input_dtype=args.input_dtype,
                      torch_class=args.torch_class, torch_kwargs=args.torch_kwargs,
                      trust_recorded=args.trust_recorded, int_range=parse_int_range(args.int_range),
                      trust_pickle=args.trust_pickle, spec=args.spec, class_outputs=args.class_output)

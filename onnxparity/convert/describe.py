@@ -87,6 +87,21 @@ def dtypes_argument(input_dtype) -> dict[str | None, str]:
     return out
 
 
+def axis_names_argument(input_shape, inputs: list[TensorSpec]) -> dict[str, dict[int, str]]:
+    """The dynamic axes ``--input-shape`` names (``input_ids=sequence:16``), by the described inputs' names."""
+    from onnxparity.signature import parse_axis_names
+
+    values = [input_shape] if isinstance(input_shape, str) else input_shape
+    if not isinstance(values, (list, tuple)) or not all(isinstance(v, str) for v in values):
+        return {}
+    named = parse_axis_names(values)
+    if None in named:
+        return {inputs[0].name: named[None]} if len(inputs) == 1 else {}
+    if len(inputs) == 1 and named:
+        return {inputs[0].name: next(iter(named.values()))}  # one input is renamed ``input``
+    return named
+
+
 def describe_inputs(source, spec: ModelSpec | None, shapes: dict, dtypes: dict,
                     int_range: tuple[int, int] | None) -> list[TensorSpec]:
     """The model's inputs for export: names, dtypes and sample shapes, from what the model declares,

@@ -120,6 +120,21 @@ def batch_is_static(model) -> bool:
     return False
 
 
+def name_input_axes(model, axes: dict[str, dict[int, str]]) -> None:
+    """Give each named dynamic axis its name (``dim_param``) on the inputs; one the exporter froze to
+    a number is refused, naming the axis (the file would break at any other size)."""
+    for value in model.graph.input:
+        dims = value.type.tensor_type.shape.dim
+        for axis, name in axes.get(value.name, {}).items():
+            if axis >= len(dims):
+                raise ConversionError(f"input {value.name} has no axis {axis} to name {name!r}")
+            if dims[axis].HasField("dim_value"):
+                raise ConversionError(f"the exporter froze the {name!r} axis of {value.name} to "
+                                      f"{dims[axis].dim_value}")
+            dims[axis].Clear()
+            dims[axis].dim_param = name
+
+
 def finish(model, output_names: list[str], metadata: dict[str, str], input_names: list[str] | None = None):
     """Name inputs and outputs, make axis 0 ``batch``, stamp metadata, re-infer shapes, check."""
     import onnx

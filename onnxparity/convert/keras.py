@@ -138,11 +138,16 @@ def _saved_model(path: Path, spec) -> Source:
 
 
 def _exporter(call):
-    def export(samples: list[np.ndarray], inputs: list[TensorSpec], opset: int, output_names: list[str]):
+    def export(samples: list[np.ndarray], inputs: list[TensorSpec], opset: int, output_names: list[str],
+               dynamic_axes: dict[str, dict[int, str]] | None = None):
         import tensorflow as tf
         import tf2onnx
 
-        signature = [tf.TensorSpec((None, *x.shape[1:]), tf.as_dtype(x.dtype), name=t.name)
+        def dims(x, name):  # None where dynamic: the batch and the axes --input-shape names
+            named = (dynamic_axes or {}).get(name, {})
+            return (None, *(None if i in named else d for i, d in enumerate(x.shape[1:], 1)))
+
+        signature = [tf.TensorSpec(dims(x, t.name), tf.as_dtype(x.dtype), name=t.name)
                      for x, t in zip(samples, inputs)]
         function = tf.function(call, input_signature=signature)
         tf2onnx_log = logging.getLogger("tf2onnx")

@@ -19,7 +19,8 @@ from typing import Any, Mapping
 
 
 from onnxparity import __version__
-from onnxparity.convert.describe import (as_spec, describe_inputs, describe_outputs, dtypes_argument, identify,
+from onnxparity.convert.describe import (as_spec, axis_names_argument, describe_inputs, describe_outputs,
+                                         dtypes_argument, identify,
                                          shapes_argument)
 from onnxparity.convert.verify import verify
 from onnxparity.errors import InputError, first_line
@@ -128,6 +129,7 @@ def convert(model, out: str | os.PathLike | None = None, *, opset: int | None = 
     graph.check_converter_opset(opset, source.converter_max_opset, f"{source.converter} {source.converter_version}")
 
     inputs = describe_inputs(source, given_spec, shapes, dtypes, int_range)
+    dynamic_axes = axis_names_argument(input_shape, inputs)
     probe = probe_spec(given_spec, source, inputs)
     images, xs = probe_inputs(probe, inputs)
     try:
@@ -147,11 +149,12 @@ def convert(model, out: str | os.PathLike | None = None, *, opset: int | None = 
     raw_shape = graph.raw_image_shape(spec) if embed_preprocessing else None  # refuse before exporting
 
     log.info("exporting with %s at opset %d", source.converter, opset)
-    proto, exporter = source.export(xs, inputs, opset, output_names)
+    proto, exporter = source.export(xs, inputs, opset, output_names, dynamic_axes)
     if graph.opset_of(proto) != opset:
         raise InputError(f"{exporter} wrote opset {graph.opset_of(proto)}, not the {opset} asked for")
     spec = dataclasses.replace(spec, extra={**spec.extra, **_provenance(source, target, exporter)})
     proto = graph.finish(proto, output_names, spec.to_metadata(), [t.name for t in inputs])
+    graph.name_input_axes(proto, dynamic_axes)
     if embed_preprocessing:
         proto = graph.embed_preprocessing(proto, spec)
         spec = dataclasses.replace(spec, input_shape=raw_shape, input_dtype="uint8",
@@ -171,6 +174,8 @@ def convert(model, out: str | os.PathLike | None = None, *, opset: int | None = 
             feed = {inputs[0].name: spec.preprocess(images)} if images is not None else \
                 {t.name: x for t, x in zip(signature.inputs, xs)}
             diffs = verify(tmp, feed, dict(zip(output_names, reference)))
+            if dynamic_axes and images is None:
+                _verify_other_size(tmp, source, probe, inputs, signature, output_names, dynamic_axes)
     except OSError as exc:
         raise InputError(f"{out}: cannot write ({exc.strerror or exc})") from None
     return ConvertResult(path=out, spec=spec, opset=graph.opset_of(proto), ir_version=int(proto.ir_version),
@@ -178,6 +183,27 @@ def convert(model, out: str | os.PathLike | None = None, *, opset: int | None = 
                          node_counts=graph.node_counts(proto), input_name=inputs[0].name, output_name=output_names[0],
                          output_names=tuple(output_names), exporter=exporter, max_abs_diff=max(diffs.values()),
                          embedded_preprocessing=embed_preprocessing, max_abs_diff_per_output=diffs)
+
+
+def _verify_other_size(path, source, probe, inputs, signature, output_names, dynamic_axes) -> None:
+    """The file at twice the example size of each named axis must still match the original: an axis
+    the exporter traced as a constant (a reshape to the example's length) breaks only there."""
+    from onnxparity.errors import ParityFailure
+
+    def grown(t):
+        named = dynamic_axes.get(t.name, {})
+        return dataclasses.replace(t, shape=tuple(d * 2 if i in named else d for i, d in enumerate(t.shape)))
+
+    other = [grown(t) for t in inputs]
+    _, xs = probe_inputs(probe, other)
+    sizes = ", ".join(sorted({f"{n}={t.shape[i]}" for t in other for i, n in dynamic_axes.get(t.name, {}).items()}))
+    try:
+        reference = source.forward(xs)
+        verify(path, {t.name: x for t, x in zip(signature.inputs, xs)}, dict(zip(output_names, reference)))
+    except ParityFailure as exc:
+        raise ParityFailure(f"at {sizes}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - ONNX Runtime refusing the size: the axis is static inside
+        raise ParityFailure(f"at {sizes}: the file does not run ({first_line(exc)})") from None
 
 
 def _provenance(source, target, exporter: str) -> dict[str, str]:

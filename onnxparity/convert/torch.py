@@ -177,13 +177,15 @@ DYNAMO_MIN_OPSET = 18  # older opsets: torch.onnx's dynamo path converts down, f
 
 
 def _exporter(module):
-    def export(samples: list[np.ndarray], inputs: list[TensorSpec], opset: int, output_names: list[str]):
+    def export(samples: list[np.ndarray], inputs: list[TensorSpec], opset: int, output_names: list[str],
+               dynamic_axes: dict[str, dict[int, str]] | None = None):
         import onnx
         import torch
 
         example = tuple(torch.from_numpy(np.ascontiguousarray(x[:2] if len(x) >= 2 else np.repeat(x, 2, 0)))
                         for x in samples)
         names = [t.name for t in inputs]
+        axes = [{0: BATCH, **(dynamic_axes or {}).get(name, {})} for name in names]
         with _eval_mode(module):
             if isinstance(module, torch.jit.ScriptModule) or opset < DYNAMO_MIN_OPSET:
                 reason = ("the model is TorchScript, which torch.export cannot capture" if opset >= DYNAMO_MIN_OPSET
@@ -191,7 +193,7 @@ def _exporter(module):
                 log.info("%s; using the TorchScript exporter", reason)
             else:
                 try:
-                    proto = _dynamo(module, example, opset, names, output_names)
+                    proto = _dynamo(module, example, opset, names, output_names, axes)
                     if batch_is_static(proto):
                         raise ConversionError("it froze the batch axis to the example's size")
                     return proto, f"torch.onnx dynamo exporter (torch {torch.__version__})"
@@ -204,7 +206,8 @@ def _exporter(module):
                     warnings.simplefilter("ignore")  # its deprecation notices; the fallback is logged above
                     torch.onnx.export(module, example, buffer, dynamo=False, input_names=names,
                                       output_names=output_names, opset_version=opset,
-                                      dynamic_axes={name: {0: BATCH} for name in [*names, *output_names]})
+                                      dynamic_axes={**{name: {0: BATCH} for name in output_names},
+                                                    **dict(zip(names, axes))})
             except Exception as exc:  # noqa: BLE001
                 raise ConversionError(f"torch.onnx could not export the model ({reason}; "
                                       f"TorchScript exporter failed: {first_line(exc)})") from None
@@ -213,11 +216,14 @@ def _exporter(module):
     return export
 
 
-def _dynamo(module, example, opset: int, input_names: list[str], output_names: list[str]):
-    """The dynamo exporter's graph as one in-memory ModelProto (weights inline, no .onnx.data)."""
+def _dynamo(module, example, opset: int, input_names: list[str], output_names: list[str],
+            axes: list[dict[int, str]]):
+    """The dynamo exporter's graph as one in-memory ModelProto (weights inline, no .onnx.data).
+
+    ``axes`` names each input's dynamic axes; one ``Dim`` per name, so inputs naming the same axis share it."""
     import torch
 
-    batch = torch.export.Dim(BATCH, min=1)
+    dims = {name: torch.export.Dim(name, min=1) for name in {n for a in axes for n in a.values()}}
     # onnxscript's optimizer logs every pass at INFO; keep that for --verbose at DEBUG level only.
     quiet = [logging.getLogger(name) for name in ("onnxscript", "onnx_ir")]
     levels = [logger.level for logger in quiet]
@@ -225,7 +231,7 @@ def _dynamo(module, example, opset: int, input_names: list[str], output_names: l
         logger.setLevel(logging.DEBUG if log.isEnabledFor(logging.DEBUG) else logging.WARNING)
     try:
         program = torch.onnx.export(module, example, dynamo=True, input_names=input_names, output_names=output_names,
-                                    opset_version=opset, dynamic_shapes=tuple({0: batch} for _ in example),
+                                    opset_version=opset, dynamic_shapes=tuple({i: dims[n] for i, n in a.items()} for a in axes),
                                     verbose=False, optimize=True)
     finally:
         for logger, level in zip(quiet, levels):
