@@ -42,7 +42,7 @@ def test_page_shows_tables_not_reprs(failing_run):
         assert header in text
     assert "class='environment'" in text and "packages.onnxruntime" in text
     assert "Output log_probabilities" in text
-    assert "<th>vs float64</th>" in text and "float64-calibrated" in text  # the calibrated verdict, per row
+    assert "vs float64</th>" in text and "float64-calibrated" in text  # the calibrated verdict, per row
     ratio = result.comparisons[0].float64["ratio"]
     assert f"{ratio:.3g}x as far from float64" in text
     ref = next(b for b in result.backends if b.label == "torch:cpu")
