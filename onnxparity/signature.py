@@ -140,6 +140,32 @@ class Signature:
                 return t
         raise InputError(f"the model has no input {name!r} (inputs: {', '.join(self.input_names)})")
 
+    def named_axes(self) -> dict[str, list[tuple[str, int]]]:
+        """Each dynamic input axis other than the batch, by name: the (input, axis) pairs sharing it
+        (axis numbers count the batch as 0, as in the file)."""
+        axes: dict[str, list[tuple[str, int]]] = {}
+        for t in self.inputs:
+            for i, d in enumerate(t.shape):
+                if isinstance(d, str) and not (i == 0 and d == BATCH):
+                    axes.setdefault(d, []).append((t.name, i))
+        return axes
+
+    def with_axis_names(self, names: Mapping[str | None, Mapping[int, str]]) -> "Signature":
+        """The signature with these input axes dynamic under these names ({input: {axis: name}},
+        from ``--input-shape NAME=AXIS:SIZE`` or the original's recorded signature), where the
+        file may have fixed them."""
+        import dataclasses
+
+        names = dict(names)
+        if None in names and len(self.inputs) == 1:
+            names[self.inputs[0].name] = names.pop(None)
+        changed = []
+        for t in self.inputs:
+            axes = names.get(t.name, {})
+            shape = tuple(axes.get(i, d) if 0 < i else d for i, d in enumerate(t.shape))
+            changed.append(dataclasses.replace(t, shape=shape) if shape != t.shape else t)
+        return dataclasses.replace(self, inputs=tuple(changed))
+
     def with_int_ranges(self, ranges: Mapping[str, tuple[int, int]]) -> "Signature":
         import dataclasses
 
@@ -291,6 +317,25 @@ def parse_axis_names(values: Sequence[str] | None) -> dict[str | None, dict[int,
         if axes:
             named[name.strip() if sep else None] = axes
     return named
+
+
+def parse_axis_sizes(values: Sequence[str] | None) -> dict[str, tuple[int, ...]]:
+    """``--axis-sizes NAME=SIZE[,SIZE...]`` values -> {dynamic axis name: the sizes to run it at}."""
+    sizes: dict[str, tuple[int, ...]] = {}
+    for value in values or ():
+        name, sep, rest = str(value).partition("=")
+        name = name.strip()
+        try:
+            numbers = tuple(int(v) for v in rest.split(",") if v.strip())
+        except ValueError:
+            numbers = ()
+        if not sep or not name.isidentifier() or name == BATCH or not numbers or min(numbers) < 1:
+            raise InputError(f"--axis-sizes {value!r}: give AXIS=SIZE[,SIZE...] with positive sizes, such as "
+                             "sequence=8,64 (the batch axis is run at --batch-size and 1 already)")
+        if name in sizes:
+            raise InputError(f"--axis-sizes given twice for {name}")
+        sizes[name] = tuple(dict.fromkeys(numbers))
+    return sizes
 
 
 def parse_input_roles(values: Sequence[str] | None) -> dict[str, str]:

@@ -98,9 +98,14 @@ def edited(minilm, tmp_path, name, edit):
     return path
 
 
-def test_minilm_passes_by_default_with_its_ratios(minilm, tmp_path):
-    code, result, text = check_json(minilm, minilm["onnx"], tmp_path)
+def test_minilm_passes_by_default_with_its_ratios(minilm_dynamic, tmp_path):
+    """With its dynamic ``sequence`` axis: also at twice the sentences' length, on synthesized tokens."""
+    code, result, text = check_json(minilm_dynamic, minilm_dynamic["onnx"], tmp_path)
     assert code == 0, text
+    length = minilm_dynamic["length"]
+    assert [m["axes"] for m in result["models"]] == [{}, {"sequence": 2 * length}]
+    longer = [c for c in result["comparisons"] if c["model"] == f"{result['models'][0]['name']}@sequence={2 * length}"]
+    assert {c["candidate"] for c in longer} >= {"onnxruntime:cpu", "openvino:cpu"} and all(c["passed"] for c in longer)
     ref = next(b for b in result["backends"] if b["role"] == "reference")
     assert ref["float64"]["status"] == "ok" and ref["float64"]["seconds"] > 0
     hidden = [c for c in result["comparisons"] if c["output"] == "last_hidden_state"]

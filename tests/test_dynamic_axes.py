@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 
 from onnxparity.errors import InputError
-from onnxparity.signature import Signature, parse_axis_names, parse_input_shapes
+from onnxparity.inputs.axes import at_sizes, example_sizes, other_sizes
+from onnxparity.inputs.samples import Inputs, unlabelled
+from onnxparity.signature import Signature, TensorSpec, parse_axis_names, parse_axis_sizes, parse_input_shapes
+from tests.helpers import onnxparity
 
 
 def test_input_shape_flag_names_dynamic_axes_and_keeps_example_sizes():
@@ -53,7 +56,6 @@ def test_convert_refuses_a_file_whose_sequence_axis_froze(tmp_path):
     """A model that reads its length as a Python int exports with that length built in (dynamo
     refuses, TorchScript traces the constant): refused in one line naming the axis, no file written."""
     from onnxparity import _process
-    from tests.helpers import onnxparity
 
     pth, out = tmp_path / "fixed.pth", tmp_path / "fixed.onnx"
     _process.call("tests.torch_models:save_torch_state", "fixed_length", pth, name="save fixed_length")
@@ -61,3 +63,51 @@ def test_convert_refuses_a_file_whose_sequence_axis_froze(tmp_path):
                         "--input-shape", "sequence:16", "--input-dtype", "int64")
     assert result.returncode == 2 and not out.exists(), result.stderr
     assert "'sequence' axis" in result.stderr and result.stderr.count("\n") == 1, result.stderr
+
+
+# -- check runs each named axis at a second size --------------------------------------------------
+TOKENS = Signature((TensorSpec("input_ids", "int64", ("batch", "sequence"), (0, 50)),
+                    TensorSpec("attention_mask", "int64", ("batch", "sequence")),
+                    TensorSpec("pixels", "float32", ("batch", 3, "side", "side"))),
+                   (TensorSpec("y", "float32", ("batch", 2)),))
+
+
+def test_axis_sizes_parse_and_plan_the_other_runs():
+    assert parse_axis_sizes(["sequence=8,64", "side=32"]) == {"sequence": (8, 64), "side": (32,)}
+    for bad in (["sequence"], ["sequence=0"], ["batch=4"], ["sequence=many"]):
+        with pytest.raises(InputError, match="--axis-sizes"):
+            parse_axis_sizes(bad)
+    assert TOKENS.named_axes() == {"sequence": [("input_ids", 1), ("attention_mask", 1)],
+                                   "side": [("pixels", 2), ("pixels", 3)]}
+    example = {"sequence": 16, "side": 24}
+    assert other_sizes(example, {}) == [{"sequence": 32, "side": 48}]  # by default: every axis at twice its size
+    assert other_sizes(example, {"sequence": (8, 16, 64)}) == [{"sequence": 8, "side": 24}, {"sequence": 64, "side": 24}]
+    assert other_sizes({}, {}) == []
+    with pytest.raises(InputError, match="names no dynamic axis.*heads.*named axes: sequence, side"):
+        other_sizes(example, {"heads": (2,)})
+
+
+def test_samples_at_another_size_keep_each_inputs_domain():
+    given = Inputs(unlabelled(3), ("given",) * 3, "x.npz", arrays={
+        "input_ids": np.ones((3, 16), np.int64), "attention_mask": np.ones((3, 16), np.int64),
+        "pixels": np.zeros((3, 3, 24, 24), np.float32)})
+    assert example_sizes(TOKENS, given) == {"sequence": 16, "side": 24}
+    longer = at_sizes(TOKENS, {"sequence": 40, "side": 8}, n=6)
+    ids, mask = longer.arrays["input_ids"], longer.arrays["attention_mask"]
+    assert ids.shape[1:] == (40,) and longer.arrays["pixels"].shape[1:] == (3, 8, 8)
+    assert ids.min() >= 0 and ids.max() < 50 and mask[:, 0].all()  # ids in the table, every mask has a token
+    assert "at sequence=40, side=8" in longer.source
+
+
+def test_a_file_that_froze_its_sequence_axis_fails_at_the_second_size(minilm):
+    """MiniLM converted at a fixed length of 16, checked with the axis named on the command line: the
+    file runs on the sentences, and every runtime on it refuses twice the length, naming the axis."""
+    names = [a for name in ("input_ids", "attention_mask", "token_type_ids")
+             for a in ("--input-shape", f"{name}=sequence:{minilm['length']}")]
+    result = onnxparity("check", minilm["pth"], minilm["onnx"], "--torch-class", minilm["torch_class"], "--inputs",
+                        minilm["sentences"], "--providers", "cpu", "--batch1-n", "4", *names, env=minilm["env"])
+    assert result.returncode == 1, result.stdout + result.stderr
+    longer = 2 * minilm["length"]
+    assert f"@sequence={longer}: onnxruntime:cpu" in result.stderr
+    assert f"(axis 1 fixed at {minilm['length']})" in result.stderr and result.stderr.count("\n") == 1
+    assert f"FAILED   MiniLM@sequence={longer}: openvino:cpu" in result.stdout  # not an empty output taken as one

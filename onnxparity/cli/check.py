@@ -27,6 +27,9 @@ def add_parity_arguments(p: argparse.ArgumentParser) -> None:
                         "folder of PNG/JPEG images (resized to the model's input)")
     add_input_arguments(p)
     p.add_argument("--no-synthetic", action="store_true", help="leave out the seeded synthetic edge cases")
+    p.add_argument("--axis-sizes", action="append", metavar="AXIS=SIZE[,SIZE]",
+                   help="run a named dynamic axis (such as sequence) at these sizes too, on samples synthesized "
+                        "at each (default: every named axis at twice the example's size)")
     p.add_argument("--providers", default="all", type=_args.providers,
                    help="ONNX Runtime execution providers, comma-separated (cpu,cuda,tensorrt or full names; "
                         "default: all, those not available listed with the reason)")
@@ -89,10 +92,11 @@ def parity_options(args: argparse.Namespace) -> dict:
         raise InputError("--batch-size must be at least 1")
     if args.min_agreement is not None and not 0 <= args.min_agreement <= 1:
         raise InputError("--min-agreement must lie in 0..1")
-    from onnxparity.signature import parse_input_roles, parse_input_shapes, parse_int_range
+    from onnxparity.signature import parse_axis_sizes, parse_input_roles, parse_input_shapes, parse_int_range
 
     return dict(data=args.data, n=args.n, synthetic=not args.no_synthetic, providers=args.providers,
                 inputs=getattr(args, "inputs", None), input_shapes=parse_input_shapes(args.input_shape),
+                axis_sizes=parse_axis_sizes(args.axis_sizes),
                 int_range=parse_int_range(args.int_range), input_roles=parse_input_roles(args.input_role),
                 gpu=not args.cpu_only, atol=args.atol, rtol=args.rtol, min_agreement=args.min_agreement,
                 batch_size=args.batch_size, batch1_limit=args.batch1_n or None, jobs=args.jobs,
@@ -122,9 +126,11 @@ def run(args: argparse.Namespace) -> int:
         if args.reference is None:
             raise InputError("give the original and its ONNX file, or an ONNX file with --reference DIR")
         original, onnx = None, args.original
+    from onnxparity.signature import parse_axis_names
+
     result = check(original, onnx, reference=args.reference, json_path=args.json, html_path=args.html,
                    torch_class=args.torch_class, torch_kwargs=args.torch_kwargs, trust_recorded=args.trust_recorded,
-                   **parity_options(args))
+                   axis_names=parse_axis_names(args.input_shape), **parity_options(args))
     try:
         return finish(result)
     finally:

@@ -69,6 +69,14 @@ class Target:
     onnx: str
     reference: str | None = None
     trust: Trust = Trust()  # the user's word on rebuilding a recorded PyTorch class
+    # Input axes the user names dynamic (--input-shape NAME=AXIS:SIZE): ((input or None, axis, name), ...)
+    axis_names: tuple[tuple[str | None, int, str], ...] = ()
+    axes: tuple[tuple[str, int], ...] = ()  # this run's sizes of named axes, where not the example's
+
+    @property
+    def suffix(self) -> str:
+        """What tells this run of a model from its run at the example's sizes: "@sequence=32"."""
+        return "@" + ",".join(f"{axis}={size}" for axis, size in self.axes) if self.axes else ""
 
 
 @dataclass
@@ -132,7 +140,27 @@ def _side(path: str) -> tuple[str, ModelSpec | None, OnnxModel | None]:
 
 def describe(target: Target) -> Description:
     """A target, checked for sense: an original and its ONNX file, an ONNX file and saved outputs,
-    or any two models (Keras, PyTorch, ONNX) compared directly."""
+    or any two models (Keras, PyTorch, ONNX) compared directly. Its signature names the input axes
+    that the original's recorded signature or the user names dynamic, though the file may fix them
+    (a run at another size then fails on the file, naming the axis)."""
+    import dataclasses
+
+    d = _describe(target)
+    names = _axis_names(d.spec.signature if d.spec else None)
+    for name, axis, axis_name in target.axis_names:
+        names.setdefault(name, {})[axis] = axis_name
+    if d.signature is None or not names:
+        return d
+    return dataclasses.replace(d, signature=d.signature.with_axis_names(names))
+
+
+def _axis_names(signature: Signature | None) -> dict[str | None, dict[int, str]]:
+    """The input axes a signature names dynamic, other than the batch: {input: {axis: name}}."""
+    return {t.name: {i: d for i, d in enumerate(t.shape) if isinstance(d, str) and i > 0}
+            for t in (signature.inputs if signature else ()) if t.dynamic_axes}
+
+
+def _describe(target: Target) -> Description:
     if target.original is None:
         onnx_model = OnnxModel(target.onnx)
         if target.reference is None:
@@ -294,7 +322,7 @@ def run(targets: list[Target], inputs: Inputs | list[Inputs], *, providers=None,
     for target, target_inputs, saved_outputs in zip(targets, per_target, saved):
         d = describe(target)
         described.append(d)
-        base = d.name
+        base = d.name + target.suffix
         name, k = base, 2
         while name in names:
             name, k = f"{base}-{k}", k + 1
@@ -313,7 +341,8 @@ def run(targets: list[Target], inputs: Inputs | list[Inputs], *, providers=None,
         models.append({"name": name, "framework": d.framework, "original": target.original, "onnx": str(target.onnx),
                        "reference": target.reference, "spec": d.spec.to_dict() if d.spec else None,
                        "signature": d.signature.to_dict() if d.signature else None, "precision": d.precision,
-                       "pair": d.pair, "inputs": target_inputs.summary(), "class_outputs": list(d.class_outputs)})
+                       "pair": d.pair, "inputs": target_inputs.summary(), "class_outputs": list(d.class_outputs),
+                       "axes": dict(target.axes)})
         if saved_outputs is not None:
             runs[name, SAVED] = BackendRun(model=name, label=SAVED, role="reference", runner="saved", device="cpu",
                                            path=str(target.reference), batch_size=0, status="ok",

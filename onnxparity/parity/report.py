@@ -61,7 +61,8 @@ def tolerance_lines(comparisons) -> list[str]:
         f = c.float64 or {}
         if c.tolerance_source.startswith("float64") and f:
             ratio = "an exact reference" if f["ratio"] is None else f"{f['ratio']:.3g}x as far"
-            lines.append(f"float64  {c.model}: {c.candidate} [{c.output}]: {ratio} from float64 as {c.reference} "
+            lines.append(f"float64  {c.model}: {c.candidate} [{c.output}]{' on probes' if c.probes else ''}: "
+                         f"{ratio} from float64 as {c.reference} "
                          f"({f['candidate_error']:.3g} vs {f['reference_error']:.3g}; allowed {f['allowance']:.3g} "
                          f"= {f['k']:g}x + floor {f['floor']:.2g}); would pass with atol {num(c.smallest_atol)} "
                          f"or rtol {num(c.smallest_rtol)}")

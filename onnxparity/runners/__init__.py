@@ -116,11 +116,20 @@ def ordered_inputs(spec: ModelSpec, feeds: dict[str, np.ndarray]) -> list[np.nda
 
 
 def typed_feeds(signature, feeds: dict[str, np.ndarray], where) -> dict[str, np.ndarray]:
-    """Inputs by name, each cast to the dtype the ONNX graph declares (a runtime on the file takes them so)."""
+    """Inputs by name, each cast to the dtype the ONNX graph declares (a runtime on the file takes them so),
+    and refused where a size differs from one the graph fixes: ONNX Runtime says so itself, but
+    OpenVINO answers such a feed with empty outputs."""
     dtypes = {t.name: np.dtype(t.dtype) for t in signature.inputs}
     missing = [n for n in dtypes if n not in feeds]
     if missing:
         raise InputError(f"{where}: no data for input {', '.join(missing)} (given: {', '.join(feeds)})")
+    for t in signature.inputs:
+        shape = np.shape(feeds[t.name])
+        wrong = [(i, d, s) for i, (d, s) in enumerate(zip(t.shape, shape)) if isinstance(d, int) and d != s]
+        if wrong or len(shape) != len(t.shape):
+            i, d, s = (wrong or [(len(t.shape), len(t.shape), len(shape))])[0]
+            raise InputError(f"{where}: input {t.name} has shape {list(shape)}, but the file takes "
+                             f"[{', '.join(map(str, t.shape))}]" + (f" (axis {i} fixed at {d})" if wrong else ""))
     return {n: np.asarray(feeds[n]).astype(dt, copy=False) for n, dt in dtypes.items()}
 
 
