@@ -53,7 +53,7 @@ def check_many(targets: list[Target], *, data: str | None = None, n: int | None 
     A model with named dynamic axes beyond the batch runs once more with them at another size
     (``axis_sizes``, {axis: sizes}; by default twice the example's): :func:`at_other_sizes`.
     ``options`` go to :func:`onnxparity.parity.matrix.run` (providers, gpu, atol, rtol,
-    min_agreement, batch_size, batch1_limit, jobs, timeout). ``require_devices`` ("cuda"): a
+    min_agreement, batch_size, batch1_limit, jobs, timeout, workers). ``require_devices`` ("cuda"): a
     device where a model's original or ONNX file did not run fails the check
     (:mod:`onnxparity.parity.require`).
     """
