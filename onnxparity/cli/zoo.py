@@ -61,6 +61,7 @@ def check_options(fields: dict) -> dict:
     (``input_shape = ["ids=12", "mask=12"]``); ``true`` sets a flag."""
     from onnxparity.cli.check import parity_options
     from onnxparity.errors import InputError
+    from onnxparity.signature import parse_axis_names
 
     for key in fields:
         if key in NOT_PER_MODEL:
@@ -86,7 +87,7 @@ def check_options(fields: dict) -> dict:
     for key in ("jobs", "save_outputs_path"):
         options.pop(key)
     return {**options, "torch_class": args.torch_class, "torch_kwargs": args.torch_kwargs,
-            "trust_recorded": args.trust_recorded}
+            "trust_recorded": args.trust_recorded, "axis_names": parse_axis_names(args.input_shape)}
 
 
 def run(args: argparse.Namespace) -> int:

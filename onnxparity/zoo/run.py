@@ -18,7 +18,7 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-from onnxparity import progress
+from onnxparity import _signals, progress
 from onnxparity.errors import InputError, OnnxParityError, first_line
 from onnxparity.zoo import cluster
 from onnxparity.zoo.manifest import Entry
@@ -27,7 +27,8 @@ from onnxparity.zoo.results import REGRESSION_FACTOR, ModelRun, ZooResult, regre
 from onnxparity.zoo.warm import RETRIES, WORKER_MODELS, RayWorkers, Registry, peak_rss_mb
 
 POLL_S = 0.1
-INPUT_OPTIONS = ("data", "n", "synthetic", "inputs", "input_shapes", "int_range", "input_roles")
+INPUT_OPTIONS = ("data", "n", "synthetic", "inputs", "input_shapes", "int_range", "input_roles", "axis_sizes")
+TARGET_OPTIONS = ("torch_class", "torch_kwargs", "trust_recorded", "axis_names")
 
 
 def check_zoo(entries: list[Entry], out: str | Path, *, address: str = cluster.LOCAL,
@@ -79,11 +80,11 @@ def check_zoo(entries: list[Entry], out: str | Path, *, address: str = cluster.L
 
 
 def validate(entries: list[Entry]) -> None:
-    """Every entry read as its check would read it (the files, the inputs, the PyTorch class it may
-    build, the devices it requires), before any work; the first bad one raises, naming its line."""
-    from onnxparity.parity import choose_inputs, require
-    from onnxparity.parity.matrix import Target, authorize, describe
-    from onnxparity.trust import Trust
+    """Every entry read as its check would read it (the files, the inputs at every size it runs, the
+    PyTorch class it may build, the devices it requires), before any work; the first bad one raises,
+    naming its line."""
+    from onnxparity.parity import require, runs_of, target
+    from onnxparity.parity.matrix import authorize, describe
 
     if not entries:
         raise InputError("the zoo has no models")
@@ -91,10 +92,9 @@ def validate(entries: list[Entry]) -> None:
         o = e.options
         try:
             require.parse(o.get("require_devices"))
-            target = Target(e.original, e.onnx, e.reference,
-                            Trust(o.get("torch_class"), o.get("torch_kwargs"), o.get("trust_recorded", False)))
-            authorize(target, describe(target))
-            choose_inputs(target, **{k: o[k] for k in INPUT_OPTIONS if k in o})
+            model = target(e.original, e.onnx, reference=e.reference, **{k: o[k] for k in TARGET_OPTIONS if k in o})
+            authorize(model, describe(model))
+            runs_of([model], **{k: o[k] for k in INPUT_OPTIONS if k in o})
         except InputError as exc:
             raise InputError(f"{_named(e)}: {exc}") from None
 
@@ -160,20 +160,23 @@ def _schedule(entries: list[Entry], runs: dict[str, ModelRun], pages: dict[str, 
     try:
         with progress.steps("zoo", total=len(entries)) as bar:
             while queued or flying:
-                while queued and len(flying) < limit:
-                    e = queued.pop(0)
-                    flying[task.options(num_cpus=1, resources=e.resources or None, max_retries=RETRIES,
-                                        retry_exceptions=False).remote(e, registry, no_gpu)] = e
-                    bar.note(f"{len(runs)} done, {len(flying)} running, {len(queued)} queued")
-                # never block inside Ray: it turns SIGTERM's exception into a plain KeyboardInterrupt
-                ready, _ = ray.wait(list(flying), num_returns=len(flying), timeout=0)
+                # Ray turns a signal's exception inside its calls into a plain KeyboardInterrupt (SIGTERM
+                # would read as Ctrl-C): signals wait for the calls, and come in the sleep between them
+                with _signals.deferred():
+                    while queued and len(flying) < limit:
+                        e = queued.pop(0)
+                        flying[task.options(num_cpus=1, resources=e.resources or None, max_retries=RETRIES,
+                                            retry_exceptions=False).remote(e, registry, no_gpu)] = e
+                        bar.note(f"{len(runs)} done, {len(flying)} running, {len(queued)} queued")
+                    ready, _ = ray.wait(list(flying), num_returns=len(flying), timeout=0)
+                    for ref in ready:
+                        e = flying.pop(ref)
+                        runs[e.name] = _collect(e, ref, pages)
+                        bar.advance(1, f"{len(runs)} done, {len(flying)} running, {len(queued)} queued")
                 if not ready:
                     time.sleep(POLL_S)
-                for ref in ready:
-                    e = flying.pop(ref)
-                    runs[e.name] = _collect(e, ref, pages)
-                    bar.advance(1, f"{len(runs)} done, {len(flying)} running, {len(queued)} queued")
-        return ray.get(registry.stats.remote())
+        with _signals.deferred():
+            return ray.get(registry.stats.remote())
     finally:
         for ref in flying:  # Ctrl-C: stop what still runs (its worker processes end with it)
             ray.cancel(ref, force=True)
