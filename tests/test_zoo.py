@@ -23,7 +23,7 @@ import pytest
 
 from onnxparity import _process
 from onnxparity.cli import main
-from tests.helpers import descendants, foreign_onnx, foreign_scores
+from tests.helpers import assert_one_line_error, descendants, foreign_onnx, foreign_scores, onnxparity
 
 ray = pytest.importorskip("ray", reason="the zoo runs on Ray")
 pytestmark = pytest.mark.slow
@@ -37,6 +37,7 @@ def cluster():
     """One Ray for the module: a head node with 2 CPUs (the local zoo); tests add nodes to it."""
     from ray.cluster_utils import Cluster
 
+    on_sigterm = signal.getsignal(signal.SIGTERM)
     started = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
     ray.init(address=started.address, log_to_driver=False, logging_level=logging.ERROR)
     try:
@@ -45,6 +46,7 @@ def cluster():
         ours = descendants(os.getpid())  # Ray's processes, their workers and the warm frameworks
         ray.shutdown()
         started.shutdown()
+        signal.signal(signal.SIGTERM, on_sigterm)  # ray.init took it over
         deadline = time.monotonic() + 30
         while (left := [p for p in ours if Path(f"/proc/{p}").exists()]) and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -230,6 +232,9 @@ def test_bad_manifests_exit_2_naming_the_entry(cluster, models, tmp_path, capsys
     assert main(["zoo", str(yaml_manifest), "--baseline", str(tmp_path / "none.json")]) == 2
     assert "none.json: no such file" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()  # nothing written before the work
+    manifest.write_text(head.replace("[[model]]\nname = \"bad\"\n", ""))  # in a fresh process: not this one's Ray
+    assert_one_line_error(onnxparity("zoo", manifest, "--ray", "127.0.0.1:1", "--out", tmp_path / "out"),
+                          "--ray 127.0.0.1:1: nothing answers there")
 
 
 # -- a local zoo: 7 models on a 2-CPU Ray ---------------------------------------------------------

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 from typing import Iterator
 
 from onnxparity.errors import InputError, first_line
 
 LOCAL = "local"
+CONNECT_TIMEOUT_S = 5
 
 
 @contextlib.contextmanager
@@ -23,6 +25,8 @@ def connected(address: str = LOCAL) -> Iterator[dict]:
         yield describe()
         return
     local = address == LOCAL
+    if address not in (LOCAL, "auto"):
+        _answers(address)
     try:
         ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR,
                  **({"include_dashboard": False} if local else {}))
@@ -35,6 +39,17 @@ def connected(address: str = LOCAL) -> Iterator[dict]:
         yield describe()
     finally:
         ray.shutdown()
+
+
+def _answers(address: str) -> None:
+    """Something listens at HOST:PORT (Ray itself would retry a dead address for minutes)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # not an address this can try: Ray says what it makes of it
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise InputError(f"--ray {address}: nothing answers there ({exc.strerror or exc})") from None
 
 
 def describe() -> dict:
