@@ -290,6 +290,11 @@ class Service(_Child):
             raise WorkerError(f"{self.name}: the worker process is no longer running", self.tail()) from None
         return self._await(self.timeout if timeout is None else timeout)
 
+    @property
+    def running(self) -> bool:
+        """False once the child has crashed, overrun a call's timeout or been closed."""
+        return not self._closed and self._proc.is_alive()
+
     def close(self) -> None:
         """Ask the child to stop, then make sure it has (idempotent)."""
         if not self._closed:
@@ -308,6 +313,14 @@ class Service(_Child):
             self._closed = True
             self._proc.kill()
         self.close()
+
+
+class Calls:
+    """A :class:`Service`'s object that runs any ``"module:function"`` it is given: a warm worker,
+    whose imports stay loaded from one call to the next."""
+
+    def call(self, target: str, *args: Any, **kwargs: Any) -> Any:
+        return _resolve(target)(*args, **kwargs)
 
 
 def call(target: str, *args: Any, **kwargs: Any) -> Any:

@@ -41,6 +41,14 @@ def keras_checkpoint(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def keras_onnx(keras_checkpoint, tmp_path_factory) -> Path:
+    """The Keras checkpoint converted to ONNX (in a worker process)."""
+    path = tmp_path_factory.mktemp("keras-onnx") / "keras.onnx"
+    _process.call("onnxparity.convert:convert", str(keras_checkpoint), str(path), name="convert keras")
+    return path
+
+
+@pytest.fixture(scope="session")
 def torch_checkpoint(tmp_path_factory) -> Path:
     """The article's PyTorch Net, trained natively for 3 epochs (in a worker process)."""
     out = tmp_path_factory.mktemp("torch") / "torch"

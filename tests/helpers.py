@@ -47,6 +47,33 @@ def keras_saved_model(path, dest) -> None:
     load(path).export(str(dest), verbose=False)
 
 
+def foreign_onnx(path, seq_axis: bool = False):
+    """An ONNX file made with onnx.helper, no onnxparity metadata: MatMul, Add, Relu, Softmax."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(1)
+    w, b = rng.standard_normal((6, 4)).astype(np.float32), rng.standard_normal(4).astype(np.float32)
+    shape = ["N", "seq", 6] if seq_axis else ["N", 6]
+    x = helper.make_tensor_value_info("features", TensorProto.FLOAT, shape)
+    y = helper.make_tensor_value_info("scores", TensorProto.FLOAT, shape[:-1] + [4])
+    nodes = [helper.make_node("MatMul", ["features", "w"], ["mm"]), helper.make_node("Add", ["mm", "b"], ["z"]),
+             helper.make_node("Relu", ["z"], ["r"]), helper.make_node("Softmax", ["r"], ["scores"], axis=-1)]
+    graph = helper.make_graph(nodes, "foreign", [x], [y], [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return w, b
+
+
+def foreign_scores(x, w, b):
+    """What :func:`foreign_onnx`'s file computes for ``x``, in float32."""
+    import numpy as np
+
+    z = np.maximum(x @ w + b, 0)
+    e = np.exp(z - z.max(-1, keepdims=True))
+    return (e / e.sum(-1, keepdims=True)).astype(np.float32)
+
+
 # -- the CLI as a user runs it --------------------------------------------------------------------
 def onnxparity(*args, env=None, timeout=400):
     """``python -m onnxparity ARGS`` in a fresh process, from the repository root."""
@@ -68,3 +95,20 @@ def assert_one_line_error(result, *needles):
     assert "Traceback" not in result.stderr
     for needle in needles:
         assert needle in lines[0], lines[0]
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (its children, theirs, and so on), from /proc."""
+    from pathlib import Path
+
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {p for p, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from onnxparity import _process
-from tests.helpers import onnxparity, assert_one_line_error
+from tests.helpers import assert_one_line_error, foreign_onnx, foreign_scores, onnxparity
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -150,23 +150,6 @@ def test_int64_token_ids_stay_inside_the_embedding(torch_models, tmp_path):
 
 
 # -- ONNX from elsewhere ---------------------------------------------------------------------------
-def _foreign_onnx(path: Path, seq_axis: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """An ONNX file made with onnx.helper, no onnxparity metadata: MatMul, Add, Relu, Softmax."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    rng = np.random.default_rng(1)
-    w, b = rng.standard_normal((6, 4)).astype(np.float32), rng.standard_normal(4).astype(np.float32)
-    shape = ["N", "seq", 6] if seq_axis else ["N", 6]
-    x = helper.make_tensor_value_info("features", TensorProto.FLOAT, shape)
-    y = helper.make_tensor_value_info("scores", TensorProto.FLOAT, shape[:-1] + [4])
-    nodes = [helper.make_node("MatMul", ["features", "w"], ["mm"]), helper.make_node("Add", ["mm", "b"], ["z"]),
-             helper.make_node("Relu", ["z"], ["r"]), helper.make_node("Softmax", ["r"], ["scores"], axis=-1)]
-    graph = helper.make_graph(nodes, "foreign", [x], [y], [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
-    return w, b
-
-
 def _write_test_data(folder: Path, x: np.ndarray, y: np.ndarray) -> None:
     from onnx import numpy_helper
 
@@ -179,10 +162,9 @@ def _write_test_data(folder: Path, x: np.ndarray, y: np.ndarray) -> None:
 
 def test_plain_onnx_file_against_saved_test_data(tmp_path):
     model = tmp_path / "foreign.onnx"
-    w, b = _foreign_onnx(model)
+    w, b = foreign_onnx(model)
     x = np.random.default_rng(2).standard_normal((5, 6)).astype(np.float32)
-    z = np.maximum(x @ w + b, 0)
-    y = (np.exp(z - z.max(1, keepdims=True)) / np.exp(z - z.max(1, keepdims=True)).sum(1, keepdims=True))
+    y = foreign_scores(x, w, b)
     good, bad = tmp_path / "good", tmp_path / "bad"
     _write_test_data(good, x, y.astype(np.float32))
     _write_test_data(bad, x, np.roll(y, 1, axis=1).astype(np.float32))
@@ -203,12 +185,10 @@ def test_plain_onnx_file_against_saved_test_data(tmp_path):
 
 def test_a_dynamic_axis_needs_its_size_and_then_runs(tmp_path):
     model = tmp_path / "seq.onnx"
-    w, b = _foreign_onnx(model, seq_axis=True)
+    w, b = foreign_onnx(model, seq_axis=True)
     npz = tmp_path / "ref.npz"
     x = np.random.default_rng(3).standard_normal((3, 4, 6)).astype(np.float32)
-    z = np.maximum(x @ w + b, 0)
-    e = np.exp(z - z.max(-1, keepdims=True))
-    np.savez(npz, features=x, scores=(e / e.sum(-1, keepdims=True)).astype(np.float32))
+    np.savez(npz, features=x, scores=foreign_scores(x, w, b))
     report = tmp_path / "r.json"
     r = checked(onnxparity("check", model, "--reference", npz, "--providers", "cpu", "--json", report), report)
     assert r["passed"]
@@ -231,7 +211,7 @@ def test_error_paths_exit_2(torch_models, tmp_path):
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(odd))
     assert_one_line_error(onnxparity("check", odd, "--reference", tmp_path), "not a tensor")
     foreign = tmp_path / "foreign.onnx"
-    _foreign_onnx(foreign)
+    foreign_onnx(foreign)
     assert_one_line_error(onnxparity("check", foreign), "--reference")
     pth = torch_models / "two_io.pth"
     klass = ["--torch-class", "tests.torch_models:TwoInTwoOut", "--torch-kwargs"]

@@ -24,10 +24,6 @@ from onnxparity.locate import layout
 N = 16  # inputs per locate run: enough to show a departure, quick on two cores
 
 
-def _convert(checkpoint, out):
-    return _process.call("onnxparity.convert:convert", str(checkpoint), str(out), name="convert").path
-
-
 def _perturb(src, dst, pick) -> str:
     """Copy ``src`` to ``dst`` with the weight (second input) of the node ``pick(nodes)`` changed."""
     model = onnx.load(str(src))
@@ -42,16 +38,6 @@ def _perturb(src, dst, pick) -> str:
 
 def _ops(nodes, op):
     return [n for n in nodes if n.op_type == op]
-
-
-@pytest.fixture(scope="module")
-def keras_onnx(keras_checkpoint, tmp_path_factory):
-    return _convert(keras_checkpoint, tmp_path_factory.mktemp("locate-keras") / "model.onnx")
-
-
-@pytest.fixture(scope="module")
-def torch_onnx(torch_checkpoint, tmp_path_factory):
-    return _convert(torch_checkpoint, tmp_path_factory.mktemp("locate-torch") / "model.onnx")
 
 
 @pytest.mark.slow

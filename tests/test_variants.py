@@ -100,15 +100,6 @@ def test_good_int8_minilm_passes_check(minilm, tmp_path):
 
 
 # -- the Keras CNN: class scores by top-1 agreement --------------------------------------------------
-@pytest.fixture(scope="module")
-def keras_onnx(keras_checkpoint, tmp_path_factory) -> Path:
-    from onnxparity import _process
-
-    out = tmp_path_factory.mktemp("variants") / "keras.onnx"
-    _process.call("onnxparity.convert:convert", str(keras_checkpoint), str(out), name="convert keras")
-    return out
-
-
 def dim_int8(source: Path, out: Path) -> Path:
     """Static int8 calibrated on one near-black digit: every activation range far too small, so the
     real digits saturate and the top-1 agreement collapses."""

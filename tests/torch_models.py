@@ -88,3 +88,11 @@ class FixedLengthTokens(torch.nn.Module):
     def forward(self, ids):
         positions = torch.arange(int(ids.shape[1]))
         return self.out((self.embed(ids) + self.position(positions)).mean(dim=1))
+
+
+def save_and_convert(kind: str, pth, onnx_path, **convert_options) -> None:
+    """:func:`save_torch_state`, then ``onnxparity convert`` of the saved file, in one process."""
+    from onnxparity.convert import convert
+
+    save_torch_state(kind, pth)
+    convert(str(pth), str(onnx_path), **convert_options)

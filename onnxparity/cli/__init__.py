@@ -30,6 +30,7 @@ COMMANDS = {
     "export-triton": "onnxparity.cli.export_triton",
     "bench": "onnxparity.cli.bench",
     "quantize": "onnxparity.cli.quantize",
+    "zoo": "onnxparity.cli.zoo",
 }
 
 

@@ -25,7 +25,7 @@ from onnxparity.parity.matrix import Target, describe, run
 from onnxparity.parity.result import BackendRun, ParityResult, load_outputs, save_outputs
 from onnxparity.parity.saved_runs import compare_runs
 
-__all__ = ["check", "check_many", "at_other_sizes", "compare_runs", "choose_inputs", "write_reports", "Target", "ParityResult",
+__all__ = ["check", "check_many", "runs_of", "target", "at_other_sizes", "compare_runs", "choose_inputs", "write_reports", "Target", "ParityResult",
            "Comparison", "BackendRun", "Tolerance", "DEFAULT_TOLERANCES", "Inputs", "run", "save_outputs",
            "load_outputs"]
 
@@ -43,23 +43,12 @@ def choose_inputs(target: Target, *, data: str | None = None, n: int | None = No
                   input_roles=input_roles)
 
 
-def check_many(targets: list[Target], *, data: str | None = None, n: int | None = None, synthetic: bool = True,
-               inputs: str | Path | None = None, input_shapes=None, int_range=None, samples: int | None = None,
-               input_roles=None, axis_sizes=None,
-               json_path: str | Path | None = None, html_path: str | Path | None = None,
-               save_outputs_path: str | Path | None = None, require_devices=None, **options) -> ParityResult:
-    """Parity for several models in one matrix, each on its own inputs; writes the reports asked for.
-
-    A model with named dynamic axes beyond the batch runs once more with them at another size
-    (``axis_sizes``, {axis: sizes}; by default twice the example's): :func:`at_other_sizes`.
-    ``options`` go to :func:`onnxparity.parity.matrix.run` (providers, gpu, atol, rtol,
-    min_agreement, batch_size, batch1_limit, jobs, timeout). ``require_devices`` ("cuda"): a
-    device where a model's original or ONNX file did not run fails the check
-    (:mod:`onnxparity.parity.require`).
-    """
-    from onnxparity.parity import require
-
-    require.parse(require_devices)  # a bad name is an input error before anything runs
+def runs_of(targets: list[Target], *, data: str | None = None, n: int | None = None, synthetic: bool = True,
+            inputs: str | Path | None = None, input_shapes=None, int_range=None, samples: int | None = None,
+            input_roles=None, axis_sizes=None) -> tuple[list[Target], list[Inputs], list[dict | None]]:
+    """What :func:`check_many` runs: each target on its inputs (with its saved outputs, or None), then
+    each model with named dynamic axes beyond the batch once more with them at another size
+    (``axis_sizes``, {axis: sizes}; by default twice the example's): :func:`at_other_sizes`."""
     chosen = [choose_inputs(t, data=data, n=n, synthetic=synthetic, inputs=inputs, input_shapes=input_shapes,
                             int_range=int_range, samples=samples, input_roles=input_roles) for t in targets]
     saved = [c[1] for c in chosen]
@@ -69,6 +58,28 @@ def check_many(targets: list[Target], *, data: str | None = None, n: int | None 
             for other, other_inputs in at_other_sizes(target, target_inputs, axis_sizes or {},
                                                       int_range=int_range, input_roles=input_roles):
                 targets, per_target, saved = [*targets, other], [*per_target, other_inputs], [*saved, None]
+    return targets, per_target, saved
+
+
+def check_many(targets: list[Target], *, data: str | None = None, n: int | None = None, synthetic: bool = True,
+               inputs: str | Path | None = None, input_shapes=None, int_range=None, samples: int | None = None,
+               input_roles=None, axis_sizes=None,
+               json_path: str | Path | None = None, html_path: str | Path | None = None,
+               save_outputs_path: str | Path | None = None, require_devices=None, **options) -> ParityResult:
+    """Parity for several models in one matrix, each on its own inputs (:func:`runs_of`); writes the
+    reports asked for.
+
+    ``options`` go to :func:`onnxparity.parity.matrix.run` (providers, gpu, atol, rtol,
+    min_agreement, batch_size, batch1_limit, jobs, timeout, workers). ``require_devices`` ("cuda"): a
+    device where a model's original or ONNX file did not run fails the check
+    (:mod:`onnxparity.parity.require`).
+    """
+    from onnxparity.parity import require
+
+    require.parse(require_devices)  # a bad name is an input error before anything runs
+    targets, per_target, saved = runs_of(targets, data=data, n=n, synthetic=synthetic, inputs=inputs,
+                                         input_shapes=input_shapes, int_range=int_range, samples=samples,
+                                         input_roles=input_roles, axis_sizes=axis_sizes)
     result, outputs = run(targets, per_target, saved=saved, **options)
     require.apply(result, require_devices)
     write_reports(result, per_target[0], outputs, json_path=json_path, html_path=html_path,
@@ -96,19 +107,26 @@ def check(original: str | Path | None, onnx: str | Path, *, reference: str | Pat
           torch_class: str | None = None, torch_kwargs: dict | None = None, trust_recorded: bool = False,
           axis_names: dict | None = None, **options) -> ParityResult:
     """Parity for one model: ``original`` (checkpoint folder, .keras, model.pth) against ``onnx``;
-    or, with ``original=None``, the ONNX file against saved outputs (``reference``).
+    or, with ``original=None``, the ONNX file against saved outputs (``reference``); the model's
+    arguments as :func:`target` takes them, ``options`` as :func:`check_many` does."""
+    return check_many([target(original, onnx, reference=reference, torch_class=torch_class, torch_kwargs=torch_kwargs,
+                              trust_recorded=trust_recorded, axis_names=axis_names)], **options)
 
-    A state dict is rebuilt with ``torch_class(**torch_kwargs)`` where given; a class recorded in a
-    file only as :mod:`onnxparity.trust` allows (``trust_recorded=True``: any recorded class).
-    ``axis_names`` ({input: {axis: name}}, as ``--input-shape NAME=AXIS:SIZE`` gives them) names
-    input axes dynamic where nothing recorded says so: a file that fixed them fails at the other size."""
+
+def target(original: str | Path | None, onnx: str | Path, *, reference: str | Path | None = None,
+           torch_class: str | None = None, torch_kwargs: dict | None = None, trust_recorded: bool = False,
+           axis_names: dict | None = None) -> Target:
+    """The :class:`Target` :func:`check` checks. A state dict is rebuilt with
+    ``torch_class(**torch_kwargs)`` where given; a class recorded in a file only as
+    :mod:`onnxparity.trust` allows (``trust_recorded=True``: any recorded class). ``axis_names``
+    ({input: {axis: name}}, as ``--input-shape NAME=AXIS:SIZE`` gives them) names input axes dynamic
+    where nothing recorded says so: a file that fixed them fails at the other size."""
     from onnxparity.trust import Trust
 
     trust = Trust(torch_class, torch_kwargs, trust_recorded)
     names = tuple((name, axis, axis_name) for name, axes in (axis_names or {}).items() for axis, axis_name in axes.items())
-    target = Target(None if original is None else str(original), str(onnx), None if reference is None else str(reference),
-                    trust, axis_names=names)
-    return check_many([target], **options)
+    return Target(None if original is None else str(original), str(onnx), None if reference is None else str(reference),
+                  trust, axis_names=names)
 
 
 def write_reports(result: ParityResult, inputs: Inputs, outputs: dict, *, json_path=None, html_path=None,

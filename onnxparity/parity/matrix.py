@@ -46,6 +46,7 @@ DEFAULT_BATCH = 256  # large enough for the dynamic axis; small enough to stay i
 BATCH1_LIMIT = 1000  # inputs run one at a time (the dynamic batch axis at 1); None: all of them
 WORKER_TIMEOUT = 600.0
 SAVED = "saved"  # the reference label of outputs saved elsewhere (--reference)
+BACKEND_WORKER = "onnxparity.parity.worker:run_backend"  # what a backend's worker runs
 
 
 def cpu_threads(backend: Backend) -> int:
@@ -106,6 +107,21 @@ class Job:
     def run_record(self, **kw) -> BackendRun:
         return BackendRun(model=self.model, label=self.label, role=self.role, runner=self.backend.runner,
                           device=self.device, path=self.path, batch_size=self.batch_size, **kw)
+
+
+class LocalWorkers:
+    """Where :func:`run` runs each backend by default: a fresh worker process of its own on this
+    machine (:mod:`onnxparity._process`). Another placement (the zoo's warm workers on a Ray
+    cluster) is an object with the same two methods."""
+
+    def unavailable(self, backend: Backend, gpu: bool) -> str | None:
+        """Why ``backend`` cannot run where the workers run (here), or None."""
+        return backend.unavailable(gpu)
+
+    def start(self, job: "Job", payload: dict, timeout: float) -> _process.Worker:
+        """Start ``job``, ``payload`` being :data:`BACKEND_WORKER`'s argument; the handle has
+        ``done()``, ``result()`` and ``stop()``, as :class:`onnxparity._process.Worker` has."""
+        return _process.Worker(BACKEND_WORKER, payload, name=f"{job.model} {job.label}", env=job.env, timeout=timeout)
 
 
 def onnx_spec(path) -> ModelSpec:
@@ -216,21 +232,23 @@ def authorize(target: Target, d: Description) -> None:
 
 def plan(target: Target, inputs: Inputs, *, providers=None, gpu: bool = True, batch_size: int = DEFAULT_BATCH,
          batch1_limit: int | None = BATCH1_LIMIT, name: str | None = None,
-         described: Description | None = None) -> list[Job]:
-    """Every backend for one model, reference first; those that cannot run here carry ``unavailable``.
-    ``described``: the target's :func:`describe`, when the caller has it (each opens the ONNX file)."""
+         described: Description | None = None, workers: LocalWorkers | None = None) -> list[Job]:
+    """Every backend for one model, reference first; those that cannot run where ``workers`` run
+    (default: here) carry ``unavailable``. ``described``: the target's :func:`describe`, when the
+    caller has it (each opens the ONNX file)."""
     d = described or describe(target)
+    unavailable = (workers or LocalWorkers()).unavailable
     model = name or d.name
     pixels_only = d.candidate_spec is not None and d.candidate_spec.input_dtype == "uint8"
     if d.pair:
-        return _plan_pair(target, d, inputs, model, providers, gpu, batch_size, batch1_limit)
+        return _plan_pair(target, d, inputs, model, providers, gpu, batch_size, batch1_limit, unavailable)
     framework = d.framework
     jobs: list[Job] = []
     reference_taken = framework == "onnx"  # saved outputs are the reference
     for backend in backends_for(framework if framework != "onnx" else "none", requested_providers(providers)):
         original = backend.framework != "onnx"
         role = "candidate"
-        why = backend.unavailable(gpu)
+        why = unavailable(backend, gpu)
         if backend.batch_size == 1 and not (d.signature is None or d.signature.batched):
             continue  # a model without a batch axis runs one sample at a time anyway
         if original and not reference_taken and why is None:  # Keras without TensorFlow: Keras on torch's CPU
@@ -246,7 +264,7 @@ def plan(target: Target, inputs: Inputs, *, providers=None, gpu: bool = True, ba
 
 
 def _plan_pair(target: Target, d: Description, inputs: Inputs, model: str, providers, gpu, batch_size,
-               batch1_limit) -> list[Job]:
+               batch1_limit, unavailable) -> list[Job]:
     """``check A B``: A's CPU backend is the reference; every backend of B is a candidate."""
     import dataclasses
 
@@ -255,7 +273,7 @@ def _plan_pair(target: Target, d: Description, inputs: Inputs, model: str, provi
         pool = [b for b in backends_for("none", ["CPUExecutionProvider"]) if b.label == "onnxruntime:cpu"]
     else:  # the framework's CPU originals, its reference first (Keras on torch where TensorFlow is absent)
         pool = [b for b in backends_for(d.framework, []) if b.device == "cpu"]
-    reference = next((b for b in pool if b.unavailable(gpu) is None), None)
+    reference = next((b for b in pool if unavailable(b, gpu) is None), None)
     if reference is None:
         raise InputError(f"{target.original}: no backend here can run it on the CPU")
     if b_framework == "onnx":
@@ -268,7 +286,7 @@ def _plan_pair(target: Target, d: Description, inputs: Inputs, model: str, provi
         if backend.label == reference.label:  # the same backend on both sides (two ONNX files): tell them apart
             backend = dataclasses.replace(backend, label=f"B:{backend.label}")
         jobs.append(_job(model, backend, str(target.onnx), d.candidate_spec, d.signature, inputs, "candidate",
-                         backend.unavailable(gpu), False, batch_size, batch1_limit))
+                         unavailable(backend, gpu), False, batch_size, batch1_limit))
     return jobs
 
 
@@ -301,14 +319,17 @@ def run(targets: list[Target], inputs: Inputs | list[Inputs], *, providers=None,
         atol: float | None = None, rtol: float | None = None, min_agreement: float | None = None,
         batch_size: int = DEFAULT_BATCH, batch1_limit: int | None = BATCH1_LIMIT, jobs: int | None = None,
         timeout: float = WORKER_TIMEOUT, crash: dict | None = None,
-        saved: list[dict | None] | None = None, strict_probes: bool = False) -> tuple[ParityResult, dict]:
+        saved: list[dict | None] | None = None, strict_probes: bool = False,
+        workers: LocalWorkers | None = None) -> tuple[ParityResult, dict]:
     """Run the matrix for ``targets``, each on its ``inputs`` (one set for all, or one per target);
     ``saved``: per target, outputs saved elsewhere (``--reference``) that stand as its reference.
     Returns the result and the raw outputs.
 
-    ``jobs`` caps the workers running at once (default: all). ``crash`` is fault injection for
-    tests: ``{"label": "onnxruntime:cpu:b1", "signal": 11}`` makes that backend's worker die.
+    ``jobs`` caps the workers running at once (default: all). ``workers``: where the backends
+    run (default :class:`LocalWorkers`: a fresh process each, here). ``crash`` is fault injection
+    for tests: ``{"label": "onnxruntime:cpu:b1", "signal": 11}`` makes that backend's worker die.
     """
+    workers = workers or LocalWorkers()
     started = time.perf_counter()
     per_target = inputs if isinstance(inputs, list) else [inputs] * len(targets)
     saved = saved or [None] * len(targets)
@@ -329,7 +350,7 @@ def run(targets: list[Target], inputs: Inputs | list[Inputs], *, providers=None,
         names.add(name)
         authorize(target, d)
         model_jobs = plan(target, target_inputs, providers=providers, gpu=gpu, batch_size=batch_size,
-                          batch1_limit=batch1_limit, name=name, described=d)
+                          batch1_limit=batch1_limit, name=name, described=d, workers=workers)
         for job in model_jobs:
             if job.backend.framework == "torch":
                 job.options["trust"] = target.trust.to_dict()
@@ -366,7 +387,7 @@ def run(targets: list[Target], inputs: Inputs | list[Inputs], *, providers=None,
         try:
             with progress.steps("parity backends", total=len(todo)) as bar:
                 _drive(todo, running, jobs or len(todo), crash, timeout, model_inputs, runs, outputs, bar.advance,
-                       marked={m["name"]: marked_outputs(m) for m in models})
+                       marked={m["name"]: marked_outputs(m) for m in models}, workers=workers)
         finally:  # an input error in the reference (or Ctrl-C) ends the rest too
             for _, worker, _ in running:
                 worker.stop()
@@ -392,14 +413,13 @@ def run(targets: list[Target], inputs: Inputs | list[Inputs], *, providers=None,
 
 
 def _drive(todo, running, limit, crash, timeout, model_inputs, runs, outputs,
-           tick=lambda n=1, note=None: None, marked: dict | None = None) -> None:
+           tick=lambda n=1, note=None: None, marked: dict | None = None, workers: LocalWorkers | None = None) -> None:
     """Keep up to ``limit`` workers running until every job is done; collect each as it finishes."""
+    workers = workers or LocalWorkers()
     while todo or running:
         while todo and len(running) < limit:
             job, paths = todo.pop(0)
-            worker = _process.Worker("onnxparity.parity.worker:run_backend", _job_dict(job, paths, crash),
-                                     name=f"{job.model} {job.label}", env=job.env, timeout=timeout)
-            running.append((job, worker, time.perf_counter()))
+            running.append((job, workers.start(job, _job_dict(job, paths, crash), timeout), time.perf_counter()))
         finished = [r for r in running if r[1].done()]
         if not finished:
             time.sleep(0.02)
