@@ -59,7 +59,9 @@ class Backend:
 
     @property
     def process(self) -> str:
-        """The bench worker it runs in: "keras-tf", "torch", "onnxruntime"..."""
+        """The worker process it runs in: "keras-tf", "torch", "onnxruntime"... One interpreter serves
+        every backend of a name (with the same worker environment, in parity): ONNX Runtime's plain,
+        tuned and batch-1 sessions share one, while each framework keeps a process of its own."""
         return self.label.split(":", 1)[0]
 
     def unavailable(self, gpu: bool = True) -> str | None:

@@ -95,5 +95,11 @@ class OnnxRuntimeRunner:
         return {"onnxruntime": ort_build(), "providers": self.session.get_providers(),
                 "settings": session_settings(self.session)}
 
+    @property
+    def configuration(self) -> dict:
+        """Everything that decides this session's outputs: two runners that agree on it compute the
+        same numbers (a tuned session no rewrite applied to, with the plain one's options, is the plain one)."""
+        return {"path": str(self.path), "providers": self.providers, **self.details()}
+
 
 RUNNERS = {"onnxruntime": OnnxRuntimeRunner}
