@@ -147,7 +147,8 @@ def onnxruntime_backends(providers: list[str], with_variants: bool = True) -> li
                            bench=ORT_BENCH.get(provider, {}), **ort))
         if provider == "CPUExecutionProvider" and with_variants:
             out.append(Backend("onnxruntime:cpu:tuned", "onnx", device="cpu", tolerance="cpu",
-                               options={"providers": [provider], "tuned": True}, bench={"onnxruntime": {}},
+                               options={"providers": [provider], "tuned": True},
+                               bench={"onnxruntime": {}, "onnxruntime.options": {"rewrites": False}},
                                help="the toolkit's tuned CPU session (serve and bench): options and exact graph rewrites",
                                **ort))
             out.append(Backend("onnxruntime:cpu:b1", "onnx", device="cpu", tolerance="cpu",

@@ -185,3 +185,22 @@ def test_a_backend_that_failed_later_keeps_its_finished_ratios():
     assert [r["batch_size"] for r in rows(native, config)] == [1]
     found = ratios([ort, native], config)
     assert [(r["versus"], r["batch_size"], r["ratio"]) for r in found] == [("torch.eager", 1, 2.0)]
+
+
+def test_fastest_is_named_from_every_row_measured():
+    """The toolkit's session slower than plain ORT in the same rounds: the table says plain ORT is fastest."""
+    from onnxparity.bench.report import throughput_table
+
+    def row(backend, ips):
+        return {"model": "m", "device": "cpu", "batch_size": 1, "backend": backend, "images_per_second": ips}
+
+    def ratio(versus, value):
+        return {"model": "m", "device": "cpu", "batch_size": 1, "backend": "onnxruntime", "versus": versus,
+                "ratio": value}
+
+    report = {"results": [row("torch.eager", 100.0), row("onnxruntime", 730.0), row("onnxruntime.default", 1000.0)],
+              "ratios": [ratio("torch.eager", 7.3), ratio("onnxruntime.default", 0.73)]}
+    last = throughput_table(report)[-1].split()
+    assert last[0] == "1" and last[-1] == "onnxruntime.default"
+    report["ratios"][1]["ratio"] = 1.02
+    assert throughput_table(report)[-1].split()[-1] == "onnxruntime"
