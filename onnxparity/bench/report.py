@@ -84,6 +84,8 @@ def render(report: dict, markdown: bool = False, peak_gflops: float | None = Non
     lines = [head]
     for m in report["models"]:
         flop = f", {m['mflop_per_image']:.1f} MFLOP/image" if m.get("mflop_per_image") else ""
+        if (m.get("flops") or {}).get("mflop_matmul"):
+            flop += f", {m['flops']['mflop_matmul']:.1f} of them in MatMul, Gemm, Conv and attention"
         lines.append(f"  {m['name']} ({m['framework']}{flop}): ONNX {m['onnx_source'] or m['onnx']}")
         rewrites = report.get("backends", {}).get(f"{m['name']}/{ORT}/cpu", {}).get("details", {}) \
             .get("settings", {}).get("graph_rewrites")
