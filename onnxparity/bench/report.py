@@ -82,6 +82,9 @@ def render(report: dict, markdown: bool = False, peak_gflops: float | None = Non
             f"Python {env.get('python')}, load average {env['load_average_before'][0]:.2f} before, "
             f"{env.get('load_average_after', [float('nan')])[0]:.2f} after")
     lines = [head]
+    if env.get("cpu_flags"):
+        lines.append(f"  CPU flags {' '.join(env['cpu_flags'])}" + (
+            f"; int8 runs on {env['int8_kernels']['kernel']}" if env.get("int8_kernels") else ""))
     for m in report["models"]:
         flop = f", {m['mflop_per_image']:.1f} MFLOP/image" if m.get("mflop_per_image") else ""
         if (m.get("flops") or {}).get("mflop_matmul"):
