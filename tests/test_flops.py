@@ -57,3 +57,22 @@ def test_flop_count_agrees_with_torch(kind, tmp_path):
     expected = _torch_mflop(module, example)
     assert counted["mflop_matmul"] == pytest.approx(expected, rel=0.05), counted
     assert counted["by_op"]["MatMul"] > 0 and counted["mflop"] > counted["mflop_matmul"]
+
+
+def test_a_shape_node_with_start_and_end_is_counted_right(tmp_path):
+    """torch's exporter writes Shape(x, start, end) (opset 15); the count must see the sliced shape: here
+    x [1, 64, 128] reshaped to [-1, 64] (128 rows) and a [128, 64] x [64, 256] MatMul."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper, save
+
+    nodes = [helper.make_node("Shape", ["x"], ["tail"], start=1, end=2),
+             helper.make_node("Concat", ["minus_one", "tail"], ["target"], axis=0),
+             helper.make_node("Reshape", ["x", "target"], ["same"]),
+             helper.make_node("MatMul", ["same", "w"], ["y"])]
+    inits = [numpy_helper.from_array(np.array([-1], np.int64), "minus_one"),
+             numpy_helper.from_array(np.zeros((64, 256), np.float32), "w")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 64, 128])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 256])], inits)
+    path = tmp_path / "shape_start.onnx"
+    save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    assert flops_per_sample(path)["mflop_matmul"] == pytest.approx(2 * 128 * 64 * 256 / 1e6, abs=1e-3)
