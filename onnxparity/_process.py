@@ -109,8 +109,8 @@ def _child_main() -> None:
 
 def _exit_now() -> None:
     """End the child without tearing the interpreter down, as multiprocessing's forked children do:
-    its answer is sent, and unloading TensorFlow or torch module by module costs a second or more of
-    CPU (TensorFlow even crashes on the way out). Its own workers are stopped, and logs and standard
+    its answer is sent, and unloading TensorFlow or torch module by module only costs CPU
+    (TensorFlow even crashes on the way out). Its own workers are stopped, and logs and standard
     streams flushed, first."""
     import logging
 

@@ -1,14 +1,13 @@
 """The fastest way to run an ONNX file on this CPU, chosen by measuring, never by assumption.
 
-A session option or graph rewrite that pays on one CPU can cost on another (the tuned session ran at
-0.73x of plain ORT on a ViT at batch 1 on an AVX2-only machine), so ``serve`` and ``bench`` do not
-take the tuned session on trust: :func:`choose` opens the candidates (:func:`cpu_candidates`: plain
-ONNX Runtime, the toolkit's session options, those options with the exact graph rewrites of
-:mod:`~onnxparity.runners.cpu_graph`, and OpenVINO where it is installed), checks each one's outputs
-against plain ORT on the file as it is, times them side by side at the batch sizes that matter, in
-interleaved rounds within a time budget, and keeps the simplest one that no other beats by at least
-:data:`MIN_GAIN` (so a rewrite that does not pay here is not applied). The :class:`Choice` says what
-was chosen and why, with every figure it was chosen on.
+A session option or graph rewrite that pays on one CPU can cost on another (docs/bench.md), so
+``serve`` does not take the tuned session on trust: :func:`choose` opens the candidates
+(:func:`cpu_candidates`: plain ONNX Runtime, the toolkit's session options, those options with the
+exact graph rewrites of :mod:`~onnxparity.runners.cpu_graph`, and OpenVINO where it is installed),
+checks each one's outputs against plain ORT on the file as it is, times them side by side at the
+batch sizes that matter, in interleaved rounds within a time budget, and keeps the simplest one that
+no other beats by at least :data:`MIN_GAIN` (so a rewrite that does not pay here is not applied).
+The :class:`Choice` says what was chosen and why, with every figure it was chosen on.
 """
 
 from __future__ import annotations
