@@ -398,7 +398,8 @@ def test_each_model_runs_in_the_session_measured_fastest_here(server):
     """`serve` timed the candidate sessions of each model at start-up and says which it chose, with the figures."""
     log = server.log.read_text()
     for name in ("keras_cnn", "torch_net", "torch_net_uint8"):
-        found = re.search(rf"onnxparity serve: {name} runs in (\w+), .* Speed over plain .*: plain 1\.00x, options", log)
+        found = re.search(rf"onnxparity serve: {name} runs in (\w+), .* Speed over plain .*: plain 1\.00x, "
+                          "options", log)
         assert found and found.group(1) in {"plain", "options", "rewrites", "openvino"}, log
 
 

@@ -354,8 +354,9 @@ def _job(model, backend, path, spec, signature, inputs, role, why, pixels_only, 
 
 def _job_dict(job: Job, inputs_paths: dict, crash: dict | None) -> dict:
     d = {"label": job.label, "model": job.path, "runner": job.backend.runner, "options": job.options,
-         "inputs": inputs_paths, "batch_size": job.batch_size, "indices": job.indices, "batched": job.signature is None or job.signature.batched,
-         "spec": job.spec.to_dict() if job.spec else None, "truth": job.truth}
+         "inputs": inputs_paths, "batch_size": job.batch_size, "indices": job.indices,
+         "batched": job.signature is None or job.signature.batched, "spec": job.spec.to_dict() if job.spec else None,
+         "truth": job.truth}
     if crash and crash.get("label") == job.label and crash.get("model", job.model) == job.model:
         d["crash"] = crash.get("signal", 11)
     return d

@@ -118,7 +118,8 @@ def choose(candidates: list[Candidate], feeds: dict[int, dict[str, np.ndarray]],
         if baseline is None:
             baseline = outputs
         else:
-            pairs = [(f"{name} at batch {b}", want, outputs[b][name]) for b in feeds for name, want in baseline[b].items()]
+            pairs = [(f"{name} at batch {b}", want, outputs[b][name])
+                     for b in feeds for name, want in baseline[b].items()]
             failing = [where for where, want, got in pairs if not within(want, got, scaled_to(tolerance, want))]
             report[c.name]["parity"] = {"passed": not failing,
                                         "max_abs_diff": max(max_abs_diff(want, got) or 0.0 for _, want, got in pairs)}

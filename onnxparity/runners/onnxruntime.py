@@ -19,9 +19,10 @@ class OnnxRuntimeRunner:
 
     ``tuned``: the toolkit's session (options and CPU rewrites; ``rewrites=False``: the options alone)
     instead of plain ORT on the file. A provider missing from the installed build, or one that fails
-    to start (ORT then quietly falls back to the next), raises :class:`~onnxparity.errors.BackendUnavailable` with the reason
-    instead of running on CPU under a GPU label. For the bench: ``provider_options`` go with the
-    first provider, and ``io_binding`` keeps a bound batch and its outputs on the GPU.
+    to start (ORT then quietly falls back to the next), raises
+    :class:`~onnxparity.errors.BackendUnavailable` with the reason instead of running on CPU under a
+    GPU label. For the bench: ``provider_options`` go with the first provider, and ``io_binding``
+    keeps a bound batch and its outputs on the GPU.
     """
 
     def __init__(self, ref: ModelRef, providers: list[str] | None = None, intra_op_threads: int = 0,
