@@ -30,6 +30,7 @@ import time
 import traceback
 import weakref
 from multiprocessing.connection import Connection
+from multiprocessing.connection import wait as wait_for
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -103,6 +104,24 @@ def _child_main() -> None:
         pass  # the parent went away before or while we answered
     finally:
         conn.close()
+    _exit_now()
+
+
+def _exit_now() -> None:
+    """End the child without tearing the interpreter down, as multiprocessing's forked children do:
+    its answer is sent, and unloading TensorFlow or torch module by module only costs CPU
+    (TensorFlow even crashes on the way out). Its own workers are stopped, and logs and standard
+    streams flushed, first."""
+    import logging
+
+    _stop_all()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(0)
 
 
 def _receive(conn, proc, name: str, deadline: float | None, tail, timeout: float | None) -> Any:
@@ -258,51 +277,105 @@ class Service(_Child):
     that overruns its timeout ends the child and raises :class:`WorkerError` with the end of its
     error output; the service is then closed and every later call raises at once. A method that
     raises is reported the same way but leaves the child running.
+
+    To drive several services at once (the parity matrix), :meth:`send` a call, poll :meth:`done`
+    and :meth:`receive` its answer. With ``wait=False`` the constructor returns at once and the
+    child's first answer (``None``, or the error that building the object raised) is received
+    before the first call's: the child starts while the caller goes on.
     """
 
     def __init__(self, target: str, *args: Any, name: str | None = None, env: Mapping[str, str] | None = None,
-                 timeout: float | None = None, **kwargs: Any):
+                 timeout: float | None = None, wait: bool = True, **kwargs: Any):
         super().__init__("serve", target, args, kwargs, name, env, timeout)
-        self._closed = False
-        try:
-            self._await(timeout)  # the object is built (or the error is raised) before the first call
-        except BaseException:
-            self.close()
-            raise
+        self.closed = False
+        self._deadline = None if timeout is None else self._started + timeout  # of the answer awaited next
+        self._building = True  # the child's first answer (None, or the error building the object raised) is to come
+        self._failure: BaseException | None = None  # that error, met by done(), for receive() to raise
+        if wait:
+            try:
+                self._built()  # the object is built (or the error is raised) before the first call
+            except BaseException:
+                self.close()
+                raise
 
-    def _await(self, timeout: float | None) -> Any:
-        deadline = None if timeout is None else time.monotonic() + timeout
+    def done(self) -> bool:
+        """True once the next answer is in, or the child has died or overrun (:meth:`receive` is then quick)."""
+        if self._failure is not None or self.closed:
+            return True
+        if self._building and self._conn.poll(0):
+            try:
+                self._built()
+            except (WorkerError, InputError) as exc:
+                self._failure = exc
+                return True
+        if self._conn.poll(0) or not self._proc.is_alive():
+            return True
+        return self._deadline is not None and time.monotonic() > self._deadline
+
+    def receive(self) -> Any:
+        """The next answer: the result of the oldest call not received yet."""
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise failure
+        if self.closed:
+            raise WorkerError(f"{self.name}: the worker process is no longer running")
+        if self._building:
+            self._built()
+        return self._answer()
+
+    def _built(self) -> None:
+        self._building = False
+        self._answer()
+
+    def _answer(self) -> Any:
+        timeout = None if self._deadline is None else max(0.0, self._deadline - self._started)
         try:
-            return _receive(self._conn, self._proc, self.name, deadline, self.tail, timeout)
+            return _receive(self._conn, self._proc, self.name, self._deadline, self.tail, timeout)
         except WorkerError:
             if not self._proc.is_alive():  # crashed or killed for its timeout; a raising method keeps it
                 self.close()
             raise
 
-    def call(self, method: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
-        """``obj.method(*args, **kwargs)`` in the child; ``timeout`` overrides the service's."""
-        if self._closed:
-            raise WorkerError(f"{self.name}: the worker process is no longer running")
+    def send(self, method: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> None:
+        """Start ``obj.method(*args, **kwargs)`` in the child; ``timeout`` (the service's by default)
+        counts from now. A child that is gone is reported by :meth:`receive`."""
+        if self.closed:
+            self._failure = WorkerError(f"{self.name}: the worker process is no longer running")
+            return
         try:
             self._conn.send((method, args, kwargs))
         except (OSError, ValueError):
-            self._closed = True
-            raise WorkerError(f"{self.name}: the worker process is no longer running", self.tail()) from None
-        return self._await(self.timeout if timeout is None else timeout)
+            self._failure = WorkerError(f"{self.name}: the worker process is no longer running", self.tail())
+            self.close()
+            return
+        timeout = self.timeout if timeout is None else timeout
+        self._started = time.monotonic()
+        self._deadline = None if timeout is None else self._started + timeout
+
+    def call(self, method: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+        """``obj.method(*args, **kwargs)`` in the child; ``timeout`` overrides the service's."""
+        self.send(method, *args, timeout=timeout, **kwargs)
+        return self.receive()
 
     @property
     def running(self) -> bool:
         """False once the child has crashed, overrun a call's timeout or been closed."""
-        return not self._closed and self._proc.is_alive()
+        return not self.closed and self._proc.is_alive()
 
     def close(self) -> None:
         """Ask the child to stop, then make sure it has (idempotent)."""
-        if not self._closed:
-            self._closed = True
+        if not self.closed:
+            self.closed = True
             try:
                 self._conn.send(None)
             except (OSError, ValueError):
                 pass
+        self._reap()
+
+    def stop(self) -> None:
+        """Kill the child now, abandoning what it was doing."""
+        self.closed = True
+        self._proc.kill()
         self._reap()
 
     def __enter__(self) -> "Service":
@@ -310,7 +383,7 @@ class Service(_Child):
 
     def __exit__(self, exc_type, *exc_info: Any) -> None:
         if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
-            self._closed = True
+            self.closed = True
             self._proc.kill()
         self.close()
 
@@ -321,6 +394,18 @@ class Calls:
 
     def call(self, target: str, *args: Any, **kwargs: Any) -> Any:
         return _resolve(target)(*args, **kwargs)
+
+
+def wait(services: list[Service], timeout: float) -> list[Service]:
+    """The services whose next answer is in (or that died or overran), waiting up to ``timeout``
+    seconds for one without spinning."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done = [s for s in services if s.done()]  # a child's first answer alone (its object built) is not one
+        left = deadline - time.monotonic()
+        if done or left <= 0:
+            return done
+        wait_for([s._conn for s in services if not s.closed], left)
 
 
 def call(target: str, *args: Any, **kwargs: Any) -> Any:

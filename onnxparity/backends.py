@@ -59,7 +59,9 @@ class Backend:
 
     @property
     def process(self) -> str:
-        """The bench worker it runs in: "keras-tf", "torch", "onnxruntime"..."""
+        """The worker process it runs in: "keras-tf", "torch", "onnxruntime"... One interpreter serves
+        every backend of a name (with the same worker environment, in parity): ONNX Runtime's plain,
+        tuned and batch-1 sessions share one, while each framework keeps a process of its own."""
         return self.label.split(":", 1)[0]
 
     def unavailable(self, gpu: bool = True) -> str | None:
@@ -145,7 +147,8 @@ def onnxruntime_backends(providers: list[str], with_variants: bool = True) -> li
                            bench=ORT_BENCH.get(provider, {}), **ort))
         if provider == "CPUExecutionProvider" and with_variants:
             out.append(Backend("onnxruntime:cpu:tuned", "onnx", device="cpu", tolerance="cpu",
-                               options={"providers": [provider], "tuned": True}, bench={"onnxruntime": {}},
+                               options={"providers": [provider], "tuned": True},
+                               bench={"onnxruntime": {}, "onnxruntime.options": {"rewrites": False}},
                                help="the toolkit's tuned CPU session (serve and bench): options and exact graph rewrites",
                                **ort))
             out.append(Backend("onnxruntime:cpu:b1", "onnx", device="cpu", tolerance="cpu",

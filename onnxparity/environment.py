@@ -9,7 +9,7 @@ import platform
 import sys
 from importlib import metadata
 
-from onnxparity.machine import cpu_name, kernel_flags, nvidia_gpus, physical_cores
+from onnxparity.machine import cpu_name, int8_kernels, kernel_flags, nvidia_gpus, physical_cores
 
 PACKAGES = ("onnxparity", "numpy", "tensorflow", "keras", "torch", "torchvision", "onnx", "onnxruntime",
             "onnxruntime-gpu", "tf2onnx", "jax")
@@ -56,6 +56,7 @@ def timing_fingerprint() -> dict:
     env["cpu_allowed"] = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     env["physical_cores"] = physical_cores()
     env["cpu_flags"] = kernel_flags()
+    env["int8_kernels"] = int8_kernels()
     env["load_average_before"] = list(os.getloadavg())
     env["threads_env"] = {k: os.environ[k] for k in THREAD_VARIABLES if k in os.environ}
     return env

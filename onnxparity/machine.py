@@ -49,6 +49,39 @@ def vnni_flags(flags: frozenset[str] | set[str] | None = None) -> list[str]:
     return sorted(f for f in VNNI_FLAGS if f in flags)
 
 
+def int8_kernels(flags: frozenset[str] | set[str] | None = None, machine: str | None = None) -> dict:
+    """The integer matrix kernels ONNX Runtime's MLAS runs int8 MatMul and Conv with on a CPU with
+    ``flags`` (this one's by default), and their multiply-adds per instruction against float32's FMA:
+    why an int8 file's speed-up differs from one CPU to another.
+
+    MLAS picks the best of its u8 x s8 QGEMM kernels the CPU has: AMX tiles; ``vpdpbusd`` (VNNI, on
+    512- or 256-bit registers: 4 byte products summed into each 32-bit lane in one instruction); else
+    ``vpmaddubsw`` + ``vpmaddwd`` + ``vpaddd`` (three instructions for the same, through 16-bit sums
+    that can saturate, hence 7-bit weights there). float32 does 16 (AVX-512) or 8 (AVX2) per FMA.
+    """
+    flags = cpu_flags() if flags is None else flags
+    machine = (machine or platform.machine()).lower()
+    if machine not in ("x86_64", "amd64"):
+        return {"isa": machine, "kernel": "MLAS's kernels for this architecture", "int8_vs_fp32": None}
+    fp32 = 16 if "avx512f" in flags else 8 if "avx2" in flags else 4
+    if "amx_int8" in flags:
+        isa, kernel, per = "amx_int8", "AMX tiles (TMUL)", None
+    elif "avx512_vnni" in flags:
+        isa, kernel, per = "avx512_vnni", "AVX-512 VNNI: vpdpbusd, 64 u8 x s8 multiply-adds per instruction", 64
+    elif "avx_vnni" in flags:
+        isa, kernel, per = "avx_vnni", "AVX-VNNI: vpdpbusd on 256 bits, 32 multiply-adds per instruction", 32
+    elif "avx512bw" in flags:
+        isa, kernel, per = "avx512bw", ("AVX-512 without VNNI: vpmaddubsw + vpmaddwd + vpaddd, 64 multiply-adds "
+                                        "per three instructions"), 64 / 3
+    elif "avx2" in flags:
+        isa, kernel, per = "avx2", ("AVX2 without VNNI: vpmaddubsw + vpmaddwd + vpaddd, 32 multiply-adds per three "
+                                    "instructions"), 32 / 3
+    else:
+        isa, kernel, per = "sse", "SSE4.1 kernels", None
+    return {"isa": isa, "kernel": kernel, "fp32_fma": f"{fp32} float32 multiply-adds per FMA",
+            "int8_vs_fp32": None if per is None else round(per / fp32, 2)}
+
+
 def nchwc_block(flags: frozenset[str] | None = None) -> int:
     """MLAS's NCHWc block for ``flags`` (this CPU's by default): 16 floats with AVX-512, 8 with
     AVX2, 0 where ORT has no NCHWc kernels."""

@@ -111,9 +111,9 @@ class OnnxModel:
         return next((int(o.version) for o in self.proto.opset_import if o.domain in ("", "ai.onnx")), 0)
 
     def session(self, providers: list[str] | None = None, sess_options=None, *, tuned: bool = False,
-                nchwc_block: int | None = None, profile_prefix: str | None = None):
+                rewrites: bool | None = None, nchwc_block: int | None = None, profile_prefix: str | None = None):
         """An ONNX Runtime session: plain ORT on the file as it is, or the toolkit's ``tuned`` one."""
         from onnxparity.runners.sessions import make_session
 
-        return make_session(self.path, providers, sess_options, tuned=tuned, nchwc_block=nchwc_block,
-                            profile_prefix=profile_prefix)
+        return make_session(self.path, providers, sess_options, tuned=tuned, rewrites=rewrites,
+                            nchwc_block=nchwc_block, profile_prefix=profile_prefix)

@@ -13,6 +13,11 @@ grpcio's asyncio client in this process (there is no ghz here), which takes CPU 
 on a small machine. ``--trees`` runs other source trees' servers too (say a checkout of main),
 interleaved round by round, so before and after are measured side by side under the same load.
 
+The ceiling (left out with ``--no-ceiling``) runs in the same rounds for HTTP: a bare aiohttp +
+orjson app on uvloop that reads the same bodies (orjson for JSON; the header and the raw bytes for
+binary) and answers ten floats as JSON, doing nothing else; every HTTP figure is printed with its
+share of the ceiling's requests/s in the same round.
+
     python scripts/load_test.py runs/latest                                  # batching on, then off
     python scripts/load_test.py DIR --models torch --modes on --format json --protocols http,grpc
     python scripts/load_test.py DIR --models torch --modes on --format json --trees /tmp/main,. --rounds 3
@@ -97,7 +102,15 @@ def grpc_requests(folder: str, only: list[str] | None = None, n: int = 16) -> li
 
 def start_server(folder: str, extra: list[str], tree: Path = ROOT) -> tuple[subprocess.Popen, str, str | None]:
     """`onnxparity serve` from ``tree`` on free ports: (process, HTTP URL, gRPC address or None)."""
-    cmd = [sys.executable, "-m", "onnxparity", "serve", folder, "--port", "0", *extra]
+    return _start([sys.executable, "-m", "onnxparity", "serve", folder, "--port", "0", *extra], tree)
+
+
+def start_ceiling() -> tuple[subprocess.Popen, str, str | None]:
+    """The ceiling app (:func:`serve_ceiling`) in a process of its own, on a free port."""
+    return _start([sys.executable, str(Path(__file__).resolve()), "--serve-ceiling"], ROOT)
+
+
+def _start(cmd: list[str], tree: Path) -> tuple[subprocess.Popen, str, str | None]:
     env = {**os.environ, "PYTHONPATH": str(tree)}
     proc = subprocess.Popen(cmd, cwd=tree, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url, grpc, deadline, last = None, None, time.time() + 60, ""
@@ -116,6 +129,41 @@ def start_server(folder: str, extra: list[str], tree: Path = ROOT) -> tuple[subp
             return proc, url, grpc
     proc.kill()
     raise SystemExit("the server did not become ready in 60 s")
+
+
+def serve_ceiling() -> None:
+    """A bare aiohttp + orjson app on uvloop: reads a V2 request's body (JSON, or the binary form's JSON
+    header and raw bytes) and answers ten floats as JSON. No validation, batching, model or metrics:
+    what the same framework does with the same bytes when it does nothing else."""
+    import socket
+
+    import orjson
+    from aiohttp import web
+
+    async def infer(request):
+        body = await request.read()
+        length = request.headers.get("Inference-Header-Content-Length")
+        if length is None:
+            orjson.loads(body)
+        else:
+            orjson.loads(body[: int(length)])
+            np.frombuffer(body[int(length):], np.uint8)
+        return web.Response(body=orjson.dumps({"model_name": request.match_info["model"], "outputs": [
+            {"name": "y", "datatype": "FP32", "shape": [1, 10], "data": [0.1] * 10}]}), content_type="application/json")
+
+    app = web.Application(client_max_size=8 * 1024 * 1024)
+    app.router.add_post("/v2/models/{model}/infer", infer)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+
+    async def main():
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.SockSite(runner, sock).start()
+        print(f"ceiling: http://127.0.0.1:{sock.getsockname()[1]}/ ready", flush=True)
+        await asyncio.Event().wait()
+
+    run(main())
 
 
 def _summary(latencies: list[float], errors: int, elapsed: float) -> dict:
@@ -272,11 +320,11 @@ def run(coro):
         return asyncio.run(coro)
 
 
-def measure(args, tree: Path, mode: str, protocol: str, bodies, requests, duration: float) -> dict:
-    """One server from ``tree``, warmed, under ``duration`` seconds of load."""
+def measure(args, tree: Path | None, mode: str, protocol: str, bodies, requests, duration: float) -> dict:
+    """One server from ``tree`` (None: the ceiling app), warmed, under ``duration`` seconds of load."""
     extra = args.server_args.split() + ([] if mode == "on" else ["--no-batching"])
     extra += ["--grpc-port", "0"] if protocol == "grpc" else []
-    proc, url, grpc = start_server(args.folder, extra, tree)
+    proc, url, grpc = start_server(args.folder, extra, tree) if tree is not None else start_ceiling()
     try:
         if protocol == "grpc":
             if grpc is None:
@@ -297,7 +345,7 @@ def measure(args, tree: Path, mode: str, protocol: str, bodies, requests, durati
             r["client_cpu_us_per_request"] = round((time.process_time() - client_cpu) / max(1, r["requests"]) * 1e6)
         # CPU time per request: a figure that other people's load on the machine moves less.
         r["server_cpu_us_per_request"] = round((cpu_seconds(proc.pid) - server_cpu) / max(1, r["requests"]) * 1e6)
-        r["mean_batch"] = mean_batch(url)
+        r["mean_batch"] = mean_batch(url) if tree is not None else None
         r["load_average_1min"] = os.getloadavg()[0]
         r["client"] = client
     finally:
@@ -333,7 +381,12 @@ def main() -> int:
                         "the CPU; python: aiohttp clients in this process, which take about as much CPU as the "
                         "server; auto (default): wrk where installed")
     p.add_argument("--wrk-threads", type=int, default=2, help="wrk -t (default: 2)")
+    p.add_argument("--no-ceiling", dest="ceiling", action="store_false",
+                   help="leave out the ceiling app (a bare aiohttp + orjson app answering ten floats)")
     p.add_argument("--json", help="also write the results to this file")
+    if sys.argv[1:] == ["--serve-ceiling"]:
+        serve_ceiling()
+        return 0
     args = p.parse_args()
     duration = min(args.duration, 60.0)
     rounds = max(1, min(args.rounds, 10))
@@ -350,12 +403,15 @@ def main() -> int:
     trees = [Path(t).resolve() for t in args.trees.split(",") if t.strip()]
     cases = [(tree, mode.strip(), protocol) for mode in args.modes.split(",") if mode.strip()
              for protocol in protocols for tree in trees]
+    if args.ceiling and "http" in protocols:
+        cases.insert(0, (None, "on", "http"))
     runs: dict[str, list[dict]] = {}
-    flags = sorted({f for f in ("avx2", "avx512f", "avx512_vnni")
+    flags = sorted({f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni")
                     if re.search(rf"\b{f}\b", Path("/proc/cpuinfo").read_text())})
     print(f"{os.cpu_count()} CPUs ({', '.join(flags) or 'no avx2'}), load average "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     for k in range(rounds):
+        ceiling = None
         for tree, mode, protocol in list(cases):
             try:
                 r = measure(args, tree, mode, protocol, bodies, requests, duration)
@@ -365,20 +421,29 @@ def main() -> int:
                 print(f"{tree}: no gRPC measured ({exc})", flush=True)  # a tree from before --grpc-port
                 cases.remove((tree, mode, protocol))
                 continue
-            key = f"{tree.name if len(trees) > 1 else ''}{'/' if len(trees) > 1 else ''}{protocol}" \
-                  f"{'/' + args.format if protocol == 'http' else ''}/batching_{mode}"
+            if tree is None:
+                key, ceiling = f"ceiling/{args.format}", r["requests_per_s"]
+            else:
+                key = f"{tree.name if len(trees) > 1 else ''}{'/' if len(trees) > 1 else ''}{protocol}" \
+                      f"{'/' + args.format if protocol == 'http' else ''}/batching_{mode}"
+            if ceiling:
+                r["of_ceiling"] = round(r["requests_per_s"] / ceiling, 3)
             runs.setdefault(key, []).append(r)
-            print(f"{key:36} {r['requests_per_s']:8.1f} req/s  p50 {r['p50_ms']:6.2f} ms  p99 {r['p99_ms']:6.2f} ms  "
-                  f"max {r['max_ms']:7.2f} ms  errors {r['errors']}  mean batch {r['mean_batch']}  "
-                  f"({r['requests']} requests, {args.concurrency} clients, {r['seconds']} s, {r['client']} client; "
-                  f"CPU per request: server {r['server_cpu_us_per_request']} us, client "
-                  f"{r['client_cpu_us_per_request']} us; load average {r['load_average_1min']:.1f})", flush=True)
+            share = f" ({100 * r['of_ceiling']:.0f}% of the ceiling)" if ceiling else ""
+            print(f"{key:36} {r['requests_per_s']:8.1f} req/s{share}  p50 {r['p50_ms']:6.2f} ms  "
+                  f"p99 {r['p99_ms']:6.2f} ms  max {r['max_ms']:7.2f} ms  errors {r['errors']}  "
+                  f"mean batch {r['mean_batch']}  ({r['requests']} requests, {args.concurrency} clients, "
+                  f"{r['seconds']} s, {r['client']} client; CPU per request: server "
+                  f"{r['server_cpu_us_per_request']} us, client {r['client_cpu_us_per_request']} us; "
+                  f"load average {r['load_average_1min']:.1f})", flush=True)
     if rounds > 1:
         print("medians:")
         for key, rs in runs.items():
             med = {f: statistics.median(r[f] for r in rs) for f in ("requests_per_s", "p50_ms", "p99_ms",
                                                                    "server_cpu_us_per_request")}
-            print(f"{key:36} {med['requests_per_s']:8.1f} req/s  p50 {med['p50_ms']:6.2f} ms  "
+            shares = [r["of_ceiling"] for r in rs if "of_ceiling" in r]
+            share = f" ({100 * statistics.median(shares):.0f}% of the ceiling)" if shares else ""
+            print(f"{key:36} {med['requests_per_s']:8.1f} req/s{share}  p50 {med['p50_ms']:6.2f} ms  "
                   f"p99 {med['p99_ms']:6.2f} ms  server CPU {med['server_cpu_us_per_request']:.0f} us/request  "
                   f"({len(rs)} rounds)", flush=True)
     if args.json:

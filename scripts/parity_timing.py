@@ -6,7 +6,11 @@ Needs the checkpoints and ONNX files that `onnxparity run --out DIR` leaves in D
 fresh matrix: new worker processes (framework imports and model loading included), inputs loaded
 and prepared, every CPU backend run and compared, reports written. Prints the wall time, the CPU
 seconds all processes used (which hardly depend on what else the machine is doing) and the load
-average, so that numbers from a shared machine can be read for what they are.
+average, so that numbers from a shared machine can be read for what they are; then where the
+seconds went: each worker process with the backends it ran in turn (when it was handed each one,
+seconds after the matrix started; start: opening the runner, its framework's import included for
+a worker's first; infer; the reference's float64 run; the CPU seconds of the worker's threads), the
+worker that finished last being the critical path, and the parent's own CPU seconds.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this tree's onnxparity, not an installed one
 
 
 def cpu_seconds() -> float:
@@ -33,6 +39,7 @@ def main() -> int:
     p.add_argument("--n", type=int, help="only the first N digits")
     p.add_argument("--repeat", type=int, default=1)
     p.add_argument("--jobs", type=int, help="workers at once (default: all)")
+    p.add_argument("--batch-size", type=int, help="the large batch (default: check's)")
     p.add_argument("--json", action="store_true", help="one JSON line per repeat")
     args = p.parse_args()
 
@@ -48,6 +55,7 @@ def main() -> int:
         cpu0, t0 = cpu_seconds(), time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
             result = check_many(targets, data=args.data, n=args.n, gpu=False, jobs=args.jobs,
+                                **({"batch_size": args.batch_size} if args.batch_size else {}),
                                 json_path=Path(tmp) / "parity.json", html_path=Path(tmp) / "parity.html")
         wall, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
         ran = [f"{b.model}/{b.label}" for b in result.backends if b.status == "ok"]
@@ -62,7 +70,35 @@ def main() -> int:
             print(f"repeat {i + 1}: parity of both models on {line['inputs']} inputs, {len(ran)} CPU backends: "
                   f"{wall:.1f} s wall, {cpu:.1f} CPU-s on {os.cpu_count()} cores (load average {load:.1f} before, "
                   f"{line['load_after']:.1f} after); {'passed' if result.passed else 'FAILED'}")
+            print(where_the_seconds_go(result, cpu))
     return 0
+
+
+def where_the_seconds_go(result, cpu_total: float) -> str:
+    """One line per worker process and its backends, in the order they started; the last to end marked."""
+    workers: dict[str, list] = {}
+    for b in result.backends:
+        if b.status != "unavailable" and b.seconds:
+            workers.setdefault(b.worker or f"{b.model}/{b.label}", []).append(b)
+    ends = {w: max((b.seconds.get("began") or 0) + b.seconds.get("wall", 0) for b in bs) for w, bs in workers.items()}
+    last = max(ends, key=ends.get) if ends else None
+    lines = [f"  {'worker':30} {'ends':>6} {'CPU-s':>6}  backends: began + start + infer (+ float64), CPU-s"]
+    for w, bs in sorted(workers.items(), key=lambda wb: min(b.seconds.get("began") or 0 for b in wb[1])):
+        parts = []
+        for b in bs:
+            s = b.seconds
+            f64 = f" + {b.float64['seconds']:.1f}" if b.float64 and b.float64.get("seconds") else ""
+            same = f" (= {b.details['same_run_as']})" if (b.details or {}).get("same_run_as") else ""
+            parts.append(f"{b.model}/{b.label}{same} {s.get('began') or 0:.1f} + {s.get('start', 0):.1f} + "
+                         f"{s.get('infer', 0):.1f}{f64}, {s.get('cpu', float('nan')):.1f}")
+        cpu = sum(b.seconds.get("cpu", 0) for b in bs)
+        mark = " <- last" if w == last else ""
+        lines.append(f"  {w:30} {ends[w]:6.1f} {cpu:6.1f}  " + "; ".join(parts) + mark)
+    workers_cpu = sum(b.seconds.get("cpu", 0) for bs in workers.values() for b in bs)
+    if workers_cpu:
+        lines.append(f"  the rest (the parent: inputs, comparisons, reports; the workers' exits): "
+                     f"{cpu_total - workers_cpu:.1f} CPU-s")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

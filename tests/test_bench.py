@@ -129,6 +129,24 @@ def test_service_start_failure_is_an_input_error():
         _process.Service("tests.test_bench:_raise_input_error", name="bad", timeout=60)
 
 
+def test_services_started_without_waiting_answer_in_turn_as_they_finish():
+    """The parity matrix's way: children start while the caller goes on; each one's first answer is its
+    object built (or the error building it raised), received before its first call's."""
+    slow = _process.Service("collections:Counter", name="slow", timeout=60, wait=False)
+    bad = _process.Service("tests.test_bench:_raise_input_error", name="bad", timeout=60, wait=False)
+    slow.send("update", _Sleep(seconds=1.0))  # Counter.update(None), once the argument has slept
+    try:
+        assert _process.wait([slow, bad], timeout=30) == [bad]
+        with pytest.raises(InputError, match="boom"):
+            bad.receive()
+        assert _process.wait([slow], timeout=30) == [slow] and slow.receive() is None
+        assert slow.call("total") == 0
+    finally:
+        slow.close()
+        bad.close()
+    assert slow._proc.exitcode == 0  # asked to stop, the child ends at once, without tearing its imports down
+
+
 def _raise_input_error():
     raise InputError("boom")
 
@@ -141,10 +159,13 @@ class _Crash:
 
 
 class _Sleep:
+    def __init__(self, seconds: float = 30):
+        self.seconds = seconds
+
     def __reduce__(self):
         import time
 
-        return (time.sleep, (30,))
+        return (time.sleep, (self.seconds,))
 
 
 def test_a_backend_that_failed_later_keeps_its_finished_ratios():
@@ -164,3 +185,22 @@ def test_a_backend_that_failed_later_keeps_its_finished_ratios():
     assert [r["batch_size"] for r in rows(native, config)] == [1]
     found = ratios([ort, native], config)
     assert [(r["versus"], r["batch_size"], r["ratio"]) for r in found] == [("torch.eager", 1, 2.0)]
+
+
+def test_fastest_is_named_from_every_row_measured():
+    """The toolkit's session slower than plain ORT in the same rounds: the table says plain ORT is fastest."""
+    from onnxparity.bench.report import throughput_table
+
+    def row(backend, ips):
+        return {"model": "m", "device": "cpu", "batch_size": 1, "backend": backend, "images_per_second": ips}
+
+    def ratio(versus, value):
+        return {"model": "m", "device": "cpu", "batch_size": 1, "backend": "onnxruntime", "versus": versus,
+                "ratio": value}
+
+    report = {"results": [row("torch.eager", 100.0), row("onnxruntime", 730.0), row("onnxruntime.default", 1000.0)],
+              "ratios": [ratio("torch.eager", 7.3), ratio("onnxruntime.default", 0.73)]}
+    last = throughput_table(report)[-1].split()
+    assert last[0] == "1" and last[-1] == "onnxruntime.default"
+    report["ratios"][1]["ratio"] = 1.02
+    assert throughput_table(report)[-1].split()[-1] == "onnxruntime"

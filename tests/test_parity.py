@@ -71,6 +71,23 @@ def test_run_full_cpu_matrix_for_both_models(run_dir):
     assert page.startswith("<!doctype html>") and "<svg" in page and "keras-torch:cpu" in page
 
 
+def test_one_worker_process_per_framework(run_dir):
+    """ONNX Runtime's sessions of both models share one interpreter, OpenVINO and each original's engine
+    keep one of their own; a tuned session no rewrite applied to is the plain one, and says so."""
+    result = ParityResult.load(run_dir / "parity.json")
+    ran = [b for b in result.backends if b.status == "ok"]
+    workers = {b.worker for b in ran}
+    by_worker = {w: {(b.model, b.label) for b in ran if b.worker == w} for w in workers}
+    assert sorted(w.split(" ")[0] for w in workers) == ["keras-tf", "keras-torch", "onnxruntime", "openvino", "torch"]
+    ort = next(w for w in workers if w.startswith("onnxruntime"))
+    assert by_worker[ort] == {(m, label) for m in CPU_BACKENDS for label in ONNX_CPU if label.startswith("onnxruntime")}
+    for b in ran:
+        assert b.seconds["cpu"] > 0 and b.seconds["began"] >= 0, b
+        if b.label == "onnxruntime:cpu:tuned":
+            same = not b.details["settings"]["graph_rewrites"]  # no rewrite pays or applies on this CPU's kernels
+            assert b.details.get("same_run_as") == ("onnxruntime:cpu" if same else None), b
+
+
 def test_openvino_runs_both_reference_models_as_a_cpu_candidate(run_dir):
     """OpenVINO reads each ONNX file itself, beside ONNX Runtime, and is judged with the CPU tolerance."""
     result = ParityResult.load(run_dir / "parity.json")
@@ -165,16 +182,21 @@ def test_broken_onnx_fails_with_exit_1_at_the_right_comparison(run_dir, tmp_path
 
 
 def test_crashing_backend_is_reported_while_the_others_pass(run_dir):
+    """The first of the sessions that share ONNX Runtime's worker crashes it: that backend fails, a fresh
+    process runs the others."""
     inputs = load_inputs(None, 50)
     result, _ = run([Target(str(run_dir / "torch"), str(run_dir / "torch.onnx"))], inputs, providers="cpu",
-                    crash={"label": "onnxruntime:cpu:b1", "signal": 11})
+                    crash={"label": "onnxruntime:cpu", "signal": 11})
     runs = {b.label: b for b in result.backends}
-    crashed = runs["onnxruntime:cpu:b1"]
+    crashed = runs["onnxruntime:cpu"]
     assert crashed.status == "failed" and "crashed" in crashed.reason and "signal 11" in crashed.reason
-    assert runs["torch:cpu"].status == "ok" and runs["onnxruntime:cpu"].status == "ok"
+    assert "onnxruntime:cpu" in crashed.reason and crashed.worker is None
+    for label in ("torch:cpu", "onnxruntime:cpu:tuned", "onnxruntime:cpu:b1", "openvino:cpu"):
+        assert runs[label].status == "ok", runs[label]
+    assert runs["onnxruntime:cpu:tuned"].worker == runs["onnxruntime:cpu:b1"].worker
     by = {c.candidate: c for c in result.comparisons}
-    assert by["onnxruntime:cpu"].passed
-    assert not by["onnxruntime:cpu:b1"].passed and "failed" in by["onnxruntime:cpu:b1"].reasons[0]
+    assert by["onnxruntime:cpu:tuned"].passed and by["onnxruntime:cpu:b1"].passed
+    assert not by["onnxruntime:cpu"].passed and "failed" in by["onnxruntime:cpu"].reasons[0]
     assert not result.passed and any("crashed" in line for line in result.failed())
 
 

@@ -111,6 +111,9 @@ def test_reference_models_to_int8_on_real_digits(framework, onnx_files, tmp_path
     assert set(saved["images_per_second"]["cpu"]) == {"1", "64"}
     assert saved["speedup"] == pytest.approx(saved["images_per_second"]["cpu"]["64"]["int8"]
                                              / saved["images_per_second"]["cpu"]["64"]["fp32"], rel=1e-2)
+    from onnxparity.machine import int8_kernels
+
+    assert any(n.startswith(f"int8 ran on ONNX Runtime's {int8_kernels()['kernel']}") for n in saved["notes"])
     s = saved["settings"]
     assert (s["format"], s["per_channel"], s["calibration_method"]) == ("QDQ", True, "minmax")
     assert "1000 digits of bundled" in s["calibration_data"] and "test" in s["held_out"]
@@ -265,6 +268,20 @@ def test_reduce_range_follows_the_cpu_as_ort_advises():
     assert (old.reduce_range, old.activation_type) == (True, "QUInt8")
     arm = cpu_settings({"asimd"}, "aarch64", "entropy")
     assert (arm.reduce_range, arm.activation_type, arm.calibration_method) == (False, "QInt8", "entropy")
+
+
+def test_int8_kernels_follow_the_cpu_flags_as_mlas_picks_them():
+    """Why int8's speed-up differs between CPUs: VNNI's one instruction against three without it."""
+    from onnxparity.machine import int8_kernels
+
+    avx2 = int8_kernels({"avx", "avx2", "fma"}, "x86_64")
+    assert avx2["isa"] == "avx2" and "vpmaddubsw" in avx2["kernel"] and avx2["int8_vs_fp32"] == pytest.approx(1.33)
+    vnni = int8_kernels({"avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni"}, "x86_64")
+    assert vnni["isa"] == "avx512_vnni" and "vpdpbusd" in vnni["kernel"] and vnni["int8_vs_fp32"] == 4.0
+    assert int8_kernels({"avx2", "avx_vnni"}, "x86_64")["isa"] == "avx_vnni"
+    assert int8_kernels({"avx2", "avx512f", "avx512bw"}, "x86_64")["int8_vs_fp32"] == pytest.approx(1.33)
+    assert int8_kernels({"amx_int8", "avx512_vnni"}, "x86_64")["isa"] == "amx_int8"
+    assert int8_kernels({"asimd"}, "aarch64")["int8_vs_fp32"] is None
 
 
 @pytest.mark.slow

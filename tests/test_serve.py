@@ -87,7 +87,8 @@ def start_server(folder: Path, log: Path, *args: str, timeout: float = 60) -> Se
 @pytest.fixture(scope="module")
 def server(served_models, tmp_path_factory):
     srv = start_server(served_models, tmp_path_factory.mktemp("server") / "server.log",
-                       "--max-batch-size", str(MAX_BATCH), "--max-queue-delay-us", "2000", "--max-request-mb", "1")
+                       "--max-batch-size", str(MAX_BATCH), "--max-queue-delay-us", "2000", "--max-request-mb", "1",
+                       "--choose-s", "0.3")
     yield srv
     srv.proc.send_signal(signal.SIGTERM)
     try:
@@ -393,6 +394,15 @@ def test_predict_route_gives_each_model_digit(server, reference, test_digits):
 
 
 # -- in-process: not ready until warmed up --------------------------------------------------------
+def test_each_model_runs_in_the_session_measured_fastest_here(server):
+    """`serve` timed the candidate sessions of each model at start-up and says which it chose, with the figures."""
+    log = server.log.read_text()
+    for name in ("keras_cnn", "torch_net", "torch_net_uint8"):
+        found = re.search(rf"onnxparity serve: {name} runs in (\w+), .* Speed over plain .*: plain 1\.00x, "
+                          "options", log)
+        assert found and found.group(1) in {"plain", "options", "rewrites", "openvino"}, log
+
+
 def test_not_ready_until_warm(served_models):
     """Until warm-up ends, readiness and inference answer 503 (liveness 200): what Triton clients expect."""
     from aiohttp.test_utils import TestClient, TestServer

@@ -39,7 +39,7 @@ class Servers:
 def server(served_models, tmp_path_factory):  # noqa: F811
     log = tmp_path_factory.mktemp("grpc") / "server.log"
     cmd = [sys.executable, "-m", "onnxparity", "serve", str(served_models), "--port", "0", "--grpc-port", "0",
-           "--max-batch-size", str(MAX_BATCH), "--max-queue-delay-us", "2000"]
+           "--max-batch-size", str(MAX_BATCH), "--max-queue-delay-us", "2000", "--choose-s", "0"]
     with open(log, "w") as sink:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT)
     deadline, srv = time.monotonic() + 60, None
@@ -294,7 +294,8 @@ def test_grpc_port_in_use_is_a_one_line_error(served_models):  # noqa: F811
         taken.listen()
         port = taken.getsockname()[1]
         r = subprocess.run([sys.executable, "-m", "onnxparity", "serve", str(served_models / "torch_net.onnx"),
-                            "--port", "0", "--grpc-port", str(port)], cwd=ROOT, capture_output=True, text=True,
+                            "--port", "0", "--grpc-port", str(port), "--choose-s", "0"], cwd=ROOT,
+                           capture_output=True, text=True,
                            timeout=60)
     assert r.returncode == 2 and r.stderr == f"onnxparity: error: cannot listen for gRPC on 127.0.0.1:{port} " \
                                              "(Address already in use)\n", r.stderr

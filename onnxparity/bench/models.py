@@ -27,7 +27,8 @@ class BenchModel:
     onnx: str | None
     spec: dict | None  # None: an ONNX file from elsewhere, fed from its signature alone
     onnx_source: str = ""  # "beside the checkpoint (path)", "converted for this bench ... (N s)", "given"
-    mflop_per_image: float | None = None
+    mflop_per_image: float | None = None  # onnx-tool's count at batch 1 (bench.flops), every node
+    flops: dict | None = None  # the same count split: mflop_matmul (MatMul, Gemm, Conv, attention), by_op
 
 
 
@@ -66,7 +67,6 @@ def find_models(paths: list[str], workdir: Path, timeout_s: float = 900.0, trust
         result = worker.result()
         m.onnx = str(result.path)
         m.onnx_source = f"converted for this bench by onnxparity.convert ({time.perf_counter() - started:.1f} s)"
-        m.mflop_per_image = _mflop(m.onnx)
     names = [m.name for m in models]
     for i, m in enumerate(models):  # make names unique (two runs of the same architecture)
         if names.count(m.name) > 1:
@@ -94,7 +94,7 @@ def _model(path: Path) -> BenchModel:
         model = OnnxModel(path)
         spec = model.spec.to_dict() if model.spec else None
         name = model.name + (f".{model.precision}" if model.precision != "float32" else "")  # a variant apart
-        return BenchModel(name, "onnx", None, str(path), spec, "given", _mflop(path))
+        return BenchModel(name, "onnx", None, str(path), spec, "given")
     if ref.spec is None:
         raise InputError(f"{path}: the bench needs a checkpoint folder with spec.json (onnxparity train) or an .onnx file")
     folder = path if path.is_dir() else path.parent
@@ -102,13 +102,4 @@ def _model(path: Path) -> BenchModel:
     if onnx_path is None:
         return BenchModel(ref.spec.name, ref.framework, str(folder), None, ref.spec.to_dict())
     return BenchModel(ref.spec.name, ref.framework, str(folder), str(onnx_path), ref.spec.to_dict(),
-                      f"beside the checkpoint ({onnx_path})", _mflop(onnx_path))
-
-
-def _mflop(onnx_path) -> float | None:
-    try:
-        from onnxparity.bench.flops import mflop_per_sample
-
-        return mflop_per_sample(onnx_path)
-    except Exception:  # noqa: BLE001 - a FLOP count is a nicety; a graph it cannot count has none
-        return None
+                      f"beside the checkpoint ({onnx_path})")

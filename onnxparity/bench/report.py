@@ -47,18 +47,17 @@ def throughput_table(report: dict, markdown: bool = False, peak_gflops: float | 
                 line.append(f"{100 * r['gflops'] / peak_gflops:.0f}%" if r and r.get("gflops") else "-")
             body.append(line)
         title = (f"{model} on {device}: images/s (median of interleaved rounds); ORT/x: ratio of the same "
-                 f"round, median; fastest: ORT or a native, by those ratios")
+                 f"round, median; fastest: of every row, by those ratios")
         lines += ["", f"**{title}**" if markdown else title, *([""] if markdown else []), *text_table(header, body, numbers_right=True, markdown=markdown)]
     return lines
 
 
 def _fastest(cell: dict, ratios: dict, model: str, device: str, batch: int, backends: list[str]) -> str:
-    """ORT when its per-round ratio to every native backend is at least 1 (the robust comparison
-    on a noisy machine), else the native it loses to most; without ORT, the highest median.
-    Plain ORT (``onnxruntime.default``) is a reference for the tuning, not a rival: its ratio
-    column says how the two sessions compare."""
+    """Of every row measured at this batch size (plain ORT and OpenVINO included), the fastest by the
+    same-round ratios to ORT (the robust comparison on a noisy machine): ORT when none of those is
+    below 1, else the row it loses to most; without ORT, the highest median."""
     if (ORT, batch) in cell:
-        mine = [ratios[k] for k in ratios if k[:3] == (model, device, batch) and not k[3].startswith(ORT)]
+        mine = [ratios[k] for k in ratios if k[:3] == (model, device, batch)]
         losing = [q for q in mine if q["ratio"] < 1]
         return min(losing, key=lambda q: q["ratio"])["versus"] if losing else ORT
     ran = [cell[(b, batch)] for b in backends if (b, batch) in cell]
@@ -83,8 +82,13 @@ def render(report: dict, markdown: bool = False, peak_gflops: float | None = Non
             f"Python {env.get('python')}, load average {env['load_average_before'][0]:.2f} before, "
             f"{env.get('load_average_after', [float('nan')])[0]:.2f} after")
     lines = [head]
+    if env.get("cpu_flags"):
+        lines.append(f"  CPU flags {' '.join(env['cpu_flags'])}" + (
+            f"; int8 runs on {env['int8_kernels']['kernel']}" if env.get("int8_kernels") else ""))
     for m in report["models"]:
         flop = f", {m['mflop_per_image']:.1f} MFLOP/image" if m.get("mflop_per_image") else ""
+        if (m.get("flops") or {}).get("mflop_matmul"):
+            flop += f", {m['flops']['mflop_matmul']:.1f} of them in MatMul, Gemm, Conv and attention"
         lines.append(f"  {m['name']} ({m['framework']}{flop}): ONNX {m['onnx_source'] or m['onnx']}")
         rewrites = report.get("backends", {}).get(f"{m['name']}/{ORT}/cpu", {}).get("details", {}) \
             .get("settings", {}).get("graph_rewrites")

@@ -17,6 +17,7 @@ it as text or Markdown.
 from __future__ import annotations
 
 import contextlib
+import logging
 import dataclasses
 import datetime
 import os
@@ -35,6 +36,7 @@ from onnxparity.machine import no_gpu_reason
 from onnxparity.progress import steps as progress_steps
 
 DEVICES = ("cpu", "cuda")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,8 @@ def bench(paths: list[str], config: BenchConfig | None = None, progress=None) ->
         found = find_models(paths, workdir, config.timeout_s, config.trust)
         for model in found:  # a dynamic axis with no size given: said before any worker starts
             _check_inputs(model, config)
+            model.flops = _flops(model, config)
+            model.mflop_per_image = model.flops["mflop"] if model.flops else None
         workers = _Workers(config.timeout_s)
         try:
             for model in found:
@@ -227,6 +231,20 @@ def _check_inputs(model: BenchModel, config: BenchConfig) -> None:
 
     if model.onnx and not (model.spec and ModelSpec.from_dict(model.spec).takes_digits):
         sample_shapes(OnnxModel(model.onnx).signature, config.input_shapes)
+
+
+def _flops(model: BenchModel, config: BenchConfig) -> dict | None:
+    """onnx-tool's count of the work per image (:mod:`onnxparity.bench.flops`); None where it cannot
+    count the graph (a FLOP count is a nicety, not a reason to stop the bench)."""
+    if not model.onnx:
+        return None
+    from onnxparity.bench.flops import flops_per_sample
+
+    try:
+        return flops_per_sample(model.onnx, config.input_shapes, config.input_roles)
+    except Exception as exc:  # noqa: BLE001 - onnx-tool raises many types on graphs it does not know
+        log.warning("%s: no FLOP count (%s)", model.name, exc)
+        return None
 
 
 def _signature(model: BenchModel) -> dict | None:

@@ -40,9 +40,9 @@ def add_parity_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=_args.positive_int, default=256, help="batch size of the large-batch runs (default 256)")
     p.add_argument("--batch1-n", type=_args.nonneg_int, default=1000,
                    help="inputs run at batch size 1 (default 1000; 0: all)")
-    p.add_argument("--jobs", type=_args.positive_int, help="workers at once (default: all)")
+    p.add_argument("--jobs", type=_args.positive_int, help="worker processes at once, one per framework (default: all)")
     p.add_argument("--timeout", type=_args.positive_float, default=600,
-                   help="seconds before a backend's worker is stopped (default 600)")
+                   help="seconds a backend may run before its worker is stopped (default 600)")
     p.add_argument("--require-devices", metavar="DEVICE,...",
                    help="devices that must have run (cuda): where a model's original or its ONNX file did not run "
                         "on one, parity fails (exit 1) instead of listing those backends as not run")

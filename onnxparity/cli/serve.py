@@ -37,10 +37,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--instances", type=int, default=1,
                    help="batches of one model that may run at once, on its one session (default: 1)")
     p.add_argument("--max-request-mb", type=float, default=8.0, help="largest request body in MiB (default: 8)")
+    p.add_argument("--choose-s", type=float, default=None,
+                   help="seconds per model, at start-up on the CPU, to time the candidate sessions (plain ONNX "
+                        "Runtime, the toolkit's options, its exact graph rewrites, OpenVINO) at batch 1 and "
+                        "--max-batch-size, and serve with the fastest that matches the file (default: 3; "
+                        "0 = the toolkit's tuned ONNX Runtime session, unmeasured)")
 
 
 def run(args: argparse.Namespace) -> int:
     from onnxparity.errors import InputError
+    from onnxparity.runners.fastest import BUDGET_S
     from onnxparity.serve import load_models
     from onnxparity.serve.app import ServeConfig
     from onnxparity.serve.lifecycle import serve
@@ -57,10 +63,17 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"--{name.replace('_', '-')} must be 0..65535, not {value}")
     if args.max_request_mb <= 0:
         raise InputError("--max-request-mb must be positive")
+    choose_s = BUDGET_S if args.choose_s is None else args.choose_s
+    if choose_s < 0:
+        raise InputError("--choose-s must be 0 or more")
     providers = [p.strip() for p in args.providers.split(",") if p.strip()] if args.providers else None
-    models = load_models(args.folder, providers, intra_op_threads=args.threads)
+    models = load_models(args.folder, providers, intra_op_threads=args.threads, choose_s=choose_s,
+                         batch_sizes=tuple(sorted({1, args.max_batch_size})))
+    for name, model in models.items():
+        if model.choice:
+            print(f"onnxparity serve: {name} runs in {model.choice['why']}", flush=True)
     config = ServeConfig(host=args.host, port=args.port, grpc_port=args.grpc_port, workers=args.workers,
-                         providers=next(iter(models.values())).session.get_providers(),
+                         providers=list(dict.fromkeys(p for m in models.values() for p in m.providers)),
                          batching=args.batching, max_batch_size=args.max_batch_size,
                          max_queue_delay_us=args.max_queue_delay_us, instances=args.instances,
                          inline_below_us=args.inline_below_us,

@@ -3,7 +3,7 @@
 The reference is the original on CPU in its own framework (Keras on TensorFlow, PyTorch eager), or
 outputs saved elsewhere for an ONNX file alone; the candidates are the original on GPU, the Keras
 file under Keras 3's torch backend, and the ONNX file in ONNX Runtime per execution provider, tuned
-and at batch size 1 (:mod:`onnxparity.backends`). Each backend runs in a worker process of its own
+and at batch size 1 (:mod:`onnxparity.backends`). Each framework runs in a worker process of its own
 (:mod:`onnxparity.parity.matrix`); each output is judged against the reference's by the plain
 functions of :mod:`onnxparity.compare` (:mod:`onnxparity.parity.judging`), and two saved runs can
 be judged again later (:mod:`onnxparity.parity.saved_runs`); results are plain data saved as JSON

@@ -1,14 +1,17 @@
-"""The parity matrix: every backend of every model, each in its own worker, compared with the reference.
+"""The parity matrix: every backend of every model, run in workers, compared with the reference.
 
 :func:`plan` lists the backends of one model from :mod:`onnxparity.backends` (the original on CPU
 as the reference; the original on GPU and under another Keras engine, and the ONNX file in each
 runtime the registry has, ONNX Runtime per execution provider, tuned and at batch size 1, as
 candidates), marking those this machine cannot run as unavailable with the reason. A plain ONNX
 file with saved outputs (``--reference``) has those outputs as its reference. :func:`run` starts
-the workers (all at once by default: their start-up is mostly imports, which overlap well),
-collects what they return, and has each output of each candidate judged against the reference's
-(:mod:`onnxparity.parity.judging`).
-A crash or a timeout in one worker is recorded against that backend and the others go on.
+one worker process per framework (:func:`worker_groups`: the backends the registry puts in one
+process share it, so ONNX Runtime's plain, tuned and batch-1 sessions of every model run in one
+interpreter), all at once by default, the longest first; each runs its backends in turn and
+returns each one's outputs as it finishes; each output of each candidate is judged against the
+reference's (:mod:`onnxparity.parity.judging`). A crash or a timeout is recorded against the
+backend that was running; a fresh process takes over the rest of its worker's backends, and the
+other workers go on.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ log = logging.getLogger(__name__)
 DEFAULT_BATCH = 256  # large enough for the dynamic axis; small enough to stay in cache (Keras on torch: 2x faster than 1000)
 BATCH1_LIMIT = 1000  # inputs run one at a time (the dynamic batch axis at 1); None: all of them
 WORKER_TIMEOUT = 600.0
+POLL_S = 0.5  # longest wait for a worker's answer before the deadlines are looked at again
 SAVED = "saved"  # the reference label of outputs saved elsewhere (--reference)
 BACKEND_WORKER = "onnxparity.parity.worker:run_backend"  # what a backend's worker runs
 
@@ -95,6 +99,7 @@ class Job:
     pixels_only: bool = False  # the model's ONNX file takes uint8 pixels: all its backends get whole pixels
     role: str = "candidate"
     truth: bool = False  # also run in float64 (the reference on the CPU): the calibrated verdict's truth
+    began: float | None = None  # when it was handed to its worker, seconds after the matrix started
 
     @property
     def label(self) -> str:
@@ -110,18 +115,58 @@ class Job:
 
 
 class LocalWorkers:
-    """Where :func:`run` runs each backend by default: a fresh worker process of its own on this
-    machine (:mod:`onnxparity._process`). Another placement (the zoo's warm workers on a Ray
-    cluster) is an object with the same two methods."""
+    """Where :func:`run` runs the backends by default: on this machine, one worker process per
+    framework (:func:`worker_key`: the registry's ``Backend.process`` and the worker environment),
+    which runs its backends in turn (:mod:`onnxparity._process`); a fresh one takes over after a
+    crash. Another placement (the zoo's warm workers on a Ray cluster) is an object with the same
+    methods."""
+
+    def __init__(self):
+        self._services: dict[tuple, _process.Service] = {}
 
     def unavailable(self, backend: Backend, gpu: bool) -> str | None:
         """Why ``backend`` cannot run where the workers run (here), or None."""
         return backend.unavailable(gpu)
 
-    def start(self, job: "Job", payload: dict, timeout: float) -> _process.Worker:
-        """Start ``job``, ``payload`` being :data:`BACKEND_WORKER`'s argument; the handle has
-        ``done()``, ``result()`` and ``stop()``, as :class:`onnxparity._process.Worker` has."""
-        return _process.Worker(BACKEND_WORKER, payload, name=f"{job.model} {job.label}", env=job.env, timeout=timeout)
+    def start(self, job: "Job", payload: dict, timeout: float) -> "_LocalJob":
+        """Start ``job`` in its framework's process, ``payload`` being :data:`BACKEND_WORKER`'s argument;
+        the handle has ``done()``, ``result()`` and ``stop()``, as :class:`onnxparity._process.Worker`
+        has. One job at a time per process: the matrix starts a framework's next one when it is done."""
+        key = worker_key(job)
+        service = self._services.get(key)
+        if service is None or service.closed:  # the first of its jobs, or the last one crashed the process
+            service = self._services[key] = _process.Service("onnxparity._process:Calls", name=job.backend.process,
+                                                             env=job.env, timeout=timeout, wait=False)
+        service.name = f"{job.model} {job.label}"  # what a crash or a timeout is reported against
+        service.send("call", BACKEND_WORKER, payload, timeout=timeout)
+        return _LocalJob(service)
+
+    def wait(self, jobs: list["_LocalJob"], timeout: float) -> list["_LocalJob"]:
+        """The jobs whose answer is in (or whose process died or overran), waiting up to ``timeout``."""
+        ready = _process.wait([j.service for j in jobs], timeout)
+        return [j for j in jobs if j.service in ready]
+
+    def close(self) -> None:
+        """End every worker process (each ends at once, its imports left as they are)."""
+        for service in self._services.values():
+            service.close()
+        self._services.clear()
+
+
+@dataclass
+class _LocalJob:
+    """A backend's job in its framework's worker process."""
+
+    service: _process.Service
+
+    def done(self) -> bool:
+        return self.service.done()
+
+    def result(self) -> dict:
+        return self.service.receive()
+
+    def stop(self) -> None:
+        self.service.stop()
 
 
 def onnx_spec(path) -> ModelSpec:
@@ -300,16 +345,18 @@ def _job(model, backend, path, spec, signature, inputs, role, why, pixels_only, 
     indices = None
     if backend.batch_size == 1 and batch1_limit is not None and batch1_limit < len(inputs):
         real = [i for i, k in enumerate(inputs.kinds) if k in ("digit", "image", "given", "random")]
-        edge = [i for i in range(len(inputs)) if i not in set(real)]
+        taken = set(real)
+        edge = [i for i in range(len(inputs)) if i not in taken]
         indices = real[: max(0, batch1_limit - len(edge))] + edge
     return Job(model, backend, path, spec, signature, backend.batch_size or batch_size, options, env, indices, why,
                pixels_only, role)
 
 
 def _job_dict(job: Job, inputs_paths: dict, crash: dict | None) -> dict:
-    d = {"model": job.path, "runner": job.backend.runner, "options": job.options, "inputs": inputs_paths,
-         "batch_size": job.batch_size, "indices": job.indices, "batched": job.signature is None or job.signature.batched,
-         "spec": job.spec.to_dict() if job.spec else None, "truth": job.truth}
+    d = {"label": job.label, "model": job.path, "runner": job.backend.runner, "options": job.options,
+         "inputs": inputs_paths, "batch_size": job.batch_size, "indices": job.indices,
+         "batched": job.signature is None or job.signature.batched, "spec": job.spec.to_dict() if job.spec else None,
+         "truth": job.truth}
     if crash and crash.get("label") == job.label and crash.get("model", job.model) == job.model:
         d["crash"] = crash.get("signal", 11)
     return d
@@ -325,10 +372,12 @@ def run(targets: list[Target], inputs: Inputs | list[Inputs], *, providers=None,
     ``saved``: per target, outputs saved elsewhere (``--reference``) that stand as its reference.
     Returns the result and the raw outputs.
 
-    ``jobs`` caps the workers running at once (default: all). ``workers``: where the backends
-    run (default :class:`LocalWorkers`: a fresh process each, here). ``crash`` is fault injection
-    for tests: ``{"label": "onnxruntime:cpu:b1", "signal": 11}`` makes that backend's worker die.
+    ``jobs`` caps the worker processes running at once (default: all). ``workers``: where the
+    backends run (default :class:`LocalWorkers`: one process per framework, here). ``crash`` is
+    fault injection for tests: ``{"label": "onnxruntime:cpu:b1", "signal": 11}`` makes that
+    backend's worker die while it runs.
     """
+    own_workers = workers is None  # run made them, so run ends them
     workers = workers or LocalWorkers()
     started = time.perf_counter()
     per_target = inputs if isinstance(inputs, list) else [inputs] * len(targets)
@@ -380,17 +429,14 @@ def run(targets: list[Target], inputs: Inputs | list[Inputs], *, providers=None,
                 paths = prepare(model_inputs[job.model], job.spec, f"{tmp}/{job.model}", signature=job.signature,
                                 pixels_only=job.pixels_only)
                 todo.append((job, paths))
-        # Slow starters first (TensorFlow, Keras on torch, torch), ONNX Runtime (quick to import) after.
-        weight = {"keras-torch": 0, "keras": 1, "torch": 2, "onnxruntime": 3}
-        todo.sort(key=lambda t: (weight.get(t[0].backend.runner, 9), t[0].batch_size == 1))
-        running: list[tuple[Job, _process.Worker, float]] = []
+        groups = worker_groups(todo)
         try:
             with progress.steps("parity backends", total=len(todo)) as bar:
-                _drive(todo, running, jobs or len(todo), crash, timeout, model_inputs, runs, outputs, bar.advance,
-                       marked={m["name"]: marked_outputs(m) for m in models}, workers=workers)
-        finally:  # an input error in the reference (or Ctrl-C) ends the rest too
-            for _, worker, _ in running:
-                worker.stop()
+                _drive(groups, jobs or len(groups), crash, timeout, model_inputs, runs, outputs, bar.advance,
+                       marked={m["name"]: marked_outputs(m) for m in models}, workers=workers, started=started)
+        finally:
+            if own_workers:
+                workers.close()
     for target, d in zip(targets, described):  # the originals loaded: a mismatch is worth a warning now
         if target.original is not None and not d.pair and d.candidate_spec is not None:
             warn_if_other_weights(resolve(target.original).path, target.onnx, d.candidate_spec)
@@ -412,37 +458,66 @@ def run(targets: list[Target], inputs: Inputs | list[Inputs], *, providers=None,
     return result, outputs
 
 
-def _drive(todo, running, limit, crash, timeout, model_inputs, runs, outputs,
-           tick=lambda n=1, note=None: None, marked: dict | None = None, workers: LocalWorkers | None = None) -> None:
-    """Keep up to ``limit`` workers running until every job is done; collect each as it finishes."""
+def worker_groups(todo: list[tuple[Job, dict]]) -> list[list[tuple[Job, dict]]]:
+    """The jobs each worker process runs, one after another: the backends the registry puts in one
+    process (``Backend.process``) with the same environment share it, across models. The longest
+    chains come first (the Keras engines, then the references and their float64 runs, then the
+    runtimes on the ONNX file), so that the critical path starts at once and a ``--jobs`` cap
+    holds back only the short ones."""
+    groups: dict[tuple, list] = {}
+    for job, paths in todo:
+        groups.setdefault(worker_key(job), []).append((job, paths))
+    return sorted(groups.values(), key=lambda g: (not any(j.backend.heavy for j, _ in g),
+                                                  not any(j.role == "reference" for j, _ in g), -len(g)))
+
+
+def worker_key(job: Job) -> tuple:
+    """What decides the worker process a job runs in: its backend's process name and environment."""
+    return job.backend.process, tuple(sorted(job.env.items()))
+
+
+def _drive(groups, limit, crash, timeout, model_inputs, runs, outputs, tick=lambda n=1, note=None: None,
+           marked: dict | None = None, workers: LocalWorkers | None = None, started: float = 0.0) -> None:
+    """Keep up to ``limit`` groups of jobs running, each group one job at a time in its worker, until
+    every job is done; collect each job as it finishes."""
     workers = workers or LocalWorkers()
-    while todo or running:
-        while todo and len(running) < limit:
-            job, paths = todo.pop(0)
-            running.append((job, workers.start(job, _job_dict(job, paths, crash), timeout), time.perf_counter()))
-        finished = [r for r in running if r[1].done()]
-        if not finished:
-            time.sleep(0.02)
-            continue
-        for item in finished:
-            running.remove(item)
-            job, worker, t0 = item
-            runs[job.model, job.label], out = _collect(job, worker, t0, model_inputs[job.model],
-                                                      (marked or {}).get(job.model, ()))
-            tick(1, f"{job.model} {job.label} {runs[job.model, job.label].status}")
-            if out is not None:
-                outputs[job.model, job.label] = out
+    waiting, running = [list(g) for g in groups], []  # running: [job, handle, when it started, the group's rest]
+
+    def start(rest: list) -> list:
+        job, paths = rest.pop(0)
+        t0 = time.perf_counter()
+        job.began = round(t0 - started, 3)
+        return [job, workers.start(job, _job_dict(job, paths, crash), timeout), t0, rest]
+
+    try:
+        while waiting or running:
+            while waiting and len(running) < limit:
+                running.append(start(waiting.pop(0)))
+            ready = workers.wait([item[1] for item in running], POLL_S)
+            for item in [item for item in running if item[1] in ready]:
+                job, handle, t0, rest = item
+                runs[job.model, job.label], out = _collect(job, handle.result, t0, model_inputs[job.model],
+                                                          (marked or {}).get(job.model, ()))
+                tick(1, f"{job.model} {job.label} {runs[job.model, job.label].status}")
+                if out is not None:
+                    outputs[job.model, job.label] = out
+                running.remove(item)
+                if rest:
+                    running.append(start(rest))
+    finally:  # an input error in the reference (or Ctrl-C) ends the rest too
+        for _, handle, _, _ in running:
+            handle.stop()
 
 
 def _describe_outputs(arrays: dict) -> dict:
     return {name: {"shape": list(np.shape(a)), "dtype": str(np.asarray(a).dtype)} for name, a in arrays.items()}
 
 
-def _collect(job: Job, worker: _process.Worker, t0: float, inputs: Inputs, marked=()):
-    """A finished worker -> its BackendRun (and its outputs when it ran); ``marked``: the outputs marked as
-    class scores (accuracy is read from the first class output)."""
+def _collect(job: Job, receive, t0: float, inputs: Inputs, marked=()):
+    """A finished job -> its BackendRun (and its outputs when it ran); ``receive`` returns the worker's
+    answer or raises; ``marked``: the outputs marked as class scores (accuracy is read from the first one)."""
     try:
-        res = worker.result()
+        res = receive()
     except InputError as exc:
         if job.role == "reference":
             raise  # a model that cannot be loaded is the user's input error (exit 2)
@@ -450,9 +525,9 @@ def _collect(job: Job, worker: _process.Worker, t0: float, inputs: Inputs, marke
     except WorkerError as exc:
         log.warning("%s %s: %s", job.model, job.label, exc)
         return job.run_record(status="failed", reason=str(exc), error_tail=exc.output_tail or None), None
-    wall = round(time.perf_counter() - t0, 3)
+    seconds = {"wall": round(time.perf_counter() - t0, 3), "began": job.began}
     if res["status"] == "unavailable":
-        return job.run_record(status="unavailable", reason=res["reason"], seconds={"wall": wall}), None
+        return job.run_record(status="unavailable", reason=res["reason"], seconds=seconds), None
     arrays = {name: np.asarray(a) for name, a in res["outputs"].items()}
     indices = np.arange(len(inputs)) if job.indices is None else np.asarray(job.indices)
     acc = None
@@ -465,7 +540,8 @@ def _collect(job: Job, worker: _process.Worker, t0: float, inputs: Inputs, marke
     float64 = ({"status": "ok", "seconds": res.get("truth_seconds")} if truth else
                {"status": "unavailable", "reason": res.get("truth_reason")} if job.truth else None)
     record = job.run_record(
-        status="ok", n=int(n), outputs=_describe_outputs(arrays), seconds={**res["seconds"], "wall": wall},
+        status="ok", n=int(n), outputs=_describe_outputs(arrays), seconds={**res["seconds"], **seconds},
+        worker=f"{job.backend.process} (pid {res['pid']})",
         details=res["details"], placement=res.get("placement"), float64=float64,
         **({"accuracy": acc["accuracy"], "correct": acc["correct"], "n_labelled": acc["n"]} if acc else {}),
     )

@@ -41,7 +41,9 @@ class BackendRun:
     correct: int | None = None
     n_labelled: int | None = None
     outputs: dict = field(default_factory=dict)  # output name -> {"shape": [...], "dtype": "float32"}
-    seconds: dict = field(default_factory=dict)  # start (imports + load), infer, wall (as the parent saw it)
+    seconds: dict = field(default_factory=dict)  # start (imports + load), infer, cpu, wall (as the parent saw it),
+    # began (when it was handed to its worker, after the matrix started)
+    worker: str | None = None  # the worker process it ran in; backends that shared one name the same
     details: dict = field(default_factory=dict)  # versions, device name, ORT providers in the session
     placement: dict | None = None  # ORT: graph nodes per execution provider, from ORT's profiler
     float64: dict | None = None  # the reference's float64 run: {"status": "ok", "seconds"} or {"status", "reason"}

@@ -1,13 +1,17 @@
-"""What runs inside a backend's worker process: open one runner, feed it the prepared inputs.
+"""What runs inside a parity worker process: open each backend's runner, feed it the prepared inputs.
 
-Called through :mod:`onnxparity._process` (``"onnxparity.parity.worker:run_backend"``), so only the
-runner's own framework is imported in the child. A backend that cannot run on this machine
-returns ``status: "unavailable"`` with the reason; anything else that goes wrong propagates and
-the parent reports the backend as failed with the end of its error output.
+:func:`run_backend` (``"onnxparity.parity.worker:run_backend"``) runs one backend's job in a worker
+process that runs the backends the registry puts in one process (``Backend.process``: ONNX Runtime's
+plain, tuned and batch-1 sessions share one interpreter) one after another, through the process's
+:class:`BackendWorker`; so only the runner's own framework is imported in the child, and only once.
+A backend that cannot run on this machine returns ``status: "unavailable"`` with the reason;
+anything else that goes wrong propagates and the parent reports the backend as failed with the
+end of its error output.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -16,43 +20,90 @@ import numpy as np
 PLACEMENT_SAMPLES = 4  # inputs in the profiled run that tells which provider each node ran on
 
 
+_THIS_PROCESS: "BackendWorker | None" = None  # run_backend's, kept from one job to the next
+
+
 def run_backend(job: dict) -> dict:
-    started = time.perf_counter()
-    from onnxparity.inputs import open_feeds
-    from onnxparity.errors import BackendUnavailable
-    from onnxparity.runners import open_runner
-    from onnxparity.spec import ModelSpec
+    """One backend's job in this worker process (see :class:`BackendWorker`)."""
+    global _THIS_PROCESS
+    if _THIS_PROCESS is None:
+        _THIS_PROCESS = BackendWorker()
+    return _THIS_PROCESS.run(job)
 
-    if job.get("crash"):  # fault injection: die by this signal, as a segfaulting framework would
-        import signal
 
-        os.kill(os.getpid(), int(job["crash"]))
-        signal.pause()
-    try:
-        spec = ModelSpec.from_dict(job["spec"]) if job.get("spec") else None
-        runner = open_runner(job["model"], job["runner"], spec=spec, **job.get("options", {}))
-    except BackendUnavailable as exc:
-        return {"status": "unavailable", "reason": str(exc)}
-    loaded = time.perf_counter()
-    feeds = open_feeds(job["inputs"])
-    if job.get("indices") is not None:
-        picks = np.asarray(job["indices"])
-        feeds = {k: v[picks] for k, v in feeds.items()}
-    outputs = run_all(runner, feeds, int(job["batch_size"]), job.get("batched", True))
-    done = time.perf_counter()
-    result = {
-        "status": "ok",
-        "outputs": outputs,
-        "seconds": {"start": round(loaded - started, 3), "infer": round(done - loaded, 3)},
-        "details": runner.details() if hasattr(runner, "details") else {},
-        "pid": os.getpid(),
-    }
-    if job.get("truth"):
-        result.update(float64_truth(runner, feeds, int(job["batch_size"]), job.get("batched", True), outputs))
-    if hasattr(runner, "node_placement"):
-        first = {k: np.array(v[:PLACEMENT_SAMPLES] if job.get("batched", True) else v[0]) for k, v in feeds.items()}
-        result["placement"] = runner.node_placement(first)
-    return result
+class BackendWorker:
+    """Runs one backend's job per :meth:`run`; runners opened with the same options on the same file
+    are opened once, and a runner whose ``configuration`` (ONNX Runtime: the file, the providers and
+    every session setting, graph rewrites included) matches one that already ran the same inputs
+    returns that run's outputs instead of computing them again, saying so in ``details.same_run_as``."""
+
+    def __init__(self):
+        self._runners: dict[str, object] = {}  # options -> runner, for the file the last job ran
+        self._path: str | None = None
+        self._runs: dict[str, tuple[str, dict]] = {}  # configuration and inputs -> (label, outputs)
+        self._cpu = 0.0  # CPU seconds of this process when the last job ended
+
+    def run(self, job: dict) -> dict:
+        from onnxparity.errors import BackendUnavailable
+
+        started = time.perf_counter()
+        if job.get("crash"):  # fault injection: die by this signal, as a segfaulting framework would
+            import signal
+
+            os.kill(os.getpid(), int(job["crash"]))
+            signal.pause()
+        try:
+            runner = self._open(job)
+        except BackendUnavailable as exc:
+            return {"status": "unavailable", "reason": str(exc)}
+        loaded = time.perf_counter()
+        from onnxparity.inputs import open_feeds
+
+        feeds = open_feeds(job["inputs"])
+        if job.get("indices") is not None:
+            picks = np.asarray(job["indices"])
+            feeds = {k: v[picks] for k, v in feeds.items()}
+        details = runner.details() if hasattr(runner, "details") else {}
+        same = self._same_run(runner, job)
+        if same in self._runs:
+            details["same_run_as"], outputs = self._runs[same]
+        else:
+            outputs = run_all(runner, feeds, int(job["batch_size"]), job.get("batched", True))
+            if same is not None:
+                self._runs[same] = (job.get("label", ""), outputs)
+        done = time.perf_counter()
+        result = {"status": "ok", "outputs": outputs, "details": details, "pid": os.getpid(),
+                  "seconds": {"start": round(loaded - started, 3), "infer": round(done - loaded, 3)}}
+        if job.get("truth"):
+            result.update(float64_truth(runner, feeds, int(job["batch_size"]), job.get("batched", True), outputs))
+        if hasattr(runner, "node_placement"):
+            first = {k: np.array(v[:PLACEMENT_SAMPLES] if job.get("batched", True) else v[0]) for k, v in feeds.items()}
+            result["placement"] = runner.node_placement(first)
+        cpu = time.process_time()  # every thread's, since this process started: its imports are the first job's
+        result["seconds"]["cpu"] = round(cpu - self._cpu, 3)
+        self._cpu = cpu
+        return result
+
+    def _open(self, job: dict):
+        from onnxparity.runners import open_runner
+        from onnxparity.spec import ModelSpec
+
+        if job["model"] != self._path:  # a new file: let the last one's runners go
+            self._runners, self._runs, self._path = {}, {}, job["model"]
+        key = json.dumps([job["runner"], job.get("spec"), job.get("options", {})], sort_keys=True, default=str)
+        if key not in self._runners:
+            spec = ModelSpec.from_dict(job["spec"]) if job.get("spec") else None
+            self._runners[key] = open_runner(job["model"], job["runner"], spec=spec, **job.get("options", {}))
+        return self._runners[key]
+
+    @staticmethod
+    def _same_run(runner, job: dict) -> str | None:
+        """What decides a run's outputs, where the runner can say (``configuration``); else None."""
+        configuration = getattr(runner, "configuration", None)
+        if configuration is None:
+            return None
+        return json.dumps([configuration, job["inputs"], job.get("indices"), job["batch_size"], job.get("spec")],
+                          sort_keys=True, default=str)
 
 
 def run_all(runner, feeds: dict, batch_size: int, batched: bool = True) -> dict[str, np.ndarray]:

@@ -17,16 +17,17 @@ from onnxparity.runners.sessions import check_started, ort_build, resolve_provid
 class OnnxRuntimeRunner:
     """An ONNX file in an ORT session whose first provider is the one asked for (CPU fallback kept).
 
-    ``tuned``: the toolkit's serving session (options and CPU rewrites) instead of plain ORT on the
-    file. A provider missing from the installed build, or one that fails to start (ORT then quietly
-    falls back to the next), raises :class:`~onnxparity.errors.BackendUnavailable` with the reason
-    instead of running on CPU under a GPU label. For the bench: ``provider_options`` go with the
-    first provider, and ``io_binding`` keeps a bound batch and its outputs on the GPU.
+    ``tuned``: the toolkit's session (options and CPU rewrites; ``rewrites=False``: the options alone)
+    instead of plain ORT on the file. A provider missing from the installed build, or one that fails
+    to start (ORT then quietly falls back to the next), raises
+    :class:`~onnxparity.errors.BackendUnavailable` with the reason instead of running on CPU under a
+    GPU label. For the bench: ``provider_options`` go with the first provider, and ``io_binding``
+    keeps a bound batch and its outputs on the GPU.
     """
 
     def __init__(self, ref: ModelRef, providers: list[str] | None = None, intra_op_threads: int = 0,
-                 spinning: bool = True, tuned: bool = False, nchwc_block: int | None = None,
-                 provider_options: dict | None = None, io_binding: bool = False):
+                 spinning: bool = True, tuned: bool = False, rewrites: bool | None = None,
+                 nchwc_block: int | None = None, provider_options: dict | None = None, io_binding: bool = False):
         from onnxparity.onnx_model import OnnxModel
 
         wanted: list = resolve_providers(providers)
@@ -38,7 +39,7 @@ class OnnxRuntimeRunner:
         self.providers = wanted
         self.io_binding = io_binding
         self.session = self.model.session(wanted, session_options(intra_op_threads, spinning), tuned=tuned,
-                                          nchwc_block=nchwc_block)
+                                          rewrites=rewrites, nchwc_block=nchwc_block)
         check_started(self.session, wanted)
         self.spec = self.model.spec
         self.signature = self.model.signature
@@ -94,6 +95,12 @@ class OnnxRuntimeRunner:
     def details(self) -> dict:
         return {"onnxruntime": ort_build(), "providers": self.session.get_providers(),
                 "settings": session_settings(self.session)}
+
+    @property
+    def configuration(self) -> dict:
+        """Everything that decides this session's outputs: two runners that agree on it compute the
+        same numbers (a tuned session no rewrite applied to, with the plain one's options, is the plain one)."""
+        return {"path": str(self.path), "providers": self.providers, **self.details()}
 
 
 RUNNERS = {"onnxruntime": OnnxRuntimeRunner}

@@ -73,14 +73,16 @@ def check_started(session, wanted) -> None:
 
 
 def make_session(path: str | os.PathLike, providers: list[str] | None = None, sess_options=None, *,
-                 tuned: bool = False, nchwc_block: int | None = None, profile_prefix: str | None = None):
+                 tuned: bool = False, rewrites: bool | None = None, nchwc_block: int | None = None,
+                 profile_prefix: str | None = None):
     """An ONNX Runtime session on ``path``, whose first provider is the first of ``providers``.
 
     Plain by default: ORT on the file as it is, as Triton's ORT backend or a user's own session runs
     it; that is what parity judges. ``tuned`` gives whatever the caller left at ORT's defaults the
     toolkit's measured settings (:func:`tune_options`) and, on the CPU, the exact rewrites of
     :mod:`~onnxparity.runners.cpu_graph` for ``nchwc_block`` (this CPU's by default), listed in the
-    session's ``graph_rewrites``; the file is not changed. Serve and bench use it (docs/bench.md).
+    session's ``graph_rewrites``; the file is not changed (``rewrites=False``: the options alone). Which
+    of these pays on a CPU is measured, not assumed: :mod:`~onnxparity.runners.fastest` (docs/bench.md).
     ``profile_prefix`` turns on ORT's profiler, whose trace names the provider each node ran on.
     """
     providers = providers or ["CPUExecutionProvider"]
@@ -90,10 +92,11 @@ def make_session(path: str | os.PathLike, providers: list[str] | None = None, se
         preload_cuda_libraries()
     import onnxruntime as ort
 
-    source, rewrites = str(path), []
+    source, done = str(path), []
     if tuned:
         sess_options = tune_options(sess_options)
-        source, rewrites = _cpu_rewritten(path, providers, nchwc_block)
+    if tuned if rewrites is None else rewrites:
+        source, done = _cpu_rewritten(path, providers, nchwc_block)
     if profile_prefix is not None:
         sess_options = sess_options or ort.SessionOptions()
         sess_options.enable_profiling = True
@@ -102,7 +105,7 @@ def make_session(path: str | os.PathLike, providers: list[str] | None = None, se
         session = ort.InferenceSession(source, sess_options=sess_options, providers=providers)
     except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types
         raise InputError(f"{path}: ONNX Runtime cannot load it ({first_line(exc, with_type=False)})") from None
-    session.graph_rewrites = rewrites  # what cpu_graph changed, for reports
+    session.graph_rewrites = done  # what cpu_graph changed, for reports
     return session
 
 

@@ -18,13 +18,15 @@ import os
 
 
 def load_models(folder: str | os.PathLike, providers: list[str] | None = None, intra_op_threads: int = 1,
-                inter_op_threads: int = 1) -> dict:
-    """Open every ONNX file under ``folder`` in its own session: name -> ServedModel."""
+                inter_op_threads: int = 1, choose_s: float = 0.0, batch_sizes: tuple[int, ...] = (1, 64)) -> dict:
+    """Open every ONNX file under ``folder`` in its own session: name -> ServedModel. With ``choose_s``
+    seconds per model, on the CPU, the session that ran fastest at ``batch_sizes`` here (and passed
+    parity with the file as it is); else the toolkit's tuned ONNX Runtime session."""
     from onnxparity.runners.sessions import resolve_providers
     from onnxparity.serve.repository import default_providers, find_models, load_model
 
     providers = resolve_providers(providers) if providers else default_providers()
-    return {name: load_model(name, path, providers, intra_op_threads, inter_op_threads)
+    return {name: load_model(name, path, providers, intra_op_threads, inter_op_threads, choose_s, batch_sizes)
             for name, path in find_models(folder).items()}
 
 

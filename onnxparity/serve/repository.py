@@ -19,7 +19,7 @@ import numpy as np
 
 from onnxparity.errors import InputError
 from onnxparity.onnx_model import OnnxModel
-from onnxparity.serve.protocol import ORT_TYPES, TensorInfo, triton_config
+from onnxparity.serve.protocol import ORT_TYPES, TensorInfo, triton_config, v2_datatype
 from onnxparity.spec import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,8 @@ def _dims(shape) -> tuple[int, ...]:
 
 @dataclass
 class ServedModel:
-    """One ONNX file in one ONNX Runtime session, shared by every request (``run`` is thread-safe)."""
+    """One ONNX file in one session (ONNX Runtime's, or OpenVINO where it was measured fastest), shared by
+    every request (``run`` is thread-safe)."""
 
     name: str
     path: Path
@@ -51,11 +52,19 @@ class ServedModel:
     model: OnnxModel  # the file's facade: signature, batched rule, Triton config
     version: str = "1"
     ready: bool = False
+    choice: dict | None = None  # how its session was chosen, by measurement (onnxparity.runners.fastest)
 
     @property
     def batched(self) -> bool:
         """Whether every input and output has a free first axis, so requests can be stacked along it."""
         return self.model.batched
+
+    @property
+    def providers(self) -> list[str]:
+        """What runs it: ONNX Runtime's providers in its session's order, or OpenVINO's device."""
+        if hasattr(self.session, "get_providers"):
+            return self.session.get_providers()
+        return [f"OpenVINO {self.session.device}"]
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         names = list(self.outputs)
@@ -137,19 +146,31 @@ def find_models(folder: str | os.PathLike) -> dict[str, Path]:
 
 
 def load_model(name: str, path: Path, providers: list[str], intra_op_threads: int = 0,
-               inter_op_threads: int = 0) -> ServedModel:
-    """Open ``path`` in an ONNX Runtime session with the given providers and thread settings."""
+               inter_op_threads: int = 0, choose_s: float = 0.0, batch_sizes: tuple[int, ...] = (1, 64)) -> ServedModel:
+    """Open ``path`` with the given providers and thread settings: on the CPU with ``choose_s`` seconds,
+    in the fastest session measured at ``batch_sizes`` (:mod:`onnxparity.runners.fastest`); otherwise
+    in the toolkit's tuned ONNX Runtime session."""
     import onnxruntime as ort
 
     from onnxparity.runners.sessions import check_started
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = intra_op_threads
-    options.inter_op_num_threads = inter_op_threads
     model = OnnxModel(path)
-    session = model.session(providers, options, tuned=True)
-    check_started(session, providers)
     spec = model.spec
+    choice = None
+    if choose_s > 0 and providers[0] == "CPUExecutionProvider":
+        from onnxparity.inputs import fixed_batch
+        from onnxparity.runners.fastest import choose, cpu_candidates
+
+        sizes = batch_sizes if model.batched else (1,)
+        choice = choose(cpu_candidates(path, intra_op_threads),
+                        {b: fixed_batch(spec, model.signature, b) for b in sizes}, choose_s)
+        session = getattr(choice.runner, "session", choice.runner)  # ORT's session, or OpenVINO's runner
+    else:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = intra_op_threads
+        options.inter_op_num_threads = inter_op_threads
+        session = model.session(providers, options, tuned=True)
+        check_started(session, providers)
 
     def infos(args) -> dict[str, TensorInfo]:
         out = {}
@@ -160,7 +181,13 @@ def load_model(name: str, path: Path, providers: list[str], intra_op_threads: in
             out[arg.name] = TensorInfo(arg.name, datatype, _dims(arg.shape))
         return out
 
-    return ServedModel(name, Path(path), session, spec, infos(session.get_inputs()), infos(session.get_outputs()), model)
+    if hasattr(session, "get_inputs"):
+        inputs, outputs = infos(session.get_inputs()), infos(session.get_outputs())
+    else:
+        inputs, outputs = ({t.name: TensorInfo(t.name, v2_datatype(t.dtype), _dims(t.shape)) for t in tensors}
+                           for tensors in (model.signature.inputs, model.signature.outputs))
+    return ServedModel(name, Path(path), session, spec, inputs, outputs, model,
+                       choice=choice.to_dict() if choice else None)
 
 
 def warm_up(model: ServedModel, max_batch_size: int) -> None:

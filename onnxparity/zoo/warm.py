@@ -211,6 +211,13 @@ class RayWorkers:
             return self.no_gpu
         return backend.unavailable(gpu)
 
+    def wait(self, jobs: list[RemoteJob], timeout: float) -> list[RemoteJob]:
+        """The jobs whose answer is in, waiting up to ``timeout`` seconds for one."""
+        import ray
+
+        ray.wait([j.ref for j in jobs], num_returns=1, timeout=timeout)
+        return [j for j in jobs if j.done()]
+
     def start(self, job, payload: dict, timeout: float) -> RemoteJob:
         import ray
 
