@@ -86,11 +86,13 @@ def dumps(obj) -> bytes:
 
 
 class RequestError(Exception):
-    """A request the server refuses: ``status`` is the HTTP status, the message says why."""
+    """A request the server refuses: ``status`` is the HTTP status, the message says why;
+    ``retry_after``: seconds after which the same request may succeed (an overloaded or draining server)."""
 
-    def __init__(self, message: str, status: int = 400):
+    def __init__(self, message: str, status: int = 400, retry_after: int | None = None):
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
