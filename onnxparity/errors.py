@@ -32,6 +32,13 @@ class ParityFailure(OnnxParityError):
     exit_code = 1
 
 
+class CheckIncomplete(OnnxParityError):
+    """A backend did not finish (crashed, killed, timed out) and everything that ran agreed (exit 3):
+    neither a pass nor a parity failure."""
+
+    exit_code = 3
+
+
 class BackendUnavailable(OnnxParityError):
     """This backend cannot run on this machine (no GPU, a provider missing from the build...)."""
 
