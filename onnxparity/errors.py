@@ -18,6 +18,10 @@ class InputError(OnnxParityError):
     """Bad input: a missing or corrupt file, a wrong kind of file, a bad argument (exit 2)."""
 
 
+class OutputError(InputError):
+    """A file could not be written: the disk is full, a file-size limit was reached (exit 2)."""
+
+
 class WorkerError(OnnxParityError):
     """A backend's worker process crashed, timed out or raised (exit 2 when fatal)."""
 
