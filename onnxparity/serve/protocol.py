@@ -76,7 +76,7 @@ def loads(data: bytes | memoryview):
     except orjson.JSONDecodeError:
         try:
             return json.loads(bytes(data))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:  # RecursionError: nested too deep
             raise RequestError(f"the request is not valid JSON ({exc})") from None
 
 
