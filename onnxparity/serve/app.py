@@ -274,6 +274,7 @@ class InferenceServer:
         if not model.ready:
             raise RequestError(f"model {model.name!r} is still warming up", 503)
         with self.admitted():
+            self.batcher(model).check_room()  # before the body is read and decoded: a refusal costs little
             body = await request.read()
             parsed = parse_infer_request(body, request.headers.get(HEADER_LENGTH), model.inputs, model.outputs)
             outputs = await self.run(model, parsed.inputs)

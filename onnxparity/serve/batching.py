@@ -62,6 +62,7 @@ class Batcher:
         self._row_s: dict[tuple, float] = {}  # seconds per row in the last run, by input shapes
         self._items: collections.deque[_Item] = collections.deque()
         self._queued_rows = 0
+        self._running_rows = 0  # rows in the batches running now
         self._instances = instances
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(instances)
@@ -85,17 +86,22 @@ class Batcher:
         return len(self._items)
 
     def expected_wait(self, key: tuple) -> float | None:
-        """Seconds a new request would wait behind the rows queued ahead of it, by the last run's seconds
-        per row on inputs of its shapes (None before any such run)."""
+        """Seconds a new request would wait behind the rows queued ahead of it and those running (counted
+        whole), by the last run's seconds per row on inputs of its shapes (None before any such run)."""
         row_s = self._row_s.get(key)
-        return None if row_s is None else self._queued_rows * row_s / self._instances
+        return None if row_s is None else (self._queued_rows + self._running_rows) * row_s / self._instances
+
+    def check_room(self) -> None:
+        """Refuse (503) when ``max_queue`` requests already wait: cheap, so a server can say so before it
+        reads and decodes a request's body."""
+        if len(self._items) >= self.max_queue:
+            raise _refused(f"model {self.model.name!r} is overloaded: {len(self._items)} requests already wait "
+                           f"(--max-queue {self.max_queue})")
 
     async def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         rows = len(next(iter(feeds.values()))) if self.stack else 1
         key = tuple((name, a.shape[1:] if self.stack else a.shape) for name, a in sorted(feeds.items()))
-        if len(self._items) >= self.max_queue:
-            raise _refused(f"model {self.model.name!r} is overloaded: {len(self._items)} requests already wait "
-                           f"(--max-queue {self.max_queue})")
+        self.check_room()
         wait = self.expected_wait(key)
         if self.timeout_s is not None and wait is not None and wait > self.timeout_s:
             raise _refused(f"model {self.model.name!r} is overloaded: the request would wait about "
@@ -163,6 +169,7 @@ class Batcher:
             asyncio.get_running_loop().create_task(self._run(batch, rows))
 
     async def _run(self, batch: list[_Item], rows: int) -> None:
+        self._running_rows += rows
         try:
             names = list(batch[0].feeds)
             if len(batch) == 1:
@@ -193,6 +200,7 @@ class Batcher:
                 if not item.future.done():
                     item.future.set_result(part)
         finally:
+            self._running_rows -= rows
             self._slots.release()
 
 

@@ -105,6 +105,7 @@ def servicer(server):
             if not model.ready:
                 raise RequestError(f"model {model.name!r} is still warming up", 503)
             with self.server.admitted():
+                self.server.batcher(model).check_room()
                 parsed = parse_model_infer(request, model.inputs, model.outputs)
                 outputs = await self.server.run(model, parsed.inputs)
             datatypes = {n: t.datatype for n, t in model.outputs.items()}
