@@ -134,3 +134,14 @@ def test_a_full_tmpfs_is_no_space_left_and_keeps_the_previous_report(torch_check
     r = subprocess.run(["unshare", "-m", "sh", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.stdout.splitlines() == ["rc=2", "r.json", "previous"], r.stdout + r.stderr
     assert r.stderr == f"onnxparity: error: cannot write {disk / 'r.json'}: No space left on device\n", r.stderr
+
+
+@pytest.mark.slow
+def test_check_stops_workers_over_max_memory_and_says_the_check_is_incomplete(torch_checkpoint, torch_onnx):
+    r = subprocess.run([sys.executable, "-m", "onnxparity", "check", torch_checkpoint, torch_onnx, "--cpu-only",
+                        "--n", "4", "--no-synthetic", "--max-memory", "64M"], cwd=ROOT, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 3, r.stdout + r.stderr
+    error = r.stderr.strip().splitlines()[-1]
+    assert error.startswith("onnxparity: error: incomplete: ") and "(over --max-memory 64 MiB)" in error, r.stderr
+    assert "torch:cpu" in r.stdout and "failed" in r.stdout  # the table says which backends did not finish
