@@ -182,7 +182,8 @@ def test_ctrl_c_drains_the_server_and_exits_0(tmp_path, torch_onnx):
 
     tmp = tmp_path / "tmp"
     tmp.mkdir()
-    proc = subprocess.Popen([sys.executable, "-m", "onnxparity", "serve", str(torch_onnx), "--port", "0"],
+    proc = subprocess.Popen([sys.executable, "-m", "onnxparity", "serve", str(torch_onnx), "--port", "0", "--choose-s",
+                             "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "TMPDIR": str(tmp)})
     deadline = time.monotonic() + 60

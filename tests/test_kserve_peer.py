@@ -82,7 +82,7 @@ def peers(request, tmp_path_factory):
     logs = [folder / "ours.log", folder / "kserve.log"]
     commands = [
         [sys.executable, "-m", "onnxparity", "serve", str(model), "--port", str(ports[0]), "--grpc-port",
-         str(ports[1]), "--max-batch-size", str(MAX_BATCH), "--max-request-mb", "1"],
+         str(ports[1]), "--max-batch-size", str(MAX_BATCH), "--max-request-mb", "1", "--choose-s", "0"],
         [PEER_PYTHON, str(ROOT / "tests" / "kserve_peer.py"), str(model), "--http_port", str(ports[2]),
          "--grpc_port", str(ports[3])],
     ]

@@ -193,7 +193,7 @@ def _start(folder, tmp: Path, *args: str):
     (tmp / "tmp").mkdir()
     with open(log, "w") as sink:
         proc = subprocess.Popen([sys.executable, "-m", "onnxparity", "serve", str(folder), "--port", "0",
-                                 "--grpc-port", "0", *args], cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT, env=env)
+                                 "--grpc-port", "0", "--choose-s", "0", *args], cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT, env=env)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
         text = log.read_text()
