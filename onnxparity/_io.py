@@ -1,18 +1,29 @@
 """Small helpers for files and model outputs that every layer shares: atomic output (a failed or
 interrupted write never leaves a half-written artifact), sha256 of files and weight arrays, and a
-model's outputs flattened to a list."""
+model's outputs flattened to a list.
+
+Every file the toolkit writes goes through :func:`atomic_path` or :func:`atomic_dir`. When the
+disk is full or a file-size limit is reached (ENOSPC, EDQUOT, EFBIG), the write ends in an
+:class:`~onnxparity.errors.OutputError` naming the file (one line, exit 2), the half-written
+temporary file is removed and the previous file stays as it was.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
+import resource
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from onnxparity.errors import OutputError
+
 HASH_CHUNK = 1 << 20
+NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 @contextlib.contextmanager
@@ -32,7 +43,8 @@ def atomic_path(dest: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
+        with _no_room_named(dest, tmp_path):
+            yield tmp_path
         if tmp_path.is_file():
             os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; match a plain open()
         os.replace(tmp_path, dest)
@@ -48,7 +60,8 @@ def atomic_dir(dest: str | os.PathLike) -> Iterator[Path]:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
-        yield tmp
+        with _no_room_named(dest, tmp):
+            yield tmp
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; match a plain mkdir()
         if dest.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old.", dir=dest.parent))
@@ -59,6 +72,42 @@ def atomic_dir(dest: str | os.PathLike) -> Iterator[Path]:
             os.replace(tmp, dest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _no_room_named(dest: Path, written: Path) -> Iterator[None]:
+    """Turn a write that failed for lack of room into one line naming ``dest``."""
+    try:
+        yield
+    except Exception as exc:
+        reason = no_room(exc, written)
+        if reason is None:
+            raise
+        raise OutputError(f"cannot write {dest}: {reason}") from None
+
+
+def no_room(exc: BaseException, written: Path | None = None) -> str | None:
+    """Why a write failed for lack of room (``os.strerror``), or None when it did not.
+
+    An OSError of ENOSPC, EDQUOT or EFBIG anywhere in the exception's chain; else, for a library
+    that drops the error number (``torch.save`` to a path raises a bare RuntimeError), what was
+    ``written`` (a file or folder) having reached the file-size limit, or a full filesystem.
+    """
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in NO_ROOM:
+            return os.strerror(seen.errno)
+        seen = seen.__cause__ or seen.__context__
+    if written is None or not written.exists():
+        return None
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    files = [written] if written.is_file() else [p for p in written.rglob("*") if p.is_file()]
+    if limit != resource.RLIM_INFINITY and any(f.stat().st_size >= limit for f in files):
+        return os.strerror(errno.EFBIG)
+    fs = os.statvfs(written if written.is_dir() else written.parent)
+    if (fs.f_bfree if os.geteuid() == 0 else fs.f_bavail) * fs.f_frsize < HASH_CHUNK:
+        return os.strerror(errno.ENOSPC)
+    return None
 
 
 def _umask() -> int:

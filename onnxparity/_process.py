@@ -6,7 +6,9 @@ while another may be loaded runs through :func:`call` / :class:`Worker` / :class
 child interpreter that imports only what its target needs, with its own environment
 (``KERAS_BACKEND``, ``CUDA_VISIBLE_DEVICES``, set before it starts), polled so that a crash or a
 hang becomes a :class:`WorkerError` carrying the end of the child's error output instead of taking
-the caller down.
+the caller down. A child killed by SIGKILL (what the kernel's OOM killer sends) is reported as
+such, with the most memory it was seen to hold; ``max_rss`` stops a child whose resident memory
+grows past it (:class:`MemoryWatch`).
 
 The child is started as ``python -c`` running :func:`_child_main`, not through multiprocessing's
 spawn, which re-imports the caller's ``__main__`` in every child: a plain script that calls
@@ -37,6 +39,7 @@ from typing import Any, Mapping
 from onnxparity.errors import InputError, OnnxParityError, WorkerError
 
 TAIL_CHARS = 2000
+MEMORY_POLL_S = 0.1
 STDOUT_ENV = "ONNXPARITY_WORKER_STDOUT"  # "1" in a worker's env: its stdout stays the parent's (training progress)
 PARENT_POLL_S = 0.5
 # The child's first statement: find this package where the parent found it, then take over.
@@ -124,8 +127,68 @@ def _exit_now() -> None:
     os._exit(0)
 
 
-def _receive(conn, proc, name: str, deadline: float | None, tail, timeout: float | None) -> Any:
+class MemoryWatch:
+    """A child's resident memory, read from ``/proc`` as the parent polls: its peak (``VmHWM``, which
+    the kernel keeps, so a spike between two reads still counts) and, with ``limit`` bytes, a kill
+    when it holds more (``VmRSS``).
+
+    Resident memory, not an address-space limit (``RLIMIT_AS``): ONNX Runtime, PyTorch and
+    TensorFlow reserve far more virtual memory than they touch (arenas, thread stacks, CUDA's
+    mappings), so an address-space cap refuses them at start-up long before they hold too much.
+    The price: a child may overshoot the limit by what it allocates within one poll.
+    """
+
+    def __init__(self, pid: int, limit: int | None = None):
+        self.pid, self.limit = pid, limit
+        self.peak = 0  # bytes; 0 where /proc is not readable
+        self.over: int | None = None  # the resident bytes it was stopped at
+        self._next = 0.0
+
+    def poll(self) -> bool:
+        """Read the child's memory (at most every MEMORY_POLL_S); True when it is over the limit."""
+        now = time.monotonic()
+        if now < self._next:
+            return False
+        self._next = now + MEMORY_POLL_S
+        rss, hwm = _status_kib(self.pid, "VmRSS", "VmHWM")
+        self.peak = max(self.peak, hwm * 1024)
+        if self.limit is not None and rss * 1024 > self.limit:
+            self.over = rss * 1024
+            return True
+        return False
+
+    def killed(self, name: str, code: int | None) -> str:
+        """What to say of a child that ended without answering, by its exit status."""
+        if self.over is not None:
+            return f"{name}: stopped, holding {_size(self.over)} (over --max-memory {_size(self.limit)})"
+        peak = f", peak memory {_size(self.peak)}" if self.peak else ""
+        if code == -9:
+            return f"{name}: killed (signal 9: out of memory?){peak}"
+        how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit status {code}"
+        return f"{name}: worker process crashed ({how}){peak}"
+
+
+def _status_kib(pid: int, *fields: str) -> list[int]:
+    values = dict.fromkeys(fields, 0)
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                key, _, rest = line.partition(":")
+                if key in values:
+                    values[key] = int(rest.split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    return list(values.values())
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+
+
+def _receive(conn, proc, name: str, deadline: float | None, tail, timeout: float | None,
+             memory: MemoryWatch | None = None) -> Any:
     """Wait for the child's answer; a crash or an overrun deadline becomes a :class:`WorkerError`."""
+    memory = memory or MemoryWatch(proc.pid)
     while True:
         if conn.poll(0.05):
             try:
@@ -139,14 +202,15 @@ def _receive(conn, proc, name: str, deadline: float | None, tail, timeout: float
             raise WorkerError(f"{name}: {payload}", tail())
         if not proc.is_alive() and not conn.poll(0):
             break
+        if memory.poll():
+            proc.kill()
+            break
         if deadline is not None and time.monotonic() > deadline:
             proc.kill()
             proc.join(timeout=5)
             raise WorkerError(f"{name}: timed out after {timeout:.0f} s", tail())
     proc.join(timeout=5)
-    code = proc.exitcode
-    how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit status {code}"
-    raise WorkerError(f"{name}: worker process crashed ({how})", tail())
+    raise WorkerError(memory.killed(name, proc.exitcode), tail())
 
 
 class _Process:
@@ -189,7 +253,7 @@ class _Child:
     """A child interpreter running ``kind`` ("call" or "serve") of ``target``; its stderr kept for the tail."""
 
     def __init__(self, kind: str, target: str, args: tuple, kwargs: dict, name: str | None,
-                 env: Mapping[str, str] | None, timeout: float | None):
+                 env: Mapping[str, str] | None, timeout: float | None, max_rss: int | None = None):
         self.name = name or target
         self.timeout = timeout
         fd, self._stderr = tempfile.mkstemp(prefix="onnxparity-worker-", suffix=".log")
@@ -211,6 +275,7 @@ class _Child:
             theirs.close()
         self._conn = Connection(mine.detach())
         self._proc = _Process(popen)
+        self.memory = MemoryWatch(popen.pid, max_rss)
         self._started = time.monotonic()
         _LIVE.add(self)
         try:
@@ -236,15 +301,21 @@ class _Child:
 
 
 class Worker(_Child):
-    """A running child process; :meth:`result` waits for it and returns or raises."""
+    """A running child process; :meth:`result` waits for it and returns or raises. ``max_rss``: bytes of
+    resident memory past which the child is stopped (:class:`MemoryWatch`)."""
 
     def __init__(self, target: str, *args: Any, name: str | None = None, env: Mapping[str, str] | None = None,
-                 timeout: float | None = None, **kwargs: Any):
-        super().__init__("call", target, args, kwargs, name, env, timeout)
+                 timeout: float | None = None, max_rss: int | None = None, **kwargs: Any):
+        super().__init__("call", target, args, kwargs, name, env, timeout, max_rss)
 
     def done(self) -> bool:
-        """True once the child has answered, exited or overrun its timeout (:meth:`result` is then quick)."""
+        """True once the child has answered, exited, overrun its timeout or its memory limit (:meth:`result`
+        is then quick)."""
         if self._conn.poll(0) or not self._proc.is_alive():
+            return True
+        if self.memory.poll():
+            self._proc.kill()
+            self._proc.join(timeout=5)
             return True
         return self.timeout is not None and time.monotonic() - self._started > self.timeout
 
@@ -265,7 +336,7 @@ class Worker(_Child):
 
     def _wait(self) -> Any:
         deadline = None if self.timeout is None else self._started + self.timeout
-        return _receive(self._conn, self._proc, self.name, deadline, self.tail, self.timeout)
+        return _receive(self._conn, self._proc, self.name, deadline, self.tail, self.timeout, self.memory)
 
 
 class Service(_Child):
@@ -285,8 +356,8 @@ class Service(_Child):
     """
 
     def __init__(self, target: str, *args: Any, name: str | None = None, env: Mapping[str, str] | None = None,
-                 timeout: float | None = None, wait: bool = True, **kwargs: Any):
-        super().__init__("serve", target, args, kwargs, name, env, timeout)
+                 timeout: float | None = None, wait: bool = True, max_rss: int | None = None, **kwargs: Any):
+        super().__init__("serve", target, args, kwargs, name, env, timeout, max_rss)
         self.closed = False
         self._deadline = None if timeout is None else self._started + timeout  # of the answer awaited next
         self._building = True  # the child's first answer (None, or the error building the object raised) is to come
@@ -310,6 +381,10 @@ class Service(_Child):
                 return True
         if self._conn.poll(0) or not self._proc.is_alive():
             return True
+        if self.memory.poll():
+            self._proc.kill()
+            self._proc.join(timeout=5)
+            return True
         return self._deadline is not None and time.monotonic() > self._deadline
 
     def receive(self) -> Any:
@@ -330,7 +405,7 @@ class Service(_Child):
     def _answer(self) -> Any:
         timeout = None if self._deadline is None else max(0.0, self._deadline - self._started)
         try:
-            return _receive(self._conn, self._proc, self.name, self._deadline, self.tail, timeout)
+            return _receive(self._conn, self._proc, self.name, self._deadline, self.tail, timeout, self.memory)
         except WorkerError:
             if not self._proc.is_alive():  # crashed or killed for its timeout; a raising method keeps it
                 self.close()

@@ -18,6 +18,10 @@ class InputError(OnnxParityError):
     """Bad input: a missing or corrupt file, a wrong kind of file, a bad argument (exit 2)."""
 
 
+class OutputError(InputError):
+    """A file could not be written: the disk is full, a file-size limit was reached (exit 2)."""
+
+
 class WorkerError(OnnxParityError):
     """A backend's worker process crashed, timed out or raised (exit 2 when fatal)."""
 
@@ -30,6 +34,13 @@ class ParityFailure(OnnxParityError):
     """Outputs differ beyond tolerance (exit 1)."""
 
     exit_code = 1
+
+
+class CheckIncomplete(OnnxParityError):
+    """A backend did not finish (crashed, killed, timed out) and everything that ran agreed (exit 3):
+    neither a pass nor a parity failure."""
+
+    exit_code = 3
 
 
 class BackendUnavailable(OnnxParityError):

@@ -66,6 +66,12 @@ class ModelSpec:
             raise InputError(f"model spec: input_dtype must be one of {INPUT_DTYPES}, not {self.input_dtype!r}")
         if isinstance(self.signature, Mapping):
             object.__setattr__(self, "signature", Signature.from_dict(self.signature))
+        if self.signature is not None and not isinstance(self.signature, Signature):
+            raise InputError(f"model spec: signature must be a JSON object, not {self.signature!r}")
+        for name in ("scale", "mean", "std"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+                raise InputError(f"model spec: {name} must be a finite number, not {value!r}")
         if self.torch_kwargs is not None and not isinstance(self.torch_kwargs, Mapping):
             raise InputError(f"model spec: torch_kwargs must be a JSON object, not {self.torch_kwargs!r}")
         object.__setattr__(self, "class_outputs", tuple(str(x) for x in self.class_outputs))
@@ -74,6 +80,8 @@ class ModelSpec:
         except (TypeError, ValueError):
             raise InputError(f"model spec: input_shape must be integers, not {self.input_shape!r}") from None
         object.__setattr__(self, "labels", tuple(str(x) for x in self.labels))
+        if not isinstance(self.extra, Mapping):
+            raise InputError(f"model spec: extra must be a JSON object, not {self.extra!r}")
         object.__setattr__(self, "extra", dict(self.extra))
 
     # -- inputs -----------------------------------------------------------------------------

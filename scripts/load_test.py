@@ -21,6 +21,16 @@ share of the ceiling's requests/s in the same round.
     python scripts/load_test.py runs/latest                                  # batching on, then off
     python scripts/load_test.py DIR --models torch --modes on --format json --protocols http,grpc
     python scripts/load_test.py DIR --models torch --modes on --format json --trees /tmp/main,. --rounds 3
+
+``--overload`` measures the server past its capacity instead: the closed-loop capacity first, then
+requests sent at a fixed rate (``--overload-factor`` times that capacity, default 2) whatever the
+answers, for ``--duration`` seconds: the latency of accepted requests and of refusals, every
+status, the server's resident memory each second, and readiness and a correct answer afterwards;
+then the same load again with SIGTERM sent halfway, checking that every request that got a 200
+got the right outputs and every other one a 503 or a closed connection.
+
+    python scripts/load_test.py DIR --models torch_net --overload --duration 60 \
+        --server-args "--max-queue 64 --request-timeout 0.025"
 """
 
 from __future__ import annotations
@@ -47,7 +57,8 @@ sys.path.insert(0, str(ROOT))
 
 
 def _digit_feeds(folder: str, only: list[str] | None, n: int):
-    """(model name, ServedModel, input name, datatype, rows) for each served model that takes digits."""
+    """(model name, ServedModel, input name, datatype, rows) for each served model that takes digits (or, for
+    one named in ``only`` whose input is another image, seeded samples of its shape)."""
     from onnxparity.data import load_digits
     from onnxparity.serve import load_models
 
@@ -56,8 +67,11 @@ def _digit_feeds(folder: str, only: list[str] | None, n: int):
     for name, model in load_models(folder).items():
         if not model.takes_digits or (only and name not in only):
             continue
-        (feed_name, x), = model.digits_feed(digits).items()
-        out.append((name, model, feed_name, next(iter(model.inputs.values())).datatype, x))
+        (feed_name, info), = model.inputs.items()
+        x = model.digits_feed(digits)[feed_name] if model.spec is None or model.spec.input_shape[-2:] == (28, 28) or \
+            model.spec.input_shape[:2] == (28, 28) else np.random.default_rng(0).standard_normal(
+                (n, *model.spec.input_shape)).astype(np.float32)
+        out.append((name, model, feed_name, info.datatype, x))
     if not out:
         raise SystemExit(f"{folder}: no model that takes 28x28 digits" + (f" among {only}" if only else ""))
     return out
@@ -124,8 +138,9 @@ def _start(cmd: list[str], tree: Path) -> tuple[subprocess.Popen, str, str | Non
         m = re.search(r"grpc ([\d.]+:\d+)", line)
         grpc = grpc or (m.group(1) if m else None)
         if "ready" in line and url:
-            # Keep reading what it prints, so a full pipe never stalls it.
-            threading.Thread(target=proc.stdout.read, daemon=True).start()
+            # Keep reading what it prints (into proc.lines), so a full pipe never stalls it.
+            proc.lines = []
+            threading.Thread(target=lambda: proc.lines.extend(proc.stdout), daemon=True).start()
             return proc, url, grpc
     proc.kill()
     raise SystemExit("the server did not become ready in 60 s")
@@ -357,6 +372,223 @@ def measure(args, tree: Path | None, mode: str, protocol: str, bodies, requests,
     return r
 
 
+# -- past capacity: refusals at once, a drain on SIGTERM ----------------------------------------------------
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
+
+
+def expected_outputs(folder: str, only: list[str] | None, n: int = 16) -> list[tuple[str, np.ndarray]]:
+    """What each of ``payloads``'s requests must answer: in-process ONNX Runtime on the same file."""
+    from onnxparity.runners.sessions import make_session
+
+    out = []
+    for name, model, feed_name, _, x in _digit_feeds(folder, only, n):
+        session = make_session(model.path)
+        for row in x:
+            out.append((model.digit_output, session.run([model.digit_output], {feed_name: row[None]})[0][0]))
+    return out
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection with one request at a time: the least a Python client can spend
+    per request (tens of microseconds), so that it can offer a server more than the server can take."""
+
+    def __init__(self):
+        self.transport, self.buffer, self.waiter, self.open = None, b"", None, True
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0 or self.waiter is None:
+            return
+        head = self.buffer[:end]
+        length = int(re.search(rb"(?i)\r\ncontent-length: *(\d+)", head).group(1))
+        if len(self.buffer) < end + 4 + length:
+            return
+        body, self.buffer = self.buffer[end + 4 : end + 4 + length], self.buffer[end + 4 + length :]
+        waiter, self.waiter = self.waiter, None
+        if not waiter.done():
+            waiter.set_result((int(head[9:12]), head, body))
+
+    def connection_lost(self, exc) -> None:
+        self.open = False
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(ConnectionResetError("closed"))
+
+
+class RawClient:
+    """Requests over a pool of :class:`_Connection` (opened as needed, up to ``max_connections``)."""
+
+    def __init__(self, url: str, max_connections: int = 1024):
+        host, port = url.removeprefix("http://").split(":")
+        self.host, self.port, self.max, self.idle, self.opened = host, int(port), max_connections, [], 0
+
+    async def send(self, request: bytes) -> tuple[int, bytes, bytes]:
+        while self.idle and not self.idle[-1].open:
+            self.idle.pop()
+        if self.idle:
+            conn = self.idle.pop()
+        else:
+            if self.opened >= self.max:
+                raise ConnectionRefusedError("client: every connection busy")
+            self.opened += 1
+            try:
+                _, conn = await asyncio.get_running_loop().create_connection(_Connection, self.host, self.port)
+            except OSError:
+                self.opened -= 1
+                raise ConnectionRefusedError("refused") from None
+        conn.waiter = asyncio.get_running_loop().create_future()
+        conn.transport.write(request)
+        try:
+            status, head, body = await asyncio.wait_for(conn.waiter, 30)
+        except BaseException:
+            conn.transport.close()
+            self.opened -= 1
+            raise
+        if b"connection: close" in head.lower():
+            conn.transport.close()
+            self.opened -= 1
+        else:
+            self.idle.append(conn)
+        return status, head, body
+
+    def close(self) -> None:
+        for conn in self.idle:
+            conn.transport.close()
+
+
+def http_requests(bodies) -> list[bytes]:
+    """``payloads``'s bodies as whole HTTP/1.1 requests."""
+    out = []
+    for name, body, headers in bodies:
+        lines = [f"POST /v2/models/{name}/infer HTTP/1.1", "Host: 127.0.0.1", f"Content-Length: {len(body)}",
+                 *(f"{k}: {v}" for k, v in headers.items())]
+        out.append(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+    return out
+
+
+async def open_loop(url: str, bodies, expected, rate: float, duration: float, max_requests: int, server=None,
+                    sigterm_at: float | None = None, closed_loop: int = 0) -> dict:
+    """Send requests at ``rate`` a second for ``duration`` s, each on its own, whatever the answers (or, with
+    ``closed_loop`` = N, from N clients each waiting for its answer); classify every one and check each
+    200's outputs. ``sigterm_at``: seconds in, SIGTERM the server. Latencies are measured from the moment a
+    request is due, so a client that falls behind shows as latency, not as a lower rate."""
+    from onnxparity.serve.protocol import HEADER_LENGTH
+
+    requests = http_requests(bodies)
+    client = RawClient(url)
+    records: list[tuple[str, float]] = []  # (what happened, seconds)
+    wrong = 0
+    rss: list[float] = []
+    started = time.perf_counter()
+
+    async def one(k: int, due: float) -> None:
+        nonlocal wrong
+        output, want = expected[k % len(expected)]
+        try:
+            status, head, body = await client.send(requests[k % len(requests)])
+            what = str(status)
+            if status == 200:
+                n = int(re.search(rb"(?i)\r\n" + HEADER_LENGTH.encode() + rb": *(\d+)", head).group(1))
+                wrong += not np.allclose(np.frombuffer(body[n:], dtype=np.float32), want, rtol=1e-4, atol=1e-5)
+        except ConnectionRefusedError:
+            what = "refused"
+        except (ConnectionError, asyncio.TimeoutError):
+            what = "closed"
+        records.append((what, time.perf_counter() - due))
+
+    sent, tasks, next_rss = 0, set(), 0.0
+
+    def launch(k: int, due: float) -> None:
+        task = asyncio.ensure_future(one(k, due))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    async def loop_client(k: int) -> None:
+        nonlocal sent
+        while time.perf_counter() - started < duration and sent < max_requests:
+            sent += 1
+            await one(sent, time.perf_counter())
+
+    if closed_loop:
+        await asyncio.gather(*(loop_client(k) for k in range(closed_loop)))
+    while not closed_loop and (now := time.perf_counter() - started) < duration and sent < max_requests:
+        if sigterm_at is not None and now >= sigterm_at:
+            server.send_signal(signal.SIGTERM)
+            sigterm_at = None
+        if now >= next_rss and server is not None and server.poll() is None:
+            rss.append(rss_mib(server.pid))
+            next_rss += 1.0
+        for _ in range(min(int(now * rate), max_requests) - sent):
+            launch(sent, started + sent / rate)
+            sent += 1
+        await asyncio.sleep(0.001)
+    if tasks:
+        await asyncio.wait(tasks, timeout=60)
+    client.close()
+    elapsed = time.perf_counter() - started
+    kinds: dict[str, list[float]] = {}
+    for what, seconds in records:
+        kinds.setdefault(what, []).append(seconds * 1000)
+
+    def pct(values, q):
+        return round(float(np.percentile(values, q)), 2) if values else None
+
+    ok, refused = kinds.get("200", []), kinds.get("503", [])
+    return {"offered_per_s": round(sent / min(elapsed, duration), 1), "sent": sent, "answered": len(records),
+            "statuses": {k: len(v) for k, v in sorted(kinds.items())},
+            "accepted_per_s": round(len(ok) / min(elapsed, duration), 1), "accepted_p50_ms": pct(ok, 50),
+            "accepted_p99_ms": pct(ok, 99), "accepted_max_ms": pct(ok, 100), "refused_p50_ms": pct(refused, 50),
+            "refused_p99_ms": pct(refused, 99), "refused_max_ms": pct(refused, 100), "wrong_outputs": wrong,
+            "server_rss_mib_each_s": rss}
+
+
+def overload(args, bodies, expected) -> dict:
+    """Capacity, then ``--overload-factor`` times it for ``--duration`` s, then the same with SIGTERM halfway."""
+    import urllib.request
+
+    only = args.models.split(",") if args.models else None
+    duration = min(args.duration, 60.0)
+    proc, url, _ = start_server(args.folder, args.server_args.split())
+    try:
+        run(open_loop(url, bodies, expected, 0, 2.0, 20_000, closed_loop=args.concurrency))  # warm-up
+        capacity = run(open_loop(url, bodies, expected, 0, 10.0, args.max_requests, closed_loop=args.concurrency))
+        rate = capacity["accepted_per_s"] * args.overload_factor
+        print(f"capacity (closed loop, {args.concurrency} clients, 10 s): {capacity['accepted_per_s']} req/s, "
+              f"p99 {capacity['accepted_p99_ms']} ms, statuses {capacity['statuses']}; offering {rate:.0f} req/s "
+              f"for {duration:.0f} s", flush=True)
+        loaded = run(open_loop(url, bodies, expected, rate, duration, args.max_requests, proc))
+        ready = urllib.request.urlopen(f"{url}/v2/health/ready", timeout=10).status
+        after = run(open_loop(url, bodies, expected, 20, 1.0, 20, proc))
+        loaded["afterwards"] = {"ready": ready, "statuses": after["statuses"], "wrong_outputs": after["wrong_outputs"]}
+        print(json.dumps({"overload": loaded}), flush=True)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    # SIGTERM halfway through the same load, on a fresh server.
+    proc, url, _ = start_server(args.folder, args.server_args.split())
+    try:
+        run(open_loop(url, bodies, expected, 0, 2.0, 20_000, closed_loop=args.concurrency))
+        drained = run(open_loop(url, bodies, expected, rate, min(duration, 20.0), args.max_requests, proc,
+                                sigterm_at=min(duration, 20.0) / 2))
+        drained["server_exit"] = proc.wait(60)
+        time.sleep(0.5)  # the reader thread takes the last lines
+        drained["server_said"] = [line.strip() for line in proc.lines if "draining" in line]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    drained["lost"] = drained["wrong_outputs"] + sum(n for k, n in drained["statuses"].items()
+                                                     if k not in ("200", "503", "closed", "refused"))
+    print(json.dumps({"sigterm_during_load": drained}), flush=True)
+    return {"capacity": capacity, "overload": loaded, "sigterm_during_load": drained}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("folder", help="folder of .onnx files written by onnxparity convert")
@@ -384,6 +616,9 @@ def main() -> int:
     p.add_argument("--no-ceiling", dest="ceiling", action="store_false",
                    help="leave out the ceiling app (a bare aiohttp + orjson app answering ten floats)")
     p.add_argument("--json", help="also write the results to this file")
+    p.add_argument("--overload", action="store_true",
+                   help="measure past capacity: refusals, latency of what is accepted, memory, a SIGTERM drain")
+    p.add_argument("--overload-factor", type=float, default=2.0, help="times the measured capacity (default 2)")
     if sys.argv[1:] == ["--serve-ceiling"]:
         serve_ceiling()
         return 0
@@ -399,6 +634,15 @@ def main() -> int:
     if not set(protocols) <= {"http", "grpc"}:
         raise SystemExit(f"--protocols: http, grpc, not {args.protocols}")
     bodies = payloads(args.folder, only, fmt=args.format)
+    if args.overload:
+        flags = sorted({f for f in ("avx2", "avx512f", "avx512_vnni")
+                        if re.search(rf"\b{f}\b", Path("/proc/cpuinfo").read_text())})
+        print(f"{os.cpu_count()} CPUs ({', '.join(flags)}), load average "
+              f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+        result = overload(args, payloads(args.folder, only, fmt="binary"), expected_outputs(args.folder, only))
+        if args.json:
+            Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
+        return 0 if result["sigterm_during_load"]["lost"] == 0 and result["overload"]["wrong_outputs"] == 0 else 1
     requests = grpc_requests(args.folder, only) if "grpc" in protocols else None
     trees = [Path(t).resolve() for t in args.trees.split(",") if t.strip()]
     cases = [(tree, mode.strip(), protocol) for mode in args.modes.split(",") if mode.strip()

@@ -112,3 +112,30 @@ def descendants(pid: int) -> set[int]:
         frontier = {p for p, parent in parents.items() if parent in frontier} - found
         found |= frontier
     return found
+
+
+def hold_then_die(mib: int, signum: int) -> None:
+    """A worker that holds ``mib`` MiB for a moment, then dies by ``signum`` (SIGKILL: as the OOM killer does)."""
+    import os
+    import time
+
+    import numpy as np
+
+    held = np.ones(mib * 2**20, np.uint8)
+    time.sleep(0.5)
+    os.kill(os.getpid(), signum)
+    time.sleep(10)
+    return held.sum()
+
+
+def grow(step_mib: int, steps: int) -> int:
+    """A worker whose memory keeps growing, ``step_mib`` MiB at a time."""
+    import time
+
+    import numpy as np
+
+    held = []
+    for _ in range(steps):
+        held.append(np.ones(step_mib * 2**20, np.uint8))
+        time.sleep(0.05)
+    return len(held)

@@ -127,3 +127,73 @@ def test_the_readme_example_works_in_a_plain_script(tmp_path, torch_checkpoint, 
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "passed: True" in done.stdout and "bootstrapping" not in done.stderr
+
+
+def _maps_hold(pid: int, library: str) -> bool:
+    try:
+        return library in Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return False
+
+
+def _under_way(kind: str, tmp: Path, proc: subprocess.Popen):
+    """When the command is in the middle of its work: its temporary folder made, its workers started,
+    or (convert, which works in its own process) PyTorch loaded."""
+    if kind == "convert":
+        return lambda: _maps_hold(proc.pid, "libtorch_cpu")
+    prefix = {"quantize": "onnxparity-quantize-", "locate": "onnxparity-locate-", "migrate": "onnxparity-migrate-",
+              "bench": "onnxparity-bench-"}[kind]
+    need = 0 if kind == "quantize" else 1
+    return lambda: any(tmp.glob(prefix + "*")) and len(children(proc.pid)) >= need
+
+
+@pytest.mark.parametrize("kind, sig", [("convert", signal.SIGTERM), ("quantize", signal.SIGINT),
+                                       ("locate", signal.SIGTERM), ("migrate", signal.SIGTERM),
+                                       ("bench", signal.SIGINT)])
+def test_a_signal_ends_each_command_cleanly(kind, sig, tmp_path, torch_checkpoint, torch_onnx):
+    """SIGTERM and Ctrl-C end every command alike: workers stopped, temporary files removed, one line."""
+    tmp, out = tmp_path / "tmp", tmp_path / "out"
+    tmp.mkdir()
+    out.mkdir()
+    args = {"convert": ["convert", torch_checkpoint, "-o", out / "model.onnx"],
+            "quantize": ["quantize", torch_onnx, "--int8", "-o", out / "model.int8.onnx"],
+            "locate": ["locate", torch_checkpoint, torch_onnx, "--n", "2000", "--batch-size", "8"],
+            "migrate": ["migrate", torch_checkpoint, "--to", "keras", "-o", out / "keras"],
+            "bench": ["bench", torch_onnx, "--batch-sizes", "1", "--round-time", "5"]}[kind]
+    proc = start_cli(*args, env={"TMPDIR": str(tmp)})
+    left_by_onnxruntime = set(tmp.glob(".ses"))  # ONNX Runtime's own session-id file, not ours
+    wait_for(_under_way(kind, tmp, proc), proc)
+    workers = children(proc.pid)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == (143 if sig == signal.SIGTERM else 130), err
+    assert one_line(err).startswith("onnxparity: terminated" if sig == signal.SIGTERM else "onnxparity: interrupted")
+    assert set(tmp.iterdir()) - left_by_onnxruntime - set(tmp.glob(".ses")) == set()  # no temporary files
+    assert list(out.iterdir()) == []  # nothing half-written
+    deadline = time.monotonic() + 5
+    while any(running(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [pid for pid in workers if running(pid)]
+
+
+def test_ctrl_c_drains_the_server_and_exits_0(tmp_path, torch_onnx):
+    """serve ends on Ctrl-C as on SIGTERM (tests/test_serve_overload.py): a drain, one line, exit 0, no files."""
+    import re
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "onnxparity", "serve", str(torch_onnx), "--port", "0", "--choose-s",
+                             "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TMPDIR": str(tmp)})
+    deadline = time.monotonic() + 60
+    lines = []
+    while not lines or lines[-1].strip() != "onnxparity serve: ready":
+        assert time.monotonic() < deadline and proc.poll() is None, "".join(lines)
+        lines.append(proc.stdout.readline())
+    at_start = set(tmp.iterdir())
+    proc.send_signal(signal.SIGINT)
+    rest, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and err == "", err
+    assert re.fullmatch(r"onnxparity serve: SIGINT: draining ended, 0 of 0 requests in flight finished\n", rest), rest
+    assert set(tmp.iterdir()) == at_start

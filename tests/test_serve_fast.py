@@ -47,27 +47,35 @@ def test_batcher_runs_cheap_batches_on_the_event_loop_and_costly_ones_in_a_threa
         name = "rec"
 
         def __init__(self):
-            self.threads = []
+            self.threads, self.rows = [], []
 
         def run(self, feeds):
             self.threads.append(threading.current_thread().name)
+            self.rows.append(len(feeds["x"]))
             return {"y": feeds["x"] * 2}
 
     async def scenario(inline_below_s: float):
         model = Recorder()
-        batcher = Batcher(model, ThreadPoolExecutor(1, thread_name_prefix="worker"), max_batch_size=4,
-                          max_queue_delay_s=0, inline_below_s=inline_below_s)
+        batcher = Batcher(model, ThreadPoolExecutor(1, thread_name_prefix="worker"), max_batch_size=8,
+                          max_queue_delay_s=0.002, inline_below_s=inline_below_s)
         batcher.start()
         try:
             for i in range(3):  # one at a time: three runs
                 out = await batcher.infer({"x": np.full((1, 2), i, np.float32)})
                 assert out["y"].tolist() == [[2.0 * i, 2.0 * i]]
+            # Then many at once, of 1 to 3 rows each: every answer must be its own request's rows.
+            requests = [np.arange(k, k + 2 * n, dtype=np.float32).reshape(n, 2)
+                        for k, n in zip(range(0, 1000, 10), [1, 2, 3] * 20)]
+            answers = await asyncio.gather(*(batcher.infer({"x": r}) for r in requests))
+            for r, a in zip(requests, answers):
+                np.testing.assert_array_equal(a["y"], r * 2)
         finally:
             await batcher.stop()
-        return model.threads, threading.current_thread().name
+        return model, threading.current_thread().name
 
-    threads, loop_thread = asyncio.run(scenario(inline_below_s=10.0))
+    model, loop_thread = asyncio.run(scenario(inline_below_s=10.0))
     # The first run has no timing yet, so it goes to a worker; the next ones are known to be cheap.
-    assert threads[0].startswith("worker") and threads[1:] == [loop_thread, loop_thread]
-    threads, _ = asyncio.run(scenario(inline_below_s=0.0))
-    assert all(t.startswith("worker") for t in threads)
+    assert model.threads[0].startswith("worker") and set(model.threads[1:]) == {loop_thread}
+    assert max(model.rows) > 3  # the concurrent requests were stacked, so a swap of rows would show
+    model, _ = asyncio.run(scenario(inline_below_s=0.0))
+    assert all(t.startswith("worker") for t in model.threads) and max(model.rows) > 3

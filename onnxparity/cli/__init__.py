@@ -75,6 +75,14 @@ def main(argv: list[str] | None = None) -> int:
     except OnnxParityError as exc:
         print(f"onnxparity: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # a full disk outside the atomic writers (temporary files): one line too
+        from onnxparity._io import no_room
+
+        reason = no_room(exc)
+        if reason is None:
+            raise
+        print(f"onnxparity: error: cannot write {exc.filename or 'a file'}: {reason}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM as _signals.Terminated: the clean-up has run
         what = "terminated" if isinstance(exc, _signals.Terminated) else "interrupted"
         print(f"onnxparity: {what}" + (f" {exc}" if str(exc) else ""), file=sys.stderr)

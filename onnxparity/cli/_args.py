@@ -44,6 +44,20 @@ def positive_float(text: str) -> float:
     return value
 
 
+def memory_size(text: str) -> int:
+    """A size in bytes: 4G, 512M, 2GiB, 1e9 (K, M, G, T: powers of 1024)."""
+    import re
+
+    found = re.fullmatch(r"\s*([0-9.eE+]+)\s*([KMGT]?)(?:i?B)?\s*", text, re.I)
+    try:
+        value = float(found.group(1)) * 1024 ** " KMGT".index(found.group(2).upper() or " ") if found else None
+    except ValueError:
+        value = None
+    if value is None or not value >= 1024 ** 2 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a size of at least 1M, such as 4G or 512M, not {text!r}")
+    return int(value)
+
+
 def positive_int(text: str) -> int:
     value = _number(text, int)
     if value < 1:

@@ -6,8 +6,9 @@ on each execution provider, tuned and at batch size 1; one comparison per output
 alone is checked against outputs saved elsewhere: `check MODEL.onnx --reference DIR`; any two models
 are compared directly (`check A B`: Keras against PyTorch, ONNX against ONNX), A's CPU run the
 reference. Exit status 0
-when all agree within tolerance, 1 when parity fails (or a backend crashed), 2 for usage or input
-errors.
+when all agree within tolerance, 1 when parity fails, 2 for usage or input errors, 3 when the check
+is incomplete: a backend's worker crashed, was killed (the kernel's OOM killer: "killed (signal 9:
+out of memory?)" with its peak memory) or timed out, and every comparison that ran agreed.
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ def add_parity_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jobs", type=_args.positive_int, help="worker processes at once, one per framework (default: all)")
     p.add_argument("--timeout", type=_args.positive_float, default=600,
                    help="seconds a backend may run before its worker is stopped (default 600)")
+    p.add_argument("--max-memory", type=_args.memory_size, metavar="SIZE",
+                   help="resident memory a worker process may hold, such as 4G or 512M: one holding more is "
+                        "stopped and the backend it was running reported, the others go on (default: no limit)")
     p.add_argument("--require-devices", metavar="DEVICE,...",
                    help="devices that must have run (cuda): where a model's original or its ONNX file did not run "
                         "on one, parity fails (exit 1) instead of listing those backends as not run")
@@ -100,18 +104,23 @@ def parity_options(args: argparse.Namespace) -> dict:
                 int_range=parse_int_range(args.int_range), input_roles=parse_input_roles(args.input_role),
                 gpu=not args.cpu_only, atol=args.atol, rtol=args.rtol, min_agreement=args.min_agreement,
                 batch_size=args.batch_size, batch1_limit=args.batch1_n or None, jobs=args.jobs,
-                timeout=args.timeout, save_outputs_path=args.save_outputs, require_devices=args.require_devices,
+                timeout=args.timeout, max_memory=args.max_memory, save_outputs_path=args.save_outputs, require_devices=args.require_devices,
                 strict_probes=args.strict_probes)
 
 
 def finish(result) -> int:
-    """Print the table; parity failures end in ParityFailure (exit 1)."""
-    from onnxparity.errors import ParityFailure
+    """Print the table; parity failures end in ParityFailure (exit 1), a check that backends did not
+    finish in CheckIncomplete (exit 3)."""
+    from onnxparity.errors import CheckIncomplete, ParityFailure
     from onnxparity.parity.report import table
 
     print(table(result))
     if not result.passed:
         failures = result.failed()
+        if result.incomplete:
+            gone = [b.reason for b in result.backends if b.status == "failed"]
+            raise CheckIncomplete(f"incomplete: {gone[0]}" + (f" (and {len(gone) - 1} more)" if len(gone) > 1 else "")
+                                  + "; every comparison that ran agreed")
         raise ParityFailure(failures[0] + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else "")
                             if failures else "parity failed: nothing could be compared")
     return 0

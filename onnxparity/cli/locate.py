@@ -22,6 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=32, help="inputs per batch (default 32); memory holds one batch")
     p.add_argument("--atol", type=float, default=1e-4, help="absolute tolerance, times max(1, the layer's peak |value|)")
     p.add_argument("--rtol", type=float, default=1e-3, help="relative tolerance")
+    p.add_argument("--max-memory", type=_args.memory_size, metavar="SIZE",
+                   help="resident memory the original's worker may hold, such as 4G (default: no limit)")
     p.add_argument("--json", metavar="PATH", help="write the result as JSON")
     p.add_argument("--html", metavar="PATH", help="write an HTML report with a per-layer error chart")
     _args.add_model_class_arguments(p)
@@ -34,6 +36,6 @@ def run(args: argparse.Namespace) -> int:
     result = locate(args.original, args.onnx, inputs=args.inputs, data=args.data, n=args.n,
                     batch_size=args.batch_size, atol=args.atol, rtol=args.rtol, json_path=args.json,
                     html_path=args.html, torch_class=args.torch_class, torch_kwargs=args.torch_kwargs,
-                    trust_recorded=args.trust_recorded)
+                    trust_recorded=args.trust_recorded, max_memory=args.max_memory)
     print(table(result))
     return 0 if result.passed else 1

@@ -3,13 +3,18 @@
 Binds to 127.0.0.1 by default; --port 0 picks a free port (the address is printed). Routes:
 /v2/... (health, metadata, infer, binary tensor data), POST /predict (an image file -> each
 model's digit), / (draw a digit), /metrics (Prometheus). --grpc-port adds the same V2 API over
-gRPC (what tritonclient.grpc speaks), on the same models and batchers. Stop with Ctrl-C.
+gRPC (what tritonclient.grpc speaks), on the same models and batchers. Each model's queue is
+bounded (--max-queue, --request-timeout): past it a request is refused at once with 503 and
+Retry-After (gRPC: UNAVAILABLE). SIGTERM or Ctrl-C drains: not ready at once, new requests refused,
+those in flight finish (--drain-seconds), exit 0.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+
+from onnxparity.cli import _args
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -42,6 +47,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "Runtime, the toolkit's options, its exact graph rewrites, OpenVINO) at batch 1 and "
                         "--max-batch-size, and serve with the fastest that matches the file (default: 3; "
                         "0 = the toolkit's tuned ONNX Runtime session, unmeasured)")
+    p.add_argument("--max-queue", type=_args.positive_int, default=256,
+                   help="requests that may wait per model; more are refused at once with 503 (default: 256)")
+    p.add_argument("--request-timeout", type=_args.finite_nonneg, default=5.0, metavar="SECONDS",
+                   help="the longest a request may wait in its model's queue: one expected to wait longer is "
+                        "refused at once with 503, one that did is refused without running (default: 5; 0 = no "
+                        "limit)")
+    p.add_argument("--drain-seconds", type=_args.finite_nonneg, default=20.0,
+                   help="after SIGTERM or Ctrl-C, how long requests in flight may take to finish while new ones "
+                        "are refused (default: 20)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
                          batching=args.batching, max_batch_size=args.max_batch_size,
                          max_queue_delay_us=args.max_queue_delay_us, instances=args.instances,
                          inline_below_us=args.inline_below_us,
-                         max_request_bytes=int(args.max_request_mb * 1024 * 1024))
+                         max_request_bytes=int(args.max_request_mb * 1024 * 1024), max_queue=args.max_queue,
+                         request_timeout_s=args.request_timeout or None, drain_seconds=args.drain_seconds)
     serve(models, config)
     return 0

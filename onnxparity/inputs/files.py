@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Mapping
 
@@ -20,6 +21,7 @@ from onnxparity.spec import ModelSpec
 
 LABELS = "labels"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+NOT_ARRAYS = (OSError, ValueError, EOFError, zipfile.BadZipFile)  # what np.load raises for a file that is not one
 
 
 def load_arrays(path: str | Path, signature: Signature | None) -> Inputs:
@@ -33,23 +35,33 @@ def load_arrays(path: str | Path, signature: Signature | None) -> Inputs:
                 raise InputError(f"{path}: one array, but the model has {len(signature.inputs)} inputs; "
                                  "give an .npz with one array per input name")
             name = signature.inputs[0].name if signature else "input"
-            arrays = {name: np.load(path, allow_pickle=False)}
+            loaded = np.load(path, allow_pickle=False)
+            if not isinstance(loaded, np.ndarray):  # an .npz archive under a .npy name
+                loaded.close()
+                raise InputError(f"{path}: an .npz archive, not a .npy array; name it .npz")
+            arrays = {name: loaded}
         else:
             with np.load(path, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
     except InputError:
         raise
-    except (OSError, ValueError, EOFError) as exc:
+    except NOT_ARRAYS as exc:
         raise InputError(f"{path}: not a .npz or .npy file of arrays ({first_line(exc, 120, with_type=False)})") from None
     labels = arrays.pop(LABELS, None) if signature is None or LABELS not in signature.input_names else None
     if signature is not None:
         arrays = check_arrays(arrays, signature, str(path))
+    scalars = [k for k, a in arrays.items() if a.ndim == 0]
+    if scalars:
+        raise InputError(f"{path}: {scalars[0]!r} is a single value, not an array of samples")
     n = {len(a) for a in arrays.values()}
     if len(n) != 1:
-        raise InputError(f"{path}: the arrays hold different numbers of samples ({sorted(n)})")
+        raise InputError(f"{path}: the arrays hold {'no arrays' if not n else f'different numbers of samples ({sorted(n)})'}")
     (count,) = n
     if count == 0:
         raise InputError(f"{path}: no samples")
+    if labels is not None and not (labels.dtype.kind in "iub" or labels.dtype.kind == "f" and np.isfinite(
+            labels).all() and (labels == np.rint(labels)).all()):
+        raise InputError(f"{path}: labels must be whole numbers (class indices), not {labels.dtype} values")
     labels = unlabelled(count) if labels is None else np.asarray(labels, np.int64).reshape(-1)
     if len(labels) != count:
         raise InputError(f"{path}: {len(labels)} labels for {count} samples")

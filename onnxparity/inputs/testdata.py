@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from onnxparity.errors import InputError, first_line
-from onnxparity.inputs.files import check_arrays
+from onnxparity.inputs.files import NOT_ARRAYS, check_arrays
 from onnxparity.inputs.samples import GIVEN, Inputs, unlabelled
 from onnxparity.signature import Signature
 
@@ -26,7 +26,7 @@ def load_reference(path: str | Path, signature: Signature) -> tuple[Inputs, dict
         try:
             with np.load(path, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
-        except (OSError, ValueError, EOFError) as exc:
+        except NOT_ARRAYS as exc:
             raise InputError(f"{path}: not a readable .npz file ({first_line(exc, 120, with_type=False)})") from None
         outputs = {n: arrays[n] for n in signature.output_names if n in arrays}
         if not outputs:

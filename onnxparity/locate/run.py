@@ -42,13 +42,14 @@ WORKERS = {"keras": "onnxparity.locate.capture_keras:KerasCapture",
 def locate(original, onnx, *, data: str | None = None, n: int | None = None, inputs=None,
            batch_size: int = BATCH_SIZE, atol: float = ATOL, rtol: float = RTOL, json_path=None, html_path=None,
            timeout: float = 600, torch_class: str | None = None, torch_kwargs: dict | None = None,
-           trust_recorded: bool = False) -> LocateResult:
+           trust_recorded: bool = False, max_memory: int | None = None) -> LocateResult:
     """Name the first layer where ``onnx`` departs from ``original`` (see docs/locate.md).
 
     ``original``: a checkpoint folder, ``.keras``/``.h5`` file, or ``.pth`` state dict with its
     class (spec.json or the ONNX metadata's ``architecture``). Inputs: ``inputs`` (.npy/.npz),
     ``data`` (digits) or seeded random tensors; ``n`` of them (64 by default). ``torch_class`` and
     ``torch_kwargs`` rebuild a state dict; a recorded class is built only as :mod:`onnxparity.trust` allows.
+    ``max_memory``: resident bytes the original's worker may hold (stopped and reported past it).
     """
     from onnxparity.trust import Trust
 
@@ -65,7 +66,7 @@ def locate(original, onnx, *, data: str | None = None, n: int | None = None, inp
     args = (str(weights), tuple(spec.input_shape)) if framework == "keras" else \
         (str(weights), spec.architecture, tuple(spec.input_shape), spec.torch_kwargs, trust.to_dict())
     with _process.Service(WORKERS[framework], *args, name=f"locate: {framework} original", env=env,
-                          timeout=timeout) as worker, tempfile.TemporaryDirectory(prefix="onnxparity-locate-") as tmp:
+                          timeout=timeout, max_rss=max_memory) as worker, tempfile.TemporaryDirectory(prefix="onnxparity-locate-") as tmp:
         records = worker.call("records")
         owner = match.owners(g, records)
         rows, empty = match.rows(g, records, owner)

@@ -70,7 +70,7 @@ def check_many(targets: list[Target], *, data: str | None = None, n: int | None 
     reports asked for.
 
     ``options`` go to :func:`onnxparity.parity.matrix.run` (providers, gpu, atol, rtol,
-    min_agreement, batch_size, batch1_limit, jobs, timeout, workers). ``require_devices`` ("cuda"): a
+    min_agreement, batch_size, batch1_limit, jobs, timeout, max_memory, workers). ``require_devices`` ("cuda"): a
     device where a model's original or ONNX file did not run fails the check
     (:mod:`onnxparity.parity.require`).
     """

@@ -118,10 +118,11 @@ class LocalWorkers:
     """Where :func:`run` runs the backends by default: on this machine, one worker process per
     framework (:func:`worker_key`: the registry's ``Backend.process`` and the worker environment),
     which runs its backends in turn (:mod:`onnxparity._process`); a fresh one takes over after a
-    crash. Another placement (the zoo's warm workers on a Ray cluster) is an object with the same
-    methods."""
+    crash, and one whose resident memory grows past ``max_memory`` bytes is stopped. Another placement
+    (the zoo's warm workers on a Ray cluster) is an object with the same methods."""
 
-    def __init__(self):
+    def __init__(self, max_memory: int | None = None):
+        self.max_memory = max_memory
         self._services: dict[tuple, _process.Service] = {}
 
     def unavailable(self, backend: Backend, gpu: bool) -> str | None:
@@ -136,7 +137,8 @@ class LocalWorkers:
         service = self._services.get(key)
         if service is None or service.closed:  # the first of its jobs, or the last one crashed the process
             service = self._services[key] = _process.Service("onnxparity._process:Calls", name=job.backend.process,
-                                                             env=job.env, timeout=timeout, wait=False)
+                                                             env=job.env, timeout=timeout, wait=False,
+                                                             max_rss=self.max_memory)
         service.name = f"{job.model} {job.label}"  # what a crash or a timeout is reported against
         service.send("call", BACKEND_WORKER, payload, timeout=timeout)
         return _LocalJob(service)
@@ -365,7 +367,7 @@ def _job_dict(job: Job, inputs_paths: dict, crash: dict | None) -> dict:
 def run(targets: list[Target], inputs: Inputs | list[Inputs], *, providers=None, gpu: bool = True,
         atol: float | None = None, rtol: float | None = None, min_agreement: float | None = None,
         batch_size: int = DEFAULT_BATCH, batch1_limit: int | None = BATCH1_LIMIT, jobs: int | None = None,
-        timeout: float = WORKER_TIMEOUT, crash: dict | None = None,
+        timeout: float = WORKER_TIMEOUT, max_memory: int | None = None, crash: dict | None = None,
         saved: list[dict | None] | None = None, strict_probes: bool = False,
         workers: LocalWorkers | None = None) -> tuple[ParityResult, dict]:
     """Run the matrix for ``targets``, each on its ``inputs`` (one set for all, or one per target);
@@ -373,12 +375,13 @@ def run(targets: list[Target], inputs: Inputs | list[Inputs], *, providers=None,
     Returns the result and the raw outputs.
 
     ``jobs`` caps the worker processes running at once (default: all). ``workers``: where the
-    backends run (default :class:`LocalWorkers`: one process per framework, here). ``crash`` is
-    fault injection for tests: ``{"label": "onnxruntime:cpu:b1", "signal": 11}`` makes that
-    backend's worker die while it runs.
+    backends run (default :class:`LocalWorkers`: one process per framework, here, each stopped past
+    ``max_memory`` resident bytes and reported as a crash is). ``crash`` is fault injection for
+    tests: ``{"label": "onnxruntime:cpu:b1", "signal": 11}`` makes that backend's worker die while
+    it runs.
     """
     own_workers = workers is None  # run made them, so run ends them
-    workers = workers or LocalWorkers()
+    workers = workers or LocalWorkers(max_memory)
     started = time.perf_counter()
     per_target = inputs if isinstance(inputs, list) else [inputs] * len(targets)
     saved = saved or [None] * len(targets)

@@ -77,6 +77,15 @@ class ParityResult:
         lines += list(self.unmet)
         return lines
 
+    @property
+    def incomplete(self) -> bool:
+        """Whether it failed only because backends did not finish: every comparison that failed has a
+        backend that crashed, was killed or timed out on one side."""
+        gone = {(b.model, b.label) for b in self.backends if b.status == "failed"}
+        failing = [c for c in self.comparisons if not c.passed]
+        return bool(gone) and not self.unmet and all(
+            (c.model, c.candidate) in gone or (c.model, c.reference) in gone for c in failing)
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["histogram_edges_log10"] = [e if np.isfinite(e) else None for e in HIST_EDGES]

@@ -158,8 +158,11 @@ def quantize(model: str | Path, precision: str, out: str | Path | None = None, *
 def _save(model, props: dict, info: dict, path: Path) -> None:
     import onnx
 
+    from onnxparity._io import atomic_path
+
     variant.stamp(model, props, info)
-    onnx.save(model, str(path))
+    with atomic_path(path) as tmp:  # a full disk names the file
+        onnx.save(model, str(tmp))
 
 
 def _int8(source, tmp, props, info, settings, settings_int8, feeds, judged, max_exclude, notes):

@@ -10,6 +10,7 @@ training framework: the server process holds ONNX Runtime only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import time
@@ -20,7 +21,7 @@ from importlib import resources
 import numpy as np
 
 from onnxparity.errors import first_line
-from onnxparity.serve.batching import Batcher
+from onnxparity.serve.batching import RETRY_AFTER_S, Batcher
 from onnxparity.serve.metrics import Metrics
 from onnxparity.serve.protocol import (HEADER_LENGTH, RequestError, dumps, encode_infer_response, parse_infer_request,
                                        server_metadata)
@@ -44,6 +45,9 @@ class ServeConfig:
     instances: int = 1  # concurrent batches per model, all on one session (Triton's instance_group)
     inline_below_us: int = 1000  # a batch expected to run faster than this runs on the event loop (batching.py)
     max_request_bytes: int = 8 * 1024 * 1024
+    max_queue: int = 256  # requests that may wait per model; more are refused at once (503)
+    request_timeout_s: float | None = 5.0  # the longest a request may wait in its model's queue (None: no limit)
+    drain_seconds: float = 20.0  # after SIGTERM, how long requests in flight may take to finish
 
 
 class InferenceServer:
@@ -55,10 +59,35 @@ class InferenceServer:
         self.metrics = Metrics(config.max_batch_size)
         self.executor = ThreadPoolExecutor(max_workers=max(1, config.workers), thread_name_prefix="onnxruntime")
         self.batchers: dict[str, Batcher] = {}
+        self.draining = False  # SIGTERM came: not ready, new requests refused, those in flight finish
+        self.in_flight = 0
 
     @property
     def ready(self) -> bool:
-        return all(m.ready for m in self.models.values())
+        return not self.draining and all(m.ready for m in self.models.values())
+
+    @contextlib.contextmanager
+    def admitted(self):
+        """An inference request, counted in flight; refused (503) once the server drains."""
+        if self.draining:
+            raise RequestError("the server is shutting down", 503, retry_after=RETRY_AFTER_S)
+        self.in_flight += 1
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+
+    def drain(self) -> None:
+        """Turn not ready and refuse new inference requests; those in flight go on (:meth:`drained`)."""
+        self.draining = True
+
+    async def drained(self, seconds: float, stop_early: asyncio.Event | None = None) -> int:
+        """Wait until no request is in flight, at most ``seconds`` (or until ``stop_early`` is set);
+        returns how many are still in flight."""
+        deadline = time.monotonic() + seconds
+        while self.in_flight and time.monotonic() < deadline and not (stop_early and stop_early.is_set()):
+            await asyncio.sleep(0.01)
+        return self.in_flight
 
     # -- the application ------------------------------------------------------------------
     def app(self):
@@ -78,21 +107,26 @@ class InferenceServer:
             r.add_post(prefix + "/infer", self.infer)
         r.add_post("/predict", self.predict)
         r.add_get("/metrics", self.prometheus)
-        app.on_startup.append(self._start)
         app.on_cleanup.append(self._stop)
         return app
 
-    async def _start(self, app) -> None:
-        if self.config.batching:
-            for name, model in self.models.items():
-                if model.batched:
-                    b = Batcher(model, self.executor, self.config.max_batch_size,
-                                self.config.max_queue_delay_us / 1e6, self.config.instances, self.metrics.batch,
-                                self.config.inline_below_us / 1e6)
-                    b.start()
-                    self.batchers[name] = b
+    def batcher(self, model: ServedModel) -> Batcher:
+        """The model's queue and batcher (made on first use, on the running loop). A model that cannot
+        stack requests, or any model with batching off, gets one that runs each request alone,
+        ``workers`` at a time, under the same queue bounds."""
+        b = self.batchers.get(model.name)
+        if b is None:
+            c = self.config
+            stack = c.batching and model.batched
+            b = Batcher(model, self.executor, c.max_batch_size if stack else 1,
+                        c.max_queue_delay_us / 1e6 if stack else 0, c.instances if stack else max(1, c.workers),
+                        self.metrics.batch, c.inline_below_us / 1e6 if stack else 0, max_queue=c.max_queue,
+                        timeout_s=c.request_timeout_s, stack=stack)
+            b.start()
+            self.batchers[model.name] = b
+        return b
 
-    async def _stop(self, app) -> None:
+    async def _stop(self, app=None) -> None:
         for b in self.batchers.values():
             await b.stop()
         self.executor.shutdown(wait=False, cancel_futures=True)
@@ -123,6 +157,8 @@ class InferenceServer:
                 response = await handler(request)
             except RequestError as exc:
                 response = self._json({"error": str(exc)}, exc.status)
+                if exc.retry_after is not None:
+                    response.headers["Retry-After"] = str(exc.retry_after)
             except web.HTTPException as exc:
                 if exc.status < 400:
                     raise
@@ -167,13 +203,18 @@ class InferenceServer:
     async def live(self, request):
         return self._json({"live": True})
 
+    def _not_ready(self) -> str:
+        return "the server is shutting down" if self.draining else "the server is still warming up its models"
+
     async def server_ready(self, request):
         if not self.ready:
-            raise RequestError("the server is still warming up its models", 503)
+            raise RequestError(self._not_ready(), 503)
         return self._json({"ready": True})
 
     async def model_ready(self, request):
         model = self._model(request)
+        if self.draining:
+            raise RequestError(self._not_ready(), 503)
         if not model.ready:
             raise RequestError(f"model {model.name!r} is still warming up", 503)
         return self._json({"name": model.name, "ready": True})
@@ -207,7 +248,7 @@ class InferenceServer:
 
     # -- inference ----------------------------------------------------------------------------
     async def run(self, model: ServedModel, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run through the model's batcher, or on its own when batching is off or impossible."""
+        """Run through the model's queue and batcher (:meth:`batcher`)."""
         if model.batched:
             rows = {a.shape[0] for a in feeds.values()}
             if len(rows) > 1:
@@ -218,14 +259,7 @@ class InferenceServer:
             if n > self.config.max_batch_size:
                 raise RequestError(f"batch of {n} exceeds the model's max_batch_size {self.config.max_batch_size}")
         try:
-            batcher = self.batchers.get(model.name)
-            if batcher is not None:
-                return await batcher.infer(feeds)
-            started = time.perf_counter()
-            out = await asyncio.get_running_loop().run_in_executor(self.executor, model.run, feeds)
-            self.metrics.batch(model.name, len(next(iter(feeds.values()))) if model.batched else 1,
-                               time.perf_counter() - started)
-            return out
+            return await self.batcher(model).infer(feeds)
         except RequestError:
             raise
         except Exception as exc:  # ONNX Runtime's own error types
@@ -239,9 +273,11 @@ class InferenceServer:
         model = self._model(request)
         if not model.ready:
             raise RequestError(f"model {model.name!r} is still warming up", 503)
-        body = await request.read()
-        parsed = parse_infer_request(body, request.headers.get(HEADER_LENGTH), model.inputs, model.outputs)
-        outputs = await self.run(model, parsed.inputs)
+        with self.admitted():
+            self.batcher(model).check_room()  # before the body is read and decoded: a refusal costs little
+            body = await request.read()
+            parsed = parse_infer_request(body, request.headers.get(HEADER_LENGTH), model.inputs, model.outputs)
+            outputs = await self.run(model, parsed.inputs)
         datatypes = {n: t.datatype for n, t in model.outputs.items()}
         payload, header_length = encode_infer_response(model.name, model.version, parsed, outputs, datatypes)
         if header_length is None:
@@ -252,14 +288,15 @@ class InferenceServer:
     async def predict(self, request):
         """An image file in (raw body or a multipart form's file), each model's digit out."""
         if not self.ready:
-            raise RequestError("the server is still warming up its models", 503)
-        data = await _image_bytes(request)
-        # Decoding and resizing take milliseconds (more for a large photo): off the event loop.
-        digit = await asyncio.get_running_loop().run_in_executor(self.executor, _digit_of, data)
-        models = [m for m in self.models.values() if m.takes_digits]
-        if not models:
-            raise RequestError("no served model takes 28x28 digits (none carries an onnxparity model spec)", 404)
-        results = await asyncio.gather(*(self.run(m, m.digits_feed(digit[None])) for m in models))
+            raise RequestError(self._not_ready(), 503, retry_after=RETRY_AFTER_S if self.draining else None)
+        with self.admitted():
+            data = await _image_bytes(request)
+            # Decoding and resizing take milliseconds (more for a large photo): off the event loop.
+            digit = await asyncio.get_running_loop().run_in_executor(self.executor, _digit_of, data)
+            models = [m for m in self.models.values() if m.takes_digits]
+            if not models:
+                raise RequestError("no served model takes 28x28 digits (none carries an onnxparity model spec)", 404)
+            results = await asyncio.gather(*(self.run(m, m.digits_feed(digit[None])) for m in models))
         answers = []
         for m, out in zip(models, results):
             p = m.probabilities(out[m.digit_output])[0]

@@ -5,8 +5,8 @@ grpcio's asyncio server runs on the HTTP server's event loop and calls into the 
 worker threads, the same metrics. The service is Triton's generated servicer
 (``tritonclient.grpc.service_pb2_grpc``), so ``tritonclient.grpc`` works unchanged; calls not
 served here (shared memory, statistics, model load) answer UNIMPLEMENTED, as the base class does.
-A refused request aborts with INVALID_ARGUMENT, NOT_FOUND or UNAVAILABLE and the message REST
-would send.
+A refused request aborts with INVALID_ARGUMENT, NOT_FOUND or UNAVAILABLE (warming up, overloaded,
+shutting down) and the message REST would send.
 """
 
 from __future__ import annotations
@@ -76,7 +76,8 @@ def servicer(server):
         async def ModelReady(self, request, context):
             # As Triton: an unknown model or version is "not ready", not an error.
             model = self.server.models.get(request.name)
-            ready = model is not None and model.ready and request.version in ("", model.version)
+            ready = (model is not None and model.ready and request.version in ("", model.version)
+                     and not self.server.draining)
             return pb.ModelReadyResponse(ready=ready)
 
         @_rpc("grpc")
@@ -103,8 +104,10 @@ def servicer(server):
             model = self.server.model(request.model_name, request.model_version or None)
             if not model.ready:
                 raise RequestError(f"model {model.name!r} is still warming up", 503)
-            parsed = parse_model_infer(request, model.inputs, model.outputs)
-            outputs = await self.server.run(model, parsed.inputs)
+            with self.server.admitted():
+                self.server.batcher(model).check_room()
+                parsed = parse_model_infer(request, model.inputs, model.outputs)
+                outputs = await self.server.run(model, parsed.inputs)
             datatypes = {n: t.datatype for n, t in model.outputs.items()}
             return encode_model_infer(model.name, model.version, parsed, outputs, datatypes)
 

@@ -76,7 +76,7 @@ def loads(data: bytes | memoryview):
     except orjson.JSONDecodeError:
         try:
             return json.loads(bytes(data))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:  # RecursionError: nested too deep
             raise RequestError(f"the request is not valid JSON ({exc})") from None
 
 
@@ -86,11 +86,13 @@ def dumps(obj) -> bytes:
 
 
 class RequestError(Exception):
-    """A request the server refuses: ``status`` is the HTTP status, the message says why."""
+    """A request the server refuses: ``status`` is the HTTP status, the message says why;
+    ``retry_after``: seconds after which the same request may succeed (an overloaded or draining server)."""
 
-    def __init__(self, message: str, status: int = 400):
+    def __init__(self, message: str, status: int = 400, retry_after: int | None = None):
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
