@@ -103,10 +103,13 @@ def test_an_array_file_holds_one_array_per_input_and_optional_labels(tmp_path):
         load_given(npy, TWO, None)
     with error(f"{tmp_path / 'none.npz'}: no such file"):
         load_given(tmp_path / "none.npz", TWO, None)
-    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    with error(f"{tmp_path / 'objects.npy'}: not a .npz or .npy file of arrays "
-               "(Object arrays cannot be loaded when allow_pickle=False)"):  # no pickle is ever loaded
-        load_given(tmp_path / "objects.npy", None, None)
+    objects = np.array([{"a": 1}], dtype=object)
+    np.save(tmp_path / "objects.npy", objects, allow_pickle=True)
+    np.savez(tmp_path / "objects.npz", a=objects)
+    for name in ("objects.npy", "objects.npz"):  # no pickle is ever loaded
+        with error(f"{tmp_path / name}: not a .npz or .npy file of arrays "
+                   "(Object arrays cannot be loaded when allow_pickle=False)"):
+            load_given(tmp_path / name, None, None)
 
 
 def test_a_folder_of_images_is_resized_to_the_image_input(tmp_path):
@@ -120,7 +123,7 @@ def test_a_folder_of_images_is_resized_to_the_image_input(tmp_path):
     assert given.kinds == (IMAGE, IMAGE) and given.source == str(tmp_path) and (given.labels == -1).all()
     assert (given.images[1, ..., 0] == 255).all() and (given.images[1, ..., 1] == 0).all()  # sorted: a.jpg first
     gray = choose(None, ModelSpec("gray", "torch", (1, 8, 8), layout="NCHW"), what="m", given=tmp_path)[0]
-    assert gray.images.shape == (2, 8, 8)  # one channel: no channel axis
+    assert gray.images.shape == (2, 8, 8) and (gray.images[1] == 76).all()  # one channel: red's luminance
     with error(f"{tmp_path}: image files need a model whose spec describes an image input "
                "(layout, shape, preprocessing); give arrays instead (--inputs FILE.npz)"):
         load_given(tmp_path, None, None)
@@ -299,17 +302,21 @@ def test_quantize_calibrates_on_one_part_of_a_file_and_judges_on_another(tmp_pat
         ({"input_files": [str(tmp_path / "one.npz")]},
          f"{tmp_path / 'one.npz'}: 1 sample(s); at least 2 are needed to calibrate and to judge"),
         ({"input_files": [str(path)], "calibration_size": 0}, "no samples to calibrate on or to judge with"),
-        ({}, "this model is not one of the reference digit models: give its inputs with --inputs FILE.npz "
-             "(one array per input name: x)"),
     ]:
         with error(message):
             calibration_split(None, ONE, **args)
+    with error("this model is not one of the reference digit models: give its inputs with --inputs FILE.npz "
+               "(one array per input name: x, ids)"):
+        calibration_split(None, TWO)
 
 
 def test_a_digit_model_calibrates_on_the_training_split_of_its_data(digit_folders, tmp_path, caplog):
     full, test_only = digit_folders
     split = calibration_split(DIGITS, DIGIT_INPUT, data=str(full), calibration_size=50)
-    assert set(split.calibration) == {"x"} and split.calibration["x"].shape == (50, 1, 28, 28)
+    assert set(split.calibration) == set(split.held_out) == {"x"} and split.calibration["x"].shape == (50, 1, 28, 28)
+    assert len({image.tobytes() for image in split.calibration["x"]}) == 50  # 50 of the 60, none twice
+    assert calibration_split(DIGITS, DIGIT_INPUT, data=str(full), calibration_size=50).fingerprint() == \
+        split.fingerprint()  # seeded
     assert split.n_held_out == 40 and split.labels.tolist() == load_digits(full, "test").labels.tolist()
     assert split.calibration_source == f"50 digits of {load_digits(full, 'train').source}"
     assert split.held_out_source == load_digits(full, "test").source
