@@ -229,6 +229,7 @@ def test_a_comparison_reports_its_sides_tolerance_and_worst_input():
     assert c.mean_abs_diff == pytest.approx(99.5e-6) and c.p99_abs_diff == pytest.approx(197.01e-6)
     assert c.max_rel_diff is None and c.smallest_rtol is None  # no reference value to be relative to
     assert sum(c.histogram) == 200 and c.nonfinite["candidate"] == {"nan": 0, "inf": 0}
+    assert c.to_dict()["checks"] == c.checks and c.to_dict()["worst_index"] == 199  # the JSON's comparison
     one = compare("m", run(np.zeros((1, 4))), run(np.array([[0.0, 0.0, 0.0, 1.0]]), "c"), Tolerance(0.0, 0.0))
     assert one.worst_index == 0
 
