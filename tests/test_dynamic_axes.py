@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from onnxparity.errors import InputError
-from onnxparity.inputs.axes import at_sizes, example_sizes, other_sizes
+from onnxparity.inputs.axes import OTHER_SIZE_SAMPLES, at_sizes, example_sizes, other_sizes
 from onnxparity.inputs.samples import Inputs, unlabelled
 from onnxparity.signature import Signature, TensorSpec, parse_axis_names, parse_axis_sizes, parse_input_shapes
 from tests.helpers import onnxparity
@@ -111,3 +113,23 @@ def test_a_file_that_froze_its_sequence_axis_fails_at_the_second_size(minilm):
     assert f"@sequence={longer}: onnxruntime:cpu" in result.stderr
     assert f"(axis 1 fixed at {minilm['length']})" in result.stderr and result.stderr.count("\n") == 1
     assert f"FAILED   MiniLM@sequence={longer}: openvino:cpu" in result.stdout  # not an empty output taken as one
+
+
+def test_example_sizes_read_unbatched_inputs_past_the_samples_axis_and_skip_what_is_absent():
+    signature = Signature((TensorSpec("state", "float32", (1, "sequence")), TensorSpec("ids", "int64", ("batch", "n"))),
+                          (TensorSpec("y", "float32", ("batch", 2)),))
+    given = Inputs(unlabelled(2), ("given",) * 2, "x.npz", arrays={"state": np.zeros((2, 1, 5), np.float32)})
+    assert example_sizes(signature, given) == {"sequence": 5}  # no array for ids: no size for its axis
+    assert example_sizes(signature, dataclasses.replace(given, arrays={"state": np.zeros((2, 1), np.float32)})) == {}
+    images = Inputs(unlabelled(1), ("image",), "x", images=np.zeros((1, 2, 2), np.float32))
+    assert example_sizes(signature, images) == {}
+    with pytest.raises(InputError, match=r"names no dynamic axis of the model's inputs: heads, width \(named axes: none\)$"):
+        other_sizes({}, {"width": (2,), "heads": (3,)})
+
+
+def test_samples_at_another_size_take_the_int_range_and_roles_given():
+    signature = Signature((TensorSpec("ids", "int64", ("batch", "sequence")),), (TensorSpec("y", "float32", ("batch", 2)),))
+    ids = at_sizes(signature, {"sequence": 6}, int_range=(100, 103)).arrays["ids"]
+    assert ids.shape == (OTHER_SIZE_SAMPLES + 4, 6) and ids.min() >= 100 and ids.max() < 103
+    mask = at_sizes(signature, {"sequence": 6}, input_roles={"ids": "mask"}).arrays["ids"]
+    assert set(np.unique(mask)) == {0, 1} and mask[:, 0].all()

@@ -85,8 +85,10 @@ class VariantGate:
             if agreement < self.min_agreement:
                 found.append(f"output {c.output}: top-1 agreement {agreement:.2%} is below {self.min_agreement:.2%} "
                              f"({c.real_disagreements} real disagreements)")
-            if accuracies is not None and accuracies[0] - accuracies[1] > self.max_accuracy_drop:
-                found.append(f"output {c.output}: accuracy drops by {accuracies[0] - accuracies[1]:.4f} "
+            # Rounded: accuracies are fractions of counts, and 199/200 - 198/200 is 0.0050000000000000044.
+            drop = None if accuracies is None else round(accuracies[0] - accuracies[1], 12)
+            if drop is not None and drop > self.max_accuracy_drop:
+                found.append(f"output {c.output}: accuracy drops by {drop:.4f} "
                              f"({accuracies[0]:.4f} -> {accuracies[1]:.4f}), more than {self.max_accuracy_drop:.4f}")
         elif c.judged_as == "element-wise" and c.cosine_min is not None:
             if c.cosine_median < self.min_cosine_median or c.cosine_min < self.min_cosine:

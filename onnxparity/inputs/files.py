@@ -81,7 +81,7 @@ def check_arrays(arrays: Mapping[str, np.ndarray], signature: Signature, what: s
         if a.ndim != len(want) or any(isinstance(d, int) and d != s for d, s in zip(want[1:], a.shape[1:])):
             raise InputError(f"{what}: {t.name} has shape {list(a.shape)}; the model takes "
                              f"[{', '.join(str(d) for d in t.shape)}]" + ("" if t.batched else " per sample"))
-        if t.is_float != (a.dtype.kind == "f") and not (t.dtype == "bool" and a.dtype == bool):
+        if t.is_float != (a.dtype.kind == "f"):
             raise InputError(f"{what}: {t.name} holds {a.dtype}; the model takes {t.dtype}")
         out[t.name] = np.ascontiguousarray(a.astype(t.dtype, copy=False))
     return out

@@ -107,11 +107,8 @@ def synthesize(signature: Signature, n: int = DEFAULT_SAMPLES, *, input_shapes=N
     rng = np.random.default_rng(seed)
     kinds = [RANDOM] * n + (list(TENSOR_CASES) if edge_cases else [])
     arrays = {}
-    for t in signature.inputs:
-        shape = shapes[t.name]
-        if not t.batched:  # a fixed first axis (often 1): each sample is one whole feed
-            shape = tuple(t.concrete(None, {})) if not t.dynamic_axes else shape
-        arrays[t.name] = _draw(t, shape, n, rng, int_range, edge_cases)
+    for t in signature.inputs:  # an unbatched input (a fixed first axis): each sample is one whole feed
+        arrays[t.name] = _draw(t, shapes[t.name], n, rng, int_range, edge_cases)
     return Inputs(unlabelled(len(kinds)), tuple(kinds), f"synthesized ({n} samples, seed {seed})",
                   arrays=arrays)
 
@@ -147,15 +144,15 @@ def _draw(t: TensorSpec, shape, n: int, rng, int_range, edge_cases: bool) -> np.
 
 def _masks(shape, n: int, rng) -> tuple[np.ndarray, list[np.ndarray]]:
     """Attention masks as real sequences have them: ones for the tokens, then zeros for the
-    padding, along the last axis, with at least the first token (an all-zero mask is undefined)."""
-    length = shape[-1] if shape else 1
-
-    lead = shape[:-1]
-    random = np.stack([np.arange(length) < rng.integers(1, length + 1, (*lead, 1)) for _ in range(n)]) \
-        if shape else np.ones((n,), bool)
-    full, one = np.ones(shape, bool), (np.arange(length) < 1) * np.ones(shape, bool)
-    edges = [one, one, full, np.arange(length) < rng.integers(1, length + 1, (*lead, 1)) if shape else full]
-    return random, edges
+    padding, along the last axis, with at least the first token (an all-zero mask is undefined).
+    A mask without a sequence axis (one value per sample) holds its one token."""
+    full = np.ones(shape, bool)
+    if not shape:
+        return np.ones((n,), bool), [full] * len(TENSOR_CASES)
+    length, lead = shape[-1], shape[:-1]
+    random = np.stack([np.arange(length) < rng.integers(1, length + 1, (*lead, 1)) for _ in range(n)])
+    one = (np.arange(length) < 1) * full
+    return random, [one, one, full, np.arange(length) < rng.integers(1, length + 1, (*lead, 1))]
 
 
 def seeded_normal(shape: tuple[int, ...], n: int, seed: int = 0) -> np.ndarray:
