@@ -199,7 +199,7 @@ def _receive(conn, proc, name: str, deadline: float | None, tail, timeout: float
                 return payload
             if status == "input-error":
                 raise InputError(payload)
-            raise WorkerError(f"{name}: {payload}", tail())
+            raise WorkerError(f"{name}: {payload}", tail(), raised=True)
         if not proc.is_alive() and not conn.poll(0):
             break
         if memory.poll():

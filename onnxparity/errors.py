@@ -23,11 +23,13 @@ class OutputError(InputError):
 
 
 class WorkerError(OnnxParityError):
-    """A backend's worker process crashed, timed out or raised (exit 2 when fatal)."""
+    """A backend's worker process crashed, timed out or raised (exit 2 when fatal). ``raised``: the
+    worker answered with an error of its framework (it finished, and failed), rather than dying."""
 
-    def __init__(self, message: str, output_tail: str = ""):
+    def __init__(self, message: str, output_tail: str = "", raised: bool = False):
         super().__init__(message)
         self.output_tail = output_tail
+        self.raised = raised
 
 
 class ParityFailure(OnnxParityError):

@@ -26,7 +26,7 @@ def test_docs_serve_example_names_a_model_that_serve_runs_latest_serves(tmp_path
         (tmp_path / f"{name}.onnx").write_bytes(b"")
     served = set(find_models(tmp_path))
     text = (ROOT / "docs" / "serve.md").read_text()
-    asked = set(re.findall(r'client\.infer\("([^"]+)"', text)) | set(re.findall(r"--models (\S+)", text))
+    asked = set(re.findall(r'client\.infer\("([^"]+)"', text)) | set(re.findall(r"runs/latest --models (\S+)", text))
     assert asked and asked <= served, (asked, served)
 
 

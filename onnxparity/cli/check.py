@@ -118,7 +118,7 @@ def finish(result) -> int:
     if not result.passed:
         failures = result.failed()
         if result.incomplete:
-            gone = [b.reason for b in result.backends if b.status == "failed"]
+            gone = [b.reason for b in result.backends if b.status == "failed" and b.gone]
             raise CheckIncomplete(f"incomplete: {gone[0]}" + (f" (and {len(gone) - 1} more)" if len(gone) > 1 else "")
                                   + "; every comparison that ran agreed")
         raise ParityFailure(failures[0] + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else "")

@@ -524,10 +524,11 @@ def _collect(job: Job, receive, t0: float, inputs: Inputs, marked=()):
     except InputError as exc:
         if job.role == "reference":
             raise  # a model that cannot be loaded is the user's input error (exit 2)
-        return job.run_record(status="failed", reason=str(exc)), None
+        return job.run_record(status="failed", reason=str(exc)), None  # the candidate refused what the original took
     except WorkerError as exc:
         log.warning("%s %s: %s", job.model, job.label, exc)
-        return job.run_record(status="failed", reason=str(exc), error_tail=exc.output_tail or None), None
+        return job.run_record(status="failed", reason=str(exc), error_tail=exc.output_tail or None,
+                              gone=not exc.raised), None
     seconds = {"wall": round(time.perf_counter() - t0, 3), "began": job.began}
     if res["status"] == "unavailable":
         return job.run_record(status="unavailable", reason=res["reason"], seconds=seconds), None

@@ -35,6 +35,7 @@ class BackendRun:
     batch_size: int
     status: str  # "ok", "unavailable" (with reason) or "failed" (crashed, timed out, raised)
     reason: str | None = None
+    gone: bool = False  # failed without finishing (crashed, killed, timed out), not by raising
     error_tail: str | None = None  # end of the worker's error output when it failed
     n: int = 0  # inputs it ran
     accuracy: float | None = None
@@ -81,7 +82,7 @@ class ParityResult:
     def incomplete(self) -> bool:
         """Whether it failed only because backends did not finish: every comparison that failed has a
         backend that crashed, was killed or timed out on one side."""
-        gone = {(b.model, b.label) for b in self.backends if b.status == "failed"}
+        gone = {(b.model, b.label) for b in self.backends if b.status == "failed" and b.gone}
         failing = [c for c in self.comparisons if not c.passed]
         return bool(gone) and not self.unmet and all(
             (c.model, c.candidate) in gone or (c.model, c.reference) in gone for c in failing)
