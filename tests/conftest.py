@@ -126,3 +126,12 @@ def minilm_dynamic(minilm) -> dict:
                         env=minilm["env"], timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
     return {**minilm, "onnx": onnx_path}
+
+
+@pytest.fixture(scope="session")
+def minilm_plain(minilm) -> dict:
+    """MiniLM written by plain ``torch.onnx.export`` with its own tensor names and no onnxparity metadata
+    (``tests/minilm.py:export_plain``): ``minilm``'s keys, ``onnx`` being that file."""
+    out = minilm["folder"] / "minilm.plain.onnx"
+    _process.call("tests.minilm:export_plain", minilm["folder"], out, name="torch.onnx.export MiniLM")
+    return {**minilm, "onnx": out}

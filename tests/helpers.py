@@ -87,6 +87,22 @@ def onnxparity(*args, env=None, timeout=400):
                           env={**os.environ, **(env or {})})
 
 
+def console_script(folder, *args, timeout=400):
+    """``onnxparity ARGS`` as the installed console script runs it, from ``folder``: its own folder first on
+    ``sys.path``, not the current one (so the current folder is found only because the CLI adds it)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(folder) / ".bin" / "onnxparity"
+    script.parent.mkdir(exist_ok=True)
+    script.write_text("import sys\nfrom onnxparity.cli import main\nsys.exit(main())\n")
+    root = str(Path(__file__).resolve().parents[1])
+    return subprocess.run([sys.executable, str(script), *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, cwd=folder, env={**os.environ, "PYTHONPATH": root})
+
+
 def assert_one_line_error(result, *needles):
     """Exit 2 with one ``onnxparity: error:`` line holding every needle, and no traceback."""
     assert result.returncode == 2, result.stdout + result.stderr

@@ -107,3 +107,35 @@ def tokenize(sentences=SENTENCES, length: int | None = None) -> dict[str, np.nda
 def save_inputs(path: Path, length: int | None = None) -> Path:
     np.savez(path, **tokenize(length=length))
     return path
+
+
+PLAIN_NAMES = {"inputs": ["ids", "mask", "segments"], "outputs": ["hidden", "pooled"]}
+
+
+def export_plain(folder: Path, out: Path) -> Path:
+    """MiniLM written by plain ``torch.onnx.export`` (the TorchScript exporter), as a user without onnxparity
+    would: its own names for the tensors (:data:`PLAIN_NAMES`), a dynamic batch and sequence, no metadata."""
+    import sys
+
+    import torch
+
+    sys.path.insert(0, str(folder))
+    from minilm_user import MiniLM
+
+    model = MiniLM()
+    model.load_state_dict(torch.load(folder / "minilm.pth", weights_only=True))
+
+    class Tuple(torch.nn.Module):  # torch.onnx.export names outputs by position: a tuple, in order
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, ids, mask, segments):
+            out = self.model(ids, mask, segments)
+            return out["last_hidden_state"], out["pooler_output"]
+
+    example = tuple(torch.from_numpy(a[:2]) for a in tokenize(SENTENCES[:2]).values())
+    axes = {name: {0: "batch", 1: "sequence"} for name in PLAIN_NAMES["inputs"] + ["hidden"]} | {"pooled": {0: "batch"}}
+    torch.onnx.export(Tuple().eval(), example, str(out), input_names=PLAIN_NAMES["inputs"],
+                      output_names=PLAIN_NAMES["outputs"], dynamic_axes=axes, opset_version=17, dynamo=False)
+    return out

@@ -72,7 +72,7 @@ def test_keras_cnn_to_torch_on_real_digits(tmp_path, keras_checkpoint, torch_che
     assert other.returncode == 1 and "torch:cpu vs keras-tf:cpu" in other.stderr, other.stdout + other.stderr
 
 
-def test_torch_net_to_keras_on_real_digits(tmp_path, torch_checkpoint):
+def test_torch_net_to_keras_on_real_digits(tmp_path, torch_checkpoint, torch_onnx):
     out = tmp_path / "keras"
     result = migrate(torch_checkpoint, "keras", out)
     assert_legs_pass(result)
@@ -84,6 +84,13 @@ def test_torch_net_to_keras_on_real_digits(tmp_path, torch_checkpoint):
     spec = json.loads((out / "spec.json").read_text())
     assert spec["framework"] == "keras" and spec["layout"] == "NHWC" and spec["input_shape"] == [28, 28, 1]
     assert spec["mean"] == pytest.approx(0.1307) and spec["output"] == "log_probabilities"
+    # The migrated model against the ONNX file of its source, in either order: each fed in its own layout.
+    for a, b in ((out, torch_onnx), (torch_onnx, out)):
+        report = tmp_path / "pair.json"
+        checked = onnxparity("check", a, b, "--providers", "cpu", "--n", "50", "--json", report)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        r = json.loads(report.read_text())
+        assert r["models"][0]["pair"] and r["passed"] and r["inputs"]["n_digits"] == 50
 
 
 def test_resnet18_to_keras(tmp_path):

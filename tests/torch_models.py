@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
+import torch.utils._pytree
 
 
 class TwoInTwoOut(torch.nn.Module):
@@ -96,3 +99,36 @@ def save_and_convert(kind: str, pth, onnx_path, **convert_options) -> None:
 
     save_torch_state(kind, pth)
     convert(str(pth), str(onnx_path), **convert_options)
+
+
+@dataclasses.dataclass
+class TagScores:
+    """A model's outputs as a class, as transformers' ModelOutput: an ExportedProgram returning it loads
+    only where this module (which registers it with torch's pytree) is imported."""
+
+    logits: torch.Tensor
+    features: torch.Tensor
+
+
+torch.utils._pytree.register_dataclass(TagScores, serialized_type_name="tests.torch_models.TagScores")
+
+
+class Tagger(torch.nn.Module):
+    """Features (batch, 6) -> TagScores(logits (batch, 3), features (batch, 8))."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = torch.nn.Linear(6, 8)
+        self.head = torch.nn.Linear(8, 3)
+
+    def forward(self, x):
+        h = torch.relu(self.body(x))
+        return TagScores(logits=self.head(h), features=h)
+
+
+def save_tagger_program(path) -> None:
+    """The Tagger, seeded, exported with a dynamic batch and saved as an ExportedProgram (``.pt2``)."""
+    torch.manual_seed(0)
+    program = torch.export.export(Tagger().eval(), (torch.randn(2, 6),),
+                                  dynamic_shapes=({0: torch.export.Dim("batch")},))
+    torch.export.save(program, str(path))

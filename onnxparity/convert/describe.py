@@ -40,15 +40,6 @@ def identify(model) -> tuple[str, Any, ModelSpec | None, Path | None]:
     raise InputError(f"cannot convert a {type(model).__name__}; expected a path, a keras.Model or a torch.nn.Module")
 
 
-def as_spec(spec) -> ModelSpec:
-    if isinstance(spec, ModelSpec):
-        return spec
-    if isinstance(spec, Mapping):
-        return ModelSpec.from_dict(spec)
-    path = Path(spec)
-    return ModelSpec.load(path) if path.is_dir() else ModelSpec.read(path)
-
-
 def shapes_argument(input_shape) -> dict[str | None, tuple[int, ...]]:
     """``input_shape`` in any of its forms -> {input name or None: sample shape}."""
     from onnxparity.signature import parse_input_shapes

@@ -104,9 +104,13 @@ class SavedModel:
 
 
 def load(path: str | Path):
-    """Load a ``.keras`` / ``.h5`` file (or a checkpoint folder) with Keras' safe mode on, or a SavedModel folder."""
+    """Load a ``.keras`` / ``.h5`` file (or a checkpoint folder) with Keras' safe mode on, or a SavedModel
+    folder; the modules named with ``--import`` (custom layers) first."""
     import keras
 
+    from onnxparity._process import import_requested
+
+    import_requested()
     path = Path(path)
     if path.is_dir() and (path / "saved_model.pb").is_file():
         return SavedModel(path)
@@ -117,7 +121,12 @@ def load(path: str | Path):
     try:
         return keras.models.load_model(path, safe_mode=True)
     except Exception as exc:  # Keras raises many types for a bad file
-        raise InputError(f"{path}: cannot load as a Keras model ({first_line(exc)})") from None
+        if "safe_mode" in str(exc) or "arbitrary code" in str(exc):
+            raise InputError(f"{path}: Keras safe mode refused to load it: it carries Python code (such as a "
+                             "Lambda layer's function); convert it from Python with a model you built yourself") from None
+        custom = any(w in str(exc) for w in ("Could not locate", "could not be deserialized", "Unknown layer"))
+        hint = "; if it has custom layers, pass --import MODULE, the module that registers them" if custom else ""
+        raise InputError(f"{path}: cannot load as a Keras model ({first_line(exc)}){hint}") from None
 
 
 def train(out_dir: str | Path, data: str | None = None, epochs: int | None = None, preset_name: str = "default",
