@@ -164,3 +164,15 @@ def trust(args: argparse.Namespace):
     from onnxparity.trust import Trust
 
     return Trust(args.torch_class, args.torch_kwargs, args.trust_recorded)
+
+
+def original_and_onnx(args: argparse.Namespace, alone: str, what: str) -> tuple[str | None, str]:
+    """(original, onnx) of a command taking ``ORIGINAL [ONNX]``: one file alone is the ONNX file, and needs
+    the option ``alone`` (``--reference``, ``--provider``) that stands in for the original."""
+    from onnxparity.errors import InputError
+
+    if args.onnx is not None:
+        return args.original, args.onnx
+    if getattr(args, alone.lstrip("-").replace("-", "_")) is None:
+        raise InputError(f"give the original and its ONNX file, or an ONNX file with {alone} {what}")
+    return None, args.original

@@ -130,15 +130,10 @@ def finish(result) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from onnxparity.errors import InputError
     from onnxparity.parity import check
-
-    original, onnx = args.original, args.onnx
-    if onnx is None:
-        if args.reference is None:
-            raise InputError("give the original and its ONNX file, or an ONNX file with --reference DIR")
-        original, onnx = None, args.original
     from onnxparity.signature import parse_axis_names
+
+    original, onnx = _args.original_and_onnx(args, "--reference", "DIR")
 
     result = check(original, onnx, reference=args.reference, json_path=args.json, html_path=args.html,
                    torch_class=args.torch_class, torch_kwargs=args.torch_kwargs, trust_recorded=args.trust_recorded,

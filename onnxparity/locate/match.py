@@ -8,6 +8,7 @@ Ownership of a node (exact names, never substrings):
 - PyTorch (dynamo exporter): the node's ``pkg.torch.onnx.name_scopes`` metadata lists the module
   path down to the FX node; the owner is the innermost module. A module called several times (a
   block's shared ReLU) owns one connected group of nodes per call, in graph order.
+- Another ONNX file (:mod:`.capture_onnx`): the node that writes the tensor of the same name.
 
 A call's ONNX tensor (its *anchor*) is where the nodes of the call and the calls inside it hand
 their result to the rest of the graph. Calls that share an anchor (a container and its last
@@ -50,6 +51,9 @@ class Row:
 
 def owners(g: Graph, records: list[dict]) -> list[int | None]:
     """For each ONNX node, the record index of the call that owns it (None: no layer's)."""
+    if records and records[0].get("tensor") is not None:  # another ONNX file's nodes: by output tensor name
+        by_tensor = {r["tensor"]: r["index"] for r in records}
+        return [next((by_tensor[t] for t in node.output if t in by_tensor), None) for node in g.nodes]
     if records and records[0].get("scope") is not None:
         return _keras_owners(g, records)
     return _torch_owners(g, records)
@@ -181,7 +185,7 @@ def rows(g: Graph, records: list[dict], owner: list[int | None]) -> tuple[list[R
     result, empty, claimed = [], [], set()
     for r in records:  # in exit order: inner calls come before the containers that hold them
         nodes = subtree(r["index"])
-        anchor = _anchor(g, nodes, r) if nodes and r["n_outputs"] == 1 else None
+        anchor = _anchor(g, nodes, r) if nodes and r["n_outputs"] >= 1 else None  # several: the first compared
         if anchor is None:
             if not nodes:
                 empty.append(r["index"])

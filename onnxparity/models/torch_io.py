@@ -130,12 +130,16 @@ def load_module(path: str | Path, architecture: str | None, trust_pickle: bool =
 
 
 def load_torch_file(path: str | Path, architecture: str | None = None, trust_pickle: bool = False, kwargs=None,
-                    trust: Trust | None = None):
+                    trust: Trust | None = None, submodules: bool = False):
     """Any PyTorch model file as a module: an ExportedProgram (``.pt2``), a TorchScript archive, or a
-    state dict rebuilt with its class (:func:`load_module`)."""
+    state dict rebuilt with its class (:func:`load_module`). ``submodules``: an ExportedProgram with its
+    module hierarchy restored (``torch.export.unflatten``), so each submodule's call can be hooked (locate)."""
     path = Path(path)
     if path.suffix.lower() == ".pt2":
-        return load_program(path).module()
+        import torch
+
+        program = load_program(path)
+        return torch.export.unflatten(program) if submodules else program.module()
     if is_torchscript(path):
         import torch
 
