@@ -110,6 +110,16 @@ class ModelSpec:
         return one_input and self.image_size == (28, 28, 1)
 
     @property
+    def reads_digits(self) -> bool:
+        """A digit model: it takes digits and its classes are the ten digits (not Fashion-MNIST's
+        clothes), so a photo of a digit is framed as MNIST framed its digits before it is fed."""
+        return self.takes_digits and self.labels == DIGITS
+
+    def with_classes(self, names: tuple[str, ...] | None) -> "ModelSpec":
+        """This spec with the class names of the data it was trained on (None: as it is)."""
+        return self if names is None else dataclasses.replace(self, labels=tuple(names))
+
+    @property
     def input_name(self) -> str | None:
         return self.signature.inputs[0].name if self.signature and self.signature.inputs else None
 

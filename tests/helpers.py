@@ -155,3 +155,10 @@ def grow(step_mib: int, steps: int) -> int:
         held.append(np.ones(step_mib * 2**20, np.uint8))
         time.sleep(0.05)
     return len(held)
+
+
+def model_classes(model, images) -> list[int]:
+    """The classes ``model`` (any path a runner opens) predicts for raw uint8 ``images``, fed as they are."""
+    from onnxparity.runners import open_runner, predict
+
+    return predict(open_runner(model), images).argmax(axis=1).tolist()

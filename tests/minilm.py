@@ -109,6 +109,25 @@ def save_inputs(path: Path, length: int | None = None) -> Path:
     return path
 
 
+def calibration_sentences(n: int = 128) -> list[str]:
+    """``n`` other real English sentences, offline: from Python's own documentation (``pydoc_data``), for
+    int8 calibration (the :data:`SENTENCES` are held out to judge the variant on)."""
+    import re
+
+    from pydoc_data.topics import topics
+
+    text = re.sub(r"\s+", " ", " ".join(topics[k] for k in sorted(topics)))
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+", text)
+                 if 6 <= len(s.split()) <= 30 and re.fullmatch(r"[A-Z][A-Za-z ,;:()'-]+[.]", s)]
+    return sentences[:: max(1, len(sentences) // n)][:n]
+
+
+def save_calibration(path: Path, length: int, n: int = 128) -> Path:
+    """:func:`calibration_sentences` tokenized to ``length`` tokens, as an .npz by input name."""
+    np.savez(path, **tokenize(calibration_sentences(n), length=length))
+    return path
+
+
 PLAIN_NAMES = {"inputs": ["ids", "mask", "segments"], "outputs": ["hidden", "pooled"]}
 
 
@@ -139,3 +158,39 @@ def export_plain(folder: Path, out: Path) -> Path:
     torch.onnx.export(Tuple().eval(), example, str(out), input_names=PLAIN_NAMES["inputs"],
                       output_names=PLAIN_NAMES["outputs"], dynamic_axes=axes, opset_version=17, dynamo=False)
     return out
+
+
+def perturb_module(src: Path, dst: Path, module: str, factor: float = 1.01) -> str:
+    """A copy of ``src`` with the weight of ``module``'s MatMul (found by the dynamo exporter's
+    ``name_scopes`` metadata) scaled by ``factor``: a file wrong in that one layer. Returns the weight's name."""
+    import ast
+
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(src))
+    weights = {t.name: t for t in model.graph.initializer}
+    for node in model.graph.node:
+        scopes = next((ast.literal_eval(p.value) for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes"), [])
+        if node.op_type == "MatMul" and module in scopes:
+            weight = weights[next(t for t in node.input if t in weights)]
+            weight.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(weight) * factor, weight.name))
+            onnx.save(model, str(dst))
+            return weight.name
+    raise ValueError(f"no MatMul of {module} in {src}")
+
+
+def torch_outputs(folder: Path, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """What the user's PyTorch MiniLM returns for ``feeds`` (run in a worker: it imports transformers)."""
+    import sys
+
+    import torch
+
+    sys.path.insert(0, str(folder))
+    from minilm_user import MiniLM
+
+    model = MiniLM()
+    model.load_state_dict(torch.load(Path(folder) / "minilm.pth", weights_only=True))
+    with torch.inference_mode():
+        out = model.eval()(**{k: torch.from_numpy(v) for k, v in feeds.items()})
+    return {k: v.numpy() for k, v in out.items()}

@@ -98,3 +98,129 @@ def test_exported_program_with_registered_output_class_needs_its_module(tmp_path
                           "--json", report), report)
     (reference,) = [b for b in r["backends"] if b["role"] == "reference"]
     assert reference["label"] == "torch:cpu" and reference["details"]["matched"]["outputs"] == {"by": "name"}
+    located = tmp_path / "locate.json"  # the program's module hierarchy restored: its layers named
+    done = onnxparity("locate", program, out, "--import", "tests.torch_models", "--n", "8", "--json", located)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [layer["original_layer"] for layer in json.loads(located.read_text())["layers"]] == ["body", "head"]
+    bench = onnxparity("bench", program, "--import", "tests.torch_models", "--backends", "torch.eager,onnxruntime",
+                       "--batch-sizes", "4", "--rounds", "1", "--round-time", "0.02", "--warmup", "0")
+    assert bench.returncode == 0 and "torch.eager" in bench.stdout, bench.stdout + bench.stderr
+
+
+# -- the real MiniLM: locate, quantize, bench and serve --------------------------------------------
+@pytest.fixture(scope="module")
+def minilm_int8(minilm, tmp_path_factory) -> dict:
+    """MiniLM's int8 variant by `onnxparity quantize`, calibrated on 128 other real sentences (from Python's
+    documentation) and judged on the 32 test sentences; ``report`` is its JSON report."""
+    from tests.minilm import save_calibration
+
+    folder = tmp_path_factory.mktemp("minilm-int8")
+    calibration = save_calibration(folder / "calibration.npz", minilm["length"])
+    out, report = folder / "minilm.int8.onnx", folder / "quantize.json"
+    result = onnxparity("quantize", minilm["onnx"], "--int8", "--inputs", calibration, minilm["sentences"], "-o", out,
+                        "--rounds", "2", "--json", report, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return {"onnx": out, "report": json.loads(report.read_text())}
+
+
+def test_minilm_int8_calibrated_on_real_sentences_passes_the_gate_by_cosine_and_snr(minilm_int8):
+    r = minilm_int8["report"]
+    assert r["written"] and r["settings"]["calibration_data"].startswith("128 samples of")
+    assert set(r["cosine"]) == {"last_hidden_state", "pooler_output"}  # embeddings: no top-1 agreement
+    assert all(c["median"] >= r["settings"]["min_cosine_median"] for c in r["cosine"].values())
+    assert r["speedup"] > 0 and r["images_per_second"]["cpu"]["64"]["int8"] > 0
+
+
+def test_locate_names_the_perturbed_transformer_layer(minilm, tmp_path):
+    from tests.minilm import perturb_module
+
+    bad, report = tmp_path / "minilm.bad.onnx", tmp_path / "locate.json"
+    perturb_module(minilm["onnx"], bad, "bert.encoder.layer.3.attention.self.query")
+    result = onnxparity("locate", minilm["pth"], bad, "--torch-class", minilm["torch_class"], "--inputs",
+                        minilm["sentences"], "--json", report, env=minilm["env"], timeout=600)
+    assert result.returncode == 1, result.stdout + result.stderr
+    r = json.loads(report.read_text())
+    assert r["first_divergence"]["original_layer"] == "bert.encoder.layer.3.attention.self.query"
+    layers = {layer["original_layer"]: layer for layer in r["layers"]}
+    # integer inputs fed as they are; an attention returning (context, weights) compared on its first output
+    assert layers["bert.embeddings.word_embeddings"]["cumulative"]["exact"]
+    assert layers["bert.encoder.layer.2.attention.self"]["verdict"] == "ok"
+    assert layers["bert.encoder.layer.3.attention.self"]["verdict"] == "inherits"
+
+
+def test_locate_an_int8_variant_node_by_node_against_its_fp32_file(minilm, minilm_int8, tmp_path):
+    report = tmp_path / "variant.json"
+    result = onnxparity("locate", minilm["onnx"], minilm_int8["onnx"], "--inputs", minilm["sentences"], "--json",
+                        report, timeout=600)
+    assert result.returncode == 1, result.stdout + result.stderr
+    r = json.loads(report.read_text())
+    kinds = {layer["kind"] for layer in r["layers"]}
+    assert {"MatMul", "LayerNormalization", "Softmax"} <= kinds  # the fp32 file's nodes, matched by tensor name
+    assert r["first_divergence"]["kind"] in ("MatMul", "Add", "Gemm")  # the first quantized matrix product
+    assert len(r["worst"]) == 5 and r["worst"][0]["sqnr_db"] <= r["worst"][-1]["sqnr_db"]
+    assert "loses most by itself" in result.stdout
+
+
+def test_one_file_on_another_provider_node_by_node(torch_onnx, tmp_path):
+    report = tmp_path / "providers.json"
+    result = onnxparity("locate", torch_onnx, "--provider", "cpu", "--n", "8", "--json", report)
+    assert result.returncode == 0, result.stdout + result.stderr
+    r = json.loads(report.read_text())
+    assert r["inputs"]["provider"] == "cpu" and len(r["layers"]) > 5
+    assert all(layer["cumulative"]["exact"] for layer in r["layers"])
+
+
+def test_bench_and_serve_minilm_with_a_dynamic_sequence_axis(minilm_dynamic, tmp_path):
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import numpy as np
+
+    from tests import minilm as m
+
+    shapes = [a for name in m.INPUT_NAMES for a in ("--input-shape", f"{name}=24")]
+    bench = onnxparity("bench", minilm_dynamic["onnx"], *shapes, "--batch-sizes", "1,4", "--rounds", "1",
+                       "--round-time", "0.05", "--warmup", "0.02", "--backends", "onnxruntime", timeout=600)
+    assert bench.returncode == 0 and "onnxruntime" in bench.stdout, bench.stdout + bench.stderr
+
+    served = tmp_path / "models"
+    served.mkdir()
+    shutil.copy(minilm_dynamic["onnx"], served / "minilm.onnx")
+    log = tmp_path / "serve.log"
+    with open(log, "w") as sink:
+        proc = subprocess.Popen([sys.executable, "-m", "onnxparity", "serve", str(served), "--port", "0"], cwd=ROOT,
+                                stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        deadline, port = time.monotonic() + 120, None
+        while time.monotonic() < deadline and proc.poll() is None and port is None:
+            found = re.search(r"http://127\.0\.0\.1:(\d+)/", log.read_text())
+            port = found.group(1) if found and "ready" in log.read_text() else None
+            time.sleep(0.2)
+        assert port, log.read_text()
+        import tritonclient.http as httpclient
+
+        client = httpclient.InferenceServerClient(f"127.0.0.1:{port}")
+        for length in (None, 2 * minilm_dynamic["length"]):  # the example's length and another
+            feeds = m.tokenize(m.SENTENCES[:6], length=length)
+            inputs = []
+            for name, array in feeds.items():
+                tensor = httpclient.InferInput(name, list(array.shape), "INT64")
+                tensor.set_data_from_numpy(array)
+                inputs.append(tensor)
+            answer = client.infer("minilm", inputs)
+            expected = _process.call("tests.minilm:torch_outputs", minilm_dynamic["folder"], feeds,
+                                     name="PyTorch MiniLM")
+            for name, value in expected.items():
+                np.testing.assert_allclose(answer.as_numpy(name), value, atol=2e-4, rtol=0)
+        client.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert "Traceback" not in log.read_text()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -200,3 +201,74 @@ def test_given_token_ids_outside_the_table_are_refused_before_any_work(tmp_path)
     np.savez(tmp_path / "renamed.npz", ids=ids[:1], mask=np.ones((1, 8), np.int64))  # other names: matched by order
     given = load_given(tmp_path / "renamed.npz", sig, None)
     assert set(given.arrays) == {"input_ids", "attention_mask"} and "by order: ids -> input_ids" in given.source
+
+
+def test_keras_progress_is_one_line_per_epoch_in_a_log(monkeypatch):
+    import io
+    import sys
+
+    from onnxparity.models.keras_cnn import fit_verbosity
+
+    monkeypatch.setattr(sys, "stdout", io.StringIO())  # a pipe or a log file
+    assert fit_verbosity("auto") == 2 and fit_verbosity(0) == 0
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stdout", Terminal())
+    assert fit_verbosity("auto") == 1
+
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not FASHION.is_dir(), reason="Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+def test_predict_feeds_a_fashion_model_its_images_as_they_are_and_names_its_classes(tmp_path):
+    from PIL import Image
+
+    from onnxparity import _process
+    from onnxparity.data import FASHION_MNIST, load_digits
+
+    folder = tmp_path / "fashion"
+    _process.call("onnxparity.models:train", "keras", folder, data=str(FASHION), epochs=1, n_train=3000, verbose=0,
+                  name="train on Fashion-MNIST")
+    assert json.loads((folder / "spec.json").read_text())["labels"] == list(FASHION_MNIST)
+    test = load_digits(str(FASHION), "test")
+    files = []
+    for i in range(8):
+        files.append(tmp_path / f"item{i}.png")
+        Image.fromarray(test.images[i]).save(files[-1])
+    expected = _process.call("tests.helpers:model_classes", str(folder), test.images[:8], name="the model on the arrays")
+    done = onnxparity("predict", folder, *files)
+    assert done.returncode == 0, done.stderr
+    said = [line.split(": ", 1)[1].rsplit(" (", 1)[0] for line in done.stdout.strip().splitlines()]
+    assert said == [FASHION_MNIST[c] for c in expected]  # the image as it is, not re-framed as a digit
+
+
+@pytest.mark.slow
+def test_python_api_takes_a_live_torch_module_in_check_and_locate(tmp_path):
+    import torch
+
+    from onnxparity.convert import convert
+    from onnxparity.locate import locate
+    from onnxparity.parity import check
+
+    class Scorer(torch.nn.Module):  # defined here: no worker could import it
+        def __init__(self):
+            super().__init__()
+            self.hidden = torch.nn.Linear(6, 8)
+            self.out = torch.nn.Linear(8, 3)
+
+        def forward(self, x):
+            return self.out(torch.relu(self.hidden(x)))
+
+    torch.manual_seed(0)
+    net = Scorer()
+    onnx_path = tmp_path / "scorer.onnx"
+    convert(net, onnx_path, input_shape=(6,))
+    result = check(net, onnx_path, providers="cpu", n=8)
+    assert result.passed and next(b for b in result.backends if b.role == "reference").label == "torch:cpu"
+    located = locate(net, onnx_path, n=8)
+    assert located.passed and located.first_divergence is None

@@ -106,7 +106,7 @@ def describe_inputs(source, spec: ModelSpec | None, shapes: dict, dtypes: dict,
     if not declared:
         names = list(dict.fromkeys(named)) or [INPUT_NAME]
         declared = [TensorSpec(n, "float32", (BATCH,)) for n in names]
-    if len(declared) > 1 and (None in shapes or None in dtypes):
+    if len(declared) > 1 and None in shapes:  # an unnamed --input-dtype is every input's
         raise InputError(f"the model has {len(declared)} inputs ({', '.join(t.name for t in declared)}); "
                          "name each: --input-shape NAME=SHAPE")
     unknown = set(named) - {t.name for t in declared}
@@ -118,7 +118,7 @@ def describe_inputs(source, spec: ModelSpec | None, shapes: dict, dtypes: dict,
     for t in declared:
         key = None if len(declared) == 1 and None in shapes else t.name
         shape = shapes.get(key) or shapes.get(t.name)
-        dtype = dtypes.get(t.name) or dtypes.get(None if len(declared) == 1 else "") or t.dtype
+        dtype = dtypes.get(t.name) or dtypes.get(None) or t.dtype
         if shape is None:
             if len(t.shape) <= 1 and not source.inputs or any(isinstance(d, str) for d in t.sample_shape):
                 raise InputError(f"the {source.framework} model does not say the shape of its input {t.name!r}; pass "

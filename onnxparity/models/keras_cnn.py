@@ -129,6 +129,14 @@ def load(path: str | Path):
         raise InputError(f"{path}: cannot load as a Keras model ({first_line(exc)}){hint}") from None
 
 
+def fit_verbosity(verbose: str | int) -> str | int:
+    """Keras' per-step progress bar on a terminal, one line per epoch where output is a log or a pipe
+    (``"auto"``); anything else as given."""
+    import sys
+
+    return (1 if sys.stdout.isatty() else 2) if verbose == "auto" else verbose
+
+
 def train(out_dir: str | Path, data: str | None = None, epochs: int | None = None, preset_name: str = "default",
           resume: bool = False, save_h5: bool = False, n_train: int | None = None, verbose: str | int = "auto") -> dict:
     """Train (or resume) the Keras CNN into ``out_dir``; returns a summary with test accuracy.
@@ -166,11 +174,11 @@ def train(out_dir: str | Path, data: str | None = None, epochs: int | None = Non
         summary.update(epochs_done=epoch + 1, test_loss=float(logs.get("val_loss", float("nan"))),
                        test_accuracy=float(logs.get("val_accuracy", float("nan"))),
                        train_seconds=round(time.perf_counter() - started, 2))
-        checkpoint.save_epoch(out, write_weights, SPEC, summary)
+        checkpoint.save_epoch(out, write_weights, SPEC.with_classes(train_digits.class_names), summary)
 
     try:
         model.fit(x_train, y_train, batch_size=config.batch_size, epochs=planned, initial_epoch=done,
-                  verbose=verbose, validation_data=(x_test, y_test),
+                  verbose=fit_verbosity(verbose), validation_data=(x_test, y_test),
                   callbacks=[keras.callbacks.LambdaCallback(on_epoch_end=save)])
     except KeyboardInterrupt as exc:
         raise checkpoint.interrupted(exc, out, "keras", summary["epochs_done"], planned) from None
@@ -219,7 +227,7 @@ def train_from(src: str | Path, out: str | Path, data: str | None = None, epochs
     keras.utils.set_random_seed(config.seed + done)
     started = time.perf_counter()
     model.fit(x_train, y_train, batch_size=config.batch_size, epochs=done + config.epochs, initial_epoch=done,
-              verbose=verbose, validation_data=(x_test, y_test))
+              verbose=fit_verbosity(verbose), validation_data=(x_test, y_test))
     seconds = time.perf_counter() - started
     loss, accuracy = model.evaluate(x_test, y_test, batch_size=config.test_batch_size, verbose=0)
     summary = {

@@ -103,13 +103,25 @@ def at_other_sizes(target: Target, inputs: Inputs, axis_sizes: dict, *, int_rang
              at_sizes(signature, sizes, int_range=int_range, input_roles=input_roles)) for sizes in runs]
 
 
-def check(original: str | Path | None, onnx: str | Path, *, reference: str | Path | None = None,
+def check(original, onnx: str | Path, *, reference: str | Path | None = None,
           torch_class: str | None = None, torch_kwargs: dict | None = None, trust_recorded: bool = False,
           axis_names: dict | None = None, spec=None, **options) -> ParityResult:
-    """Parity for one model: ``original`` (checkpoint folder, .keras, model.pth) against ``onnx``, an
-    ONNX file from ``onnxparity convert`` or any other exporter; or, with ``original=None``, the ONNX
-    file against saved outputs (``reference``); the model's arguments as :func:`target` takes them,
-    ``options`` as :func:`check_many` does."""
+    """Parity for one model: ``original`` (checkpoint folder, .keras, model.pth, or a live ``keras.Model``
+    or ``torch.nn.Module``, :mod:`onnxparity.models.live`) against ``onnx``, an ONNX file from
+    ``onnxparity convert`` or any other exporter; or, with ``original=None``, the ONNX file against saved
+    outputs (``reference``); the model's arguments as :func:`target` takes them, ``options`` as
+    :func:`check_many` does."""
+    from onnxparity.models.live import live_framework, save_live
+
+    if live_framework(original):  # a live keras.Model / torch.nn.Module: saved once for the workers
+        import tempfile
+
+        from onnxparity.onnx_model import OnnxModel
+
+        with tempfile.TemporaryDirectory(prefix="onnxparity-live-") as tmp:
+            saved = save_live(original, tmp, OnnxModel(onnx).signature)
+            return check(saved, onnx, reference=reference, torch_class=torch_class, torch_kwargs=torch_kwargs,
+                         trust_recorded=trust_recorded, axis_names=axis_names, spec=spec, **options)
     return check_many([target(original, onnx, reference=reference, torch_class=torch_class, torch_kwargs=torch_kwargs,
                               trust_recorded=trust_recorded, axis_names=axis_names, spec=spec,
                               input_shapes=options.get("input_shapes"))], **options)

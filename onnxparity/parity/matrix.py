@@ -34,6 +34,7 @@ from onnxparity.errors import InputError, WorkerError
 from onnxparity.inputs import Inputs, prepare
 from onnxparity.machine import physical_cores
 from onnxparity.models import resolve
+from onnxparity.models.torch_io import needs_class
 from onnxparity.onnx_model import OnnxModel
 from onnxparity.environment import fingerprint
 from onnxparity.parity.judging import compare_all, decides, disagreements, marked_outputs
@@ -297,7 +298,7 @@ def authorize(target: Target, d: Description) -> None:
         where = (f"{Path(path) if Path(path).is_dir() else Path(path).parent}/spec.json"
                  if own is not None and (own.architecture or own.imports) else f"{target.onnx}'s metadata")
         target.trust.admit_imports(spec.imports, where)
-        if _side(path)[0] == "torch":
+        if _side(path)[0] == "torch" and needs_class(path):  # a .pt2 or TorchScript file builds no class
             target.trust.resolve(spec.architecture, spec.torch_kwargs, where)
 
 
