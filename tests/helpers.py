@@ -162,3 +162,26 @@ def model_classes(model, images) -> list[int]:
     from onnxparity.runners import open_runner, predict
 
     return predict(open_runner(model), images).argmax(axis=1).tolist()
+
+
+def perturb_module(src, dst, module: str, factor: float = 1.01) -> str:
+    """A copy of ``src`` with the largest constant weight of the first node of ``module`` (found by the
+    torch.onnx dynamo exporter's ``name_scopes`` metadata) scaled by ``factor``: a file wrong in that one
+    layer. Returns the weight's name."""
+    import ast
+
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(src))
+    weights = {t.name: t for t in model.graph.initializer}
+    for node in model.graph.node:
+        scopes = next((ast.literal_eval(p.value) for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes"), [])
+        constants = [weights[t] for t in node.input if t in weights and len(weights[t].dims) >= 2]
+        if module in scopes and constants:
+            weight = max(constants, key=lambda t: int(np.prod(t.dims)))
+            weight.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(weight) * np.float32(factor), weight.name))
+            onnx.save(model, str(dst))
+            return weight.name
+    raise ValueError(f"no node of {module} with a weight in {src}")

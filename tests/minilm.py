@@ -160,26 +160,6 @@ def export_plain(folder: Path, out: Path) -> Path:
     return out
 
 
-def perturb_module(src: Path, dst: Path, module: str, factor: float = 1.01) -> str:
-    """A copy of ``src`` with the weight of ``module``'s MatMul (found by the dynamo exporter's
-    ``name_scopes`` metadata) scaled by ``factor``: a file wrong in that one layer. Returns the weight's name."""
-    import ast
-
-    import onnx
-    from onnx import numpy_helper
-
-    model = onnx.load(str(src))
-    weights = {t.name: t for t in model.graph.initializer}
-    for node in model.graph.node:
-        scopes = next((ast.literal_eval(p.value) for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes"), [])
-        if node.op_type == "MatMul" and module in scopes:
-            weight = weights[next(t for t in node.input if t in weights)]
-            weight.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(weight) * factor, weight.name))
-            onnx.save(model, str(dst))
-            return weight.name
-    raise ValueError(f"no MatMul of {module} in {src}")
-
-
 def torch_outputs(folder: Path, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """What the user's PyTorch MiniLM returns for ``feeds`` (run in a worker: it imports transformers)."""
     import sys
