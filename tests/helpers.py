@@ -32,6 +32,10 @@ def save_keras_model(kind: str, path) -> None:
         model = keras.Model(ids, keras.layers.Dense(3, activation="softmax")(h), name="text_classifier")
     elif kind == "application":  # a Keras application at 32x32x3, random weights, 10 classes
         model = keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35, weights=None, classes=10)
+    elif kind == "bilstm":  # a float sequence (12 steps of 5) through a bidirectional LSTM -> 3 values
+        x = keras.Input(shape=(12, 5), name="sequence")
+        h = keras.layers.Bidirectional(keras.layers.LSTM(8), name="bilstm")(x)
+        model = keras.Model(x, keras.layers.Dense(3, name="head")(h), name="bilstm_regressor")
     elif kind == "two_outputs":  # a functional model with two named outputs
         x = keras.Input(shape=(6,), name="features")
         h = keras.layers.Dense(8, activation="relu")(x)

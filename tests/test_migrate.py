@@ -154,6 +154,17 @@ def test_an_unsupported_op_exits_2_and_writes_nothing(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
+def test_a_keras_bilstm_is_located_and_migrate_names_the_lstm(tmp_path):
+    model, onnx_path = tmp_path / "bilstm.keras", tmp_path / "bilstm.onnx"
+    _process.call("tests.helpers:save_keras_model", "bilstm", model, name="save the BiLSTM")
+    assert onnxparity("convert", model, "-o", onnx_path).returncode == 0
+    located = onnxparity("locate", model, onnx_path, "--n", "8")  # not "raw uint8 pixels"
+    assert located.returncode == 0 and "bilstm" in located.stdout, located.stdout + located.stderr
+    assert_one_line_error(onnxparity("migrate", onnx_path, "--to", "torch", "-o", tmp_path / "out"),
+                          "unsupported op LSTM")
+
+
 def test_model_py_outside_the_generated_form_is_refused(tmp_path):
     from onnxparity.models.generated import check_source
 

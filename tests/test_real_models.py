@@ -48,6 +48,22 @@ def test_plain_torch_onnx_export_is_checked_against_its_original_by_order(minilm
     assert "arrays matched to inputs by order: input_ids -> ids" in result.stdout  # the .npz's names too
     assert all(c["tolerance_source"].startswith("float64") for c in r["comparisons"])
 
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(plain))  # the TorchScript exporter names nodes by scope, under the wrapper's "model"
+    query = next(n for n in model.graph.node if n.name == "/model/bert/encoder/layer.3/attention/self/query/MatMul")
+    weight = next(t for t in model.graph.initializer if t.name in query.input)
+    weight.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(weight) * np.float32(1.01), weight.name))
+    bad, located = tmp_path / "plain.bad.onnx", tmp_path / "locate.json"
+    onnx.save(model, str(bad))
+    done = onnxparity("locate", pth, bad, "--torch-class", minilm_plain["torch_class"], "--inputs",
+                      minilm_plain["sentences"], "--json", located, env=env, timeout=600)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert json.loads(located.read_text())["first_divergence"]["original_layer"] == \
+        "bert.encoder.layer.3.attention.self.query"
+
 
 @pytest.fixture(scope="module")
 def gated_keras(tmp_path_factory) -> Path:

@@ -108,23 +108,29 @@ def _torchscript_owners(g: Graph, records: list[dict], calls: dict[str, list[int
     """Files from the TorchScript exporter carry no metadata; their node names are scopes, such as
     ``/layer4/layer4.0/downsample/downsample.0/Conv`` or ``/layer1/layer1.0/relu_1/Relu`` (the
     module ``layer1.0.relu``, second call). Each component is resolved against the real module
-    paths, so a name that does not resolve exactly belongs to no module."""
+    paths, so a name that does not resolve exactly belongs to no module. A file exported through a
+    wrapper (``/model/bert/...``, a module holding the original as ``model``) has its wrapper's scopes
+    skipped: the first components are dropped while no name resolves."""
     by_call = {(records[i]["path"], records[i].get("call", 0)): i for indices in calls.values() for i in indices}
-    out: list[int | None] = []
-    for node in g.nodes:
-        parts = node.name.split("/")
-        if not node.name.startswith("/") or len(parts) < 3:
-            out.append(by_call.get(("", 0)) if node.name.startswith("/") else None)
-            continue
-        prefix, call = "", 0
-        for comp in parts[1:-1]:
-            step = _resolve(prefix, comp, calls)
-            if step is None:
-                prefix = None
-                break
-            prefix, call = step
-        out.append(None if prefix is None else by_call.get((prefix, call)))
-    return out
+    for skip in range(3):
+        out = [_torchscript_owner(node, calls, by_call, skip) for node in g.nodes]
+        if any(o is not None and records[o]["path"] for o in out):
+            return out
+    return [_torchscript_owner(node, calls, by_call, 0) for node in g.nodes]
+
+
+def _torchscript_owner(node, calls, by_call, skip: int) -> int | None:
+    parts = node.name.split("/")
+    parts = parts[:1] + parts[1 + skip:]
+    if not node.name.startswith("/") or len(parts) < 3:
+        return by_call.get(("", 0)) if node.name.startswith("/") else None
+    prefix, call = "", 0
+    for comp in parts[1:-1]:
+        step = _resolve(prefix, comp, calls)
+        if step is None:
+            return None
+        prefix, call = step
+    return by_call.get((prefix, call))
 
 
 def _resolve(prefix: str, comp: str, calls: dict[str, list[int]]) -> tuple[str, int] | None:
