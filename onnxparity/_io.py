@@ -146,11 +146,25 @@ def sha256_arrays(arrays) -> str:
     return digest.hexdigest()
 
 
-def flatten_outputs(out) -> list:
-    """A model's outputs as a list: dicts in their own order (not sorted, as tf.nest would), lists
-    and tuples in order; anything else is one output."""
+def output_fields(out) -> dict | None:
+    """A model's outputs by name where it names them: a dict, or a dataclass (a Hugging Face
+    ``ModelOutput``, a class registered with torch's pytree), its fields in order, unset ones left out;
+    None for anything else."""
+    import dataclasses
+
     if isinstance(out, dict):
-        return [t for k in out for t in flatten_outputs(out[k])]
+        return out
+    if dataclasses.is_dataclass(out) and not isinstance(out, type):
+        return {f.name: getattr(out, f.name) for f in dataclasses.fields(out) if getattr(out, f.name) is not None}
+    return None
+
+
+def flatten_outputs(out) -> list:
+    """A model's outputs as a list: dicts and dataclasses in their own order (not sorted, as tf.nest
+    would), lists and tuples in order; anything else is one output."""
+    fields = output_fields(out)
+    if fields is not None:
+        return [t for k in fields for t in flatten_outputs(fields[k])]
     if isinstance(out, (list, tuple)):
         return [t for item in out for t in flatten_outputs(item)]
     return [out]

@@ -36,7 +36,7 @@ from multiprocessing.connection import wait as wait_for
 from pathlib import Path
 from typing import Any, Mapping
 
-from onnxparity.errors import InputError, OnnxParityError, WorkerError
+from onnxparity.errors import InputError, OnnxParityError, WorkerError, first_line
 
 TAIL_CHARS = 2000
 MEMORY_POLL_S = 0.1
@@ -45,6 +45,44 @@ PARENT_POLL_S = 0.5
 # The child's first statement: find this package where the parent found it, then take over.
 _BOOT = "import sys; sys.path.insert(0, sys.argv[1]); from onnxparity._process import _child_main; _child_main()"
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[1])
+# Modules the user named (--import, or recorded in a file and allowed by onnxparity.trust): every model
+# loader imports them first (:func:`import_requested`), here and in every child started after.
+_IMPORTS: list[str] = []
+
+
+def request_imports(modules) -> None:
+    """Have every model loaded from now on, here and in the workers, loaded after ``modules`` are
+    imported (a custom Keras layer's module, the package that registers an ExportedProgram's classes).
+    A name that is no module is a one-line error now, before any work."""
+    import importlib.util
+
+    for module in modules or ():
+        if module in _IMPORTS:
+            continue
+        if not all(part.isidentifier() for part in module.split(".")):
+            raise InputError(f"--import {module!r}: not a module name (such as mypkg.layers)")
+        try:
+            found = importlib.util.find_spec(module)
+        except (ImportError, ValueError) as exc:
+            raise InputError(f"--import {module}: cannot find it ({exc})") from None
+        if found is None:
+            raise InputError(f"--import {module}: no such module on the import path (the current folder and "
+                             "PYTHONPATH)")
+        _IMPORTS.append(module)
+
+
+def requested_imports() -> tuple[str, ...]:
+    return tuple(_IMPORTS)
+
+
+def import_requested() -> None:
+    """Import the requested modules that are not yet: called by every model loader before it loads."""
+    for module in _IMPORTS:
+        if module not in sys.modules:
+            try:
+                importlib.import_module(module)
+            except Exception as exc:  # noqa: BLE001 - whatever the user's module raises
+                raise InputError(f"--import {module}: importing it failed ({first_line(exc)})") from None
 
 
 def _resolve(target: str):
@@ -99,8 +137,9 @@ def _child_main() -> None:
     parent = int(sys.argv[3])
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="onnxparity-parent-watch").start()
     try:
-        kind, target, args, kwargs, path = conn.recv()
+        kind, target, args, kwargs, path, imports = conn.recv()
         sys.path[:] = path  # as multiprocessing's spawn does: the parent's import path
+        _IMPORTS[:] = imports
         sys.argv[1:] = []
         (_serve if kind == "serve" else _child)(conn, target, args, kwargs)
     except (EOFError, OSError):
@@ -279,7 +318,7 @@ class _Child:
         self._started = time.monotonic()
         _LIVE.add(self)
         try:
-            self._conn.send((kind, target, args, kwargs, list(sys.path)))
+            self._conn.send((kind, target, args, kwargs, list(sys.path), list(_IMPORTS)))
         except (OSError, ValueError):
             pass  # the child died at once: _receive reports the crash and its output
 

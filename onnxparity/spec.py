@@ -56,6 +56,9 @@ class ModelSpec:
     # Outputs marked as holding class scores (convert --class-output): judged by top-1 too, whatever their
     # name (compare.holds_classes).
     class_outputs: tuple[str, ...] = ()
+    # Modules imported before the model loads (--import: custom layers, registered output classes); a later
+    # command imports them only as onnxparity.trust allows.
+    imports: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
@@ -75,6 +78,7 @@ class ModelSpec:
         if self.torch_kwargs is not None and not isinstance(self.torch_kwargs, Mapping):
             raise InputError(f"model spec: torch_kwargs must be a JSON object, not {self.torch_kwargs!r}")
         object.__setattr__(self, "class_outputs", tuple(str(x) for x in self.class_outputs))
+        object.__setattr__(self, "imports", tuple(str(x) for x in self.imports))
         try:
             object.__setattr__(self, "input_shape", tuple(int(d) for d in self.input_shape))
         except (TypeError, ValueError):
@@ -104,6 +108,16 @@ class ModelSpec:
         command feeds it real digits unless told otherwise."""
         one_input = self.signature is None or len(self.signature.inputs) == 1
         return one_input and self.image_size == (28, 28, 1)
+
+    @property
+    def reads_digits(self) -> bool:
+        """A digit model: it takes digits and its classes are the ten digits (not Fashion-MNIST's
+        clothes), so a photo of a digit is framed as MNIST framed its digits before it is fed."""
+        return self.takes_digits and self.labels == DIGITS
+
+    def with_classes(self, names: tuple[str, ...] | None) -> "ModelSpec":
+        """This spec with the class names of the data it was trained on (None: as it is)."""
+        return self if names is None else dataclasses.replace(self, labels=tuple(names))
 
     @property
     def input_name(self) -> str | None:
@@ -159,6 +173,7 @@ class ModelSpec:
         d["labels"] = list(self.labels)
         d["extra"] = dict(self.extra)
         d["class_outputs"] = list(self.class_outputs)
+        d["imports"] = list(self.imports)
         d["signature"] = self.signature.to_dict() if self.signature else None
         d["torch_kwargs"] = dict(self.torch_kwargs) if self.torch_kwargs is not None else None
         return d
@@ -223,3 +238,13 @@ class ModelSpec:
         if d.get("layout") is not None:
             d["layout"] = str(d["layout"])
         return cls.from_dict(d)
+
+
+def as_spec(spec) -> ModelSpec:
+    """A spec given in any form: a ModelSpec, a dict, a spec.json path or its checkpoint folder."""
+    if isinstance(spec, ModelSpec):
+        return spec
+    if isinstance(spec, Mapping):
+        return ModelSpec.from_dict(spec)
+    path = Path(spec)
+    return ModelSpec.load(path) if path.is_dir() else ModelSpec.read(path)

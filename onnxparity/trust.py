@@ -1,5 +1,10 @@
 """What the toolkit imports or calls on a file's word: nothing, unless the user said so.
 
+A model may need modules imported before it loads (``--import``: a Keras model's custom layers, an
+ExportedProgram's output classes); convert records them (``imports``), and a later command imports a
+recorded module only when the user names it again, it is a trusted package's (:data:`TRUSTED_IMPORTS`), or
+``--trust-recorded`` is given (:meth:`Trust.admit_imports`).
+
 A PyTorch state dict needs its class to become a model, and spec.json or an ONNX file's metadata
 records it (``architecture``, ``torch_kwargs``). A recorded name is code: ``"subprocess:run"`` with
 ``{"args": [...]}`` would run a command. So a recorded class is imported and called only when
@@ -39,6 +44,15 @@ TRUSTED_ZOOS = {
     "torchvision.models.video": "the same, video models",
     "torchvision.models.quantization": "the same, quantizable models",
     "torchvision.models.optical_flow": "the same, optical-flow models",
+}
+
+
+# Packages a file may make us import on its word (``imports`` in spec.json or the ONNX metadata): installed,
+# widely used libraries whose import registers classes (layers, pytree output classes) and runs nothing else.
+TRUSTED_IMPORTS = {
+    "torchvision": "torchvision's models and ops",
+    "transformers": "Hugging Face models: registers their ModelOutput classes with torch's pytree",
+    "timm": "timm's models",
 }
 
 
@@ -83,6 +97,21 @@ class Trust:
                              f"on a file's word; pass --torch-class {architecture} if you trust it "
                              "(or --trust-recorded)")
         return architecture, (dict(kwargs) if kwargs is not None else None)
+
+    def admit_imports(self, modules, where: str) -> None:
+        """Have the modules a file records imported before its model loads (``--import`` given when it was
+        converted), where allowed: named again with ``--import``, a trusted package's
+        (:data:`TRUSTED_IMPORTS`), or any with ``--trust-recorded``; else a one-line :class:`InputError`."""
+        from onnxparity._process import request_imports, requested_imports
+
+        named = set(requested_imports())
+        refused = [m for m in modules or () if m not in named and not self.recorded
+                   and m.split(".")[0] not in TRUSTED_IMPORTS]
+        if refused:
+            raise InputError(f"{where} asks to import {', '.join(refused)}, code that onnxparity does not run on a "
+                             f"file's word; pass {' '.join(f'--import {m}' for m in refused)} if you trust it "
+                             "(or --trust-recorded)")
+        request_imports(modules)
 
     def to_dict(self) -> dict:
         """For a worker process: the user's word travels with the job, never in a file."""

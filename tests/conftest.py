@@ -120,9 +120,18 @@ def minilm_dynamic(minilm) -> dict:
     from tests.helpers import onnxparity
 
     onnx_path = minilm["folder"] / "minilm.sequence.onnx"
-    shapes = [a for name in m.INPUT_NAMES for a in ("--input-shape", f"{name}=sequence:{minilm['length']}",
-                                                    "--input-dtype", f"{name}=int64")]
+    shapes = [a for name in m.INPUT_NAMES for a in ("--input-shape", f"{name}=sequence:{minilm['length']}")]
+    shapes += ["--input-dtype", "int64"]  # unnamed: every input's
     result = onnxparity("convert", minilm["pth"], "--torch-class", minilm["torch_class"], *shapes, "-o", onnx_path,
                         env=minilm["env"], timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
     return {**minilm, "onnx": onnx_path}
+
+
+@pytest.fixture(scope="session")
+def minilm_plain(minilm) -> dict:
+    """MiniLM written by plain ``torch.onnx.export`` with its own tensor names and no onnxparity metadata
+    (``tests/minilm.py:export_plain``): ``minilm``'s keys, ``onnx`` being that file."""
+    out = minilm["folder"] / "minilm.plain.onnx"
+    _process.call("tests.minilm:export_plain", minilm["folder"], out, name="torch.onnx.export MiniLM")
+    return {**minilm, "onnx": out}

@@ -32,6 +32,10 @@ def save_keras_model(kind: str, path) -> None:
         model = keras.Model(ids, keras.layers.Dense(3, activation="softmax")(h), name="text_classifier")
     elif kind == "application":  # a Keras application at 32x32x3, random weights, 10 classes
         model = keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35, weights=None, classes=10)
+    elif kind == "bilstm":  # a float sequence (12 steps of 5) through a bidirectional LSTM -> 3 values
+        x = keras.Input(shape=(12, 5), name="sequence")
+        h = keras.layers.Bidirectional(keras.layers.LSTM(8), name="bilstm")(x)
+        model = keras.Model(x, keras.layers.Dense(3, name="head")(h), name="bilstm_regressor")
     elif kind == "two_outputs":  # a functional model with two named outputs
         x = keras.Input(shape=(6,), name="features")
         h = keras.layers.Dense(8, activation="relu")(x)
@@ -87,6 +91,22 @@ def onnxparity(*args, env=None, timeout=400):
                           env={**os.environ, **(env or {})})
 
 
+def console_script(folder, *args, timeout=400):
+    """``onnxparity ARGS`` as the installed console script runs it, from ``folder``: its own folder first on
+    ``sys.path``, not the current one (so the current folder is found only because the CLI adds it)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(folder) / ".bin" / "onnxparity"
+    script.parent.mkdir(exist_ok=True)
+    script.write_text("import sys\nfrom onnxparity.cli import main\nsys.exit(main())\n")
+    root = str(Path(__file__).resolve().parents[1])
+    return subprocess.run([sys.executable, str(script), *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, cwd=folder, env={**os.environ, "PYTHONPATH": root})
+
+
 def assert_one_line_error(result, *needles):
     """Exit 2 with one ``onnxparity: error:`` line holding every needle, and no traceback."""
     assert result.returncode == 2, result.stdout + result.stderr
@@ -139,3 +159,33 @@ def grow(step_mib: int, steps: int) -> int:
         held.append(np.ones(step_mib * 2**20, np.uint8))
         time.sleep(0.05)
     return len(held)
+
+
+def model_classes(model, images) -> list[int]:
+    """The classes ``model`` (any path a runner opens) predicts for raw uint8 ``images``, fed as they are."""
+    from onnxparity.runners import open_runner, predict
+
+    return predict(open_runner(model), images).argmax(axis=1).tolist()
+
+
+def perturb_module(src, dst, module: str, factor: float = 1.01) -> str:
+    """A copy of ``src`` with the largest constant weight of the first node of ``module`` (found by the
+    torch.onnx dynamo exporter's ``name_scopes`` metadata) scaled by ``factor``: a file wrong in that one
+    layer. Returns the weight's name."""
+    import ast
+
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(src))
+    weights = {t.name: t for t in model.graph.initializer}
+    for node in model.graph.node:
+        scopes = next((ast.literal_eval(p.value) for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes"), [])
+        constants = [weights[t] for t in node.input if t in weights and len(weights[t].dims) >= 2]
+        if module in scopes and constants:
+            weight = max(constants, key=lambda t: int(np.prod(t.dims)))
+            weight.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(weight) * np.float32(factor), weight.name))
+            onnx.save(model, str(dst))
+            return weight.name
+    raise ValueError(f"no node of {module} with a weight in {src}")

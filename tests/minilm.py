@@ -107,3 +107,70 @@ def tokenize(sentences=SENTENCES, length: int | None = None) -> dict[str, np.nda
 def save_inputs(path: Path, length: int | None = None) -> Path:
     np.savez(path, **tokenize(length=length))
     return path
+
+
+def calibration_sentences(n: int = 128) -> list[str]:
+    """``n`` other real English sentences, offline: from Python's own documentation (``pydoc_data``), for
+    int8 calibration (the :data:`SENTENCES` are held out to judge the variant on)."""
+    import re
+
+    from pydoc_data.topics import topics
+
+    text = re.sub(r"\s+", " ", " ".join(topics[k] for k in sorted(topics)))
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+", text)
+                 if 6 <= len(s.split()) <= 30 and re.fullmatch(r"[A-Z][A-Za-z ,;:()'-]+[.]", s)]
+    return sentences[:: max(1, len(sentences) // n)][:n]
+
+
+def save_calibration(path: Path, length: int, n: int = 128) -> Path:
+    """:func:`calibration_sentences` tokenized to ``length`` tokens, as an .npz by input name."""
+    np.savez(path, **tokenize(calibration_sentences(n), length=length))
+    return path
+
+
+PLAIN_NAMES = {"inputs": ["ids", "mask", "segments"], "outputs": ["hidden", "pooled"]}
+
+
+def export_plain(folder: Path, out: Path) -> Path:
+    """MiniLM written by plain ``torch.onnx.export`` (the TorchScript exporter), as a user without onnxparity
+    would: its own names for the tensors (:data:`PLAIN_NAMES`), a dynamic batch and sequence, no metadata."""
+    import sys
+
+    import torch
+
+    sys.path.insert(0, str(folder))
+    from minilm_user import MiniLM
+
+    model = MiniLM()
+    model.load_state_dict(torch.load(folder / "minilm.pth", weights_only=True))
+
+    class Tuple(torch.nn.Module):  # torch.onnx.export names outputs by position: a tuple, in order
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, ids, mask, segments):
+            out = self.model(ids, mask, segments)
+            return out["last_hidden_state"], out["pooler_output"]
+
+    example = tuple(torch.from_numpy(a[:2]) for a in tokenize(SENTENCES[:2]).values())
+    axes = {name: {0: "batch", 1: "sequence"} for name in PLAIN_NAMES["inputs"] + ["hidden"]} | {"pooled": {0: "batch"}}
+    torch.onnx.export(Tuple().eval(), example, str(out), input_names=PLAIN_NAMES["inputs"],
+                      output_names=PLAIN_NAMES["outputs"], dynamic_axes=axes, opset_version=17, dynamo=False)
+    return out
+
+
+def torch_outputs(folder: Path, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """What the user's PyTorch MiniLM returns for ``feeds`` (run in a worker: it imports transformers)."""
+    import sys
+
+    import torch
+
+    sys.path.insert(0, str(folder))
+    from minilm_user import MiniLM
+
+    model = MiniLM()
+    model.load_state_dict(torch.load(Path(folder) / "minilm.pth", weights_only=True))
+    with torch.inference_mode():
+        out = model.eval()(**{k: torch.from_numpy(v) for k, v in feeds.items()})
+    return {k: v.numpy() for k, v in out.items()}

@@ -155,21 +155,16 @@ def test_flatten_in_the_wrong_order_is_located_at_the_dense_after_it(keras_check
 
 
 @pytest.mark.slow
-def test_bad_input_exits_2(keras_checkpoint, keras_onnx, tmp_path, capsys):
+def test_bad_input_exits_2(keras_checkpoint, keras_onnx, torch_onnx, tmp_path, capsys):
     npy = tmp_path / "x.npy"
     np.save(npy, np.zeros((4, 3, 3), np.float32))
     not_onnx = tmp_path / "junk.onnx"
     not_onnx.write_bytes(b"not a model")
-    no_meta = tmp_path / "plain.onnx"
-    shutil.copy(keras_onnx, no_meta)
-    plain = onnx.load(str(no_meta))
-    del plain.metadata_props[:]
-    onnx.save(plain, str(no_meta))
     cases = [  # each with the words its one line must hold
-        ([str(keras_onnx), str(keras_onnx)], "an ONNX file; ORIGINAL is the Keras or PyTorch model"),  # the original must not be the ONNX file
-        ([str(keras_checkpoint), str(tmp_path / "missing.onnx")], "missing.onnx: no such file"),
+        ([str(keras_onnx)], "give the original and its ONNX file, or an ONNX file with --provider PROVIDER"),
+        ([str(keras_checkpoint), str(tmp_path / "missing.onnx")], "missing.onnx: no such ONNX file"),
         ([str(keras_checkpoint), str(not_onnx)], "not a readable ONNX file"),
-        ([str(keras_checkpoint), str(no_meta)], "carries no onnxparity metadata"),
+        ([str(keras_checkpoint), str(torch_onnx)], "locate matches a model's layers with the nodes of its own ONNX file"),
         ([str(keras_checkpoint), str(keras_onnx), "--inputs", str(npy)], "input has shape [4, 3, 3]; the model takes [batch, 28, 28, 1]"),  # wrong shape
         ([str(keras_checkpoint), str(keras_onnx), "--n", "0"], "--n must be at least 1"),
         ([str(tmp_path / "nothing"), str(keras_onnx)], "nothing: no such file or folder"),

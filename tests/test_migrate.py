@@ -72,7 +72,7 @@ def test_keras_cnn_to_torch_on_real_digits(tmp_path, keras_checkpoint, torch_che
     assert other.returncode == 1 and "torch:cpu vs keras-tf:cpu" in other.stderr, other.stdout + other.stderr
 
 
-def test_torch_net_to_keras_on_real_digits(tmp_path, torch_checkpoint):
+def test_torch_net_to_keras_on_real_digits(tmp_path, torch_checkpoint, torch_onnx):
     out = tmp_path / "keras"
     result = migrate(torch_checkpoint, "keras", out)
     assert_legs_pass(result)
@@ -84,6 +84,13 @@ def test_torch_net_to_keras_on_real_digits(tmp_path, torch_checkpoint):
     spec = json.loads((out / "spec.json").read_text())
     assert spec["framework"] == "keras" and spec["layout"] == "NHWC" and spec["input_shape"] == [28, 28, 1]
     assert spec["mean"] == pytest.approx(0.1307) and spec["output"] == "log_probabilities"
+    # The migrated model against the ONNX file of its source, in either order: each fed in its own layout.
+    for a, b in ((out, torch_onnx), (torch_onnx, out)):
+        report = tmp_path / "pair.json"
+        checked = onnxparity("check", a, b, "--providers", "cpu", "--n", "50", "--json", report)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        r = json.loads(report.read_text())
+        assert r["models"][0]["pair"] and r["passed"] and r["inputs"]["n_digits"] == 50
 
 
 def test_resnet18_to_keras(tmp_path):
@@ -145,6 +152,17 @@ def test_an_unsupported_op_exits_2_and_writes_nothing(tmp_path):
     result = onnxparity("migrate", source, "--to", "keras", "-o", tmp_path / "out")
     assert_one_line_error(result, "Erf", "odd_node")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_a_keras_bilstm_is_located_and_migrate_names_the_lstm(tmp_path):
+    model, onnx_path = tmp_path / "bilstm.keras", tmp_path / "bilstm.onnx"
+    _process.call("tests.helpers:save_keras_model", "bilstm", model, name="save the BiLSTM")
+    assert onnxparity("convert", model, "-o", onnx_path).returncode == 0
+    located = onnxparity("locate", model, onnx_path, "--n", "8")  # not "raw uint8 pixels"
+    assert located.returncode == 0 and "bilstm" in located.stdout, located.stdout + located.stderr
+    assert_one_line_error(onnxparity("migrate", onnx_path, "--to", "torch", "-o", tmp_path / "out"),
+                          "unsupported op LSTM")
 
 
 def test_model_py_outside_the_generated_form_is_refused(tmp_path):

@@ -130,3 +130,22 @@ def test_reference_folder_needs_no_flag(torch_checkpoint):
     result = onnxparity("evaluate", torch_checkpoint, "--n", "50", "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["n"] == 50
+
+
+def test_recorded_imports_need_the_users_word(monkeypatch):
+    """A module a file records is imported only when named again, a trusted package's, or --trust-recorded."""
+    from onnxparity import _process
+
+    monkeypatch.setattr(_process, "_IMPORTS", [])
+    with pytest.raises(InputError, match=r"model.onnx's metadata asks to import json, .*pass --import json if you trust"):
+        Trust().admit_imports(["json"], "model.onnx's metadata")
+    assert _process.requested_imports() == ()
+    Trust().admit_imports(["transformers", "torchvision.models"], "spec")  # trusted packages
+    Trust(recorded=True).admit_imports(["json"], "spec")
+    assert _process.requested_imports() == ("transformers", "torchvision.models", "json")
+    monkeypatch.setattr(_process, "_IMPORTS", [])
+    _process.request_imports(["json"])  # --import json: the user's word
+    Trust().admit_imports(["json"], "spec")
+    for bad, why in (("os.path:join", "not a module name"), ("no_such_module_here", "no such module")):
+        with pytest.raises(InputError, match=why):
+            _process.request_imports([bad])

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
+import torch.utils._pytree
 
 
 class TwoInTwoOut(torch.nn.Module):
@@ -96,3 +99,95 @@ def save_and_convert(kind: str, pth, onnx_path, **convert_options) -> None:
 
     save_torch_state(kind, pth)
     convert(str(pth), str(onnx_path), **convert_options)
+
+
+@dataclasses.dataclass
+class TagScores:
+    """A model's outputs as a class, as transformers' ModelOutput: an ExportedProgram returning it loads
+    only where this module (which registers it with torch's pytree) is imported."""
+
+    logits: torch.Tensor
+    features: torch.Tensor
+
+
+torch.utils._pytree.register_dataclass(TagScores, serialized_type_name="tests.torch_models.TagScores")
+
+
+class Tagger(torch.nn.Module):
+    """Features (batch, 6) -> TagScores(logits (batch, 3), features (batch, 8))."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = torch.nn.Linear(6, 8)
+        self.head = torch.nn.Linear(8, 3)
+
+    def forward(self, x):
+        h = torch.relu(self.body(x))
+        return TagScores(logits=self.head(h), features=h)
+
+
+def save_tagger_program(path) -> None:
+    """The Tagger, seeded, exported with a dynamic batch and saved as an ExportedProgram (``.pt2``)."""
+    torch.manual_seed(0)
+    program = torch.export.export(Tagger().eval(), (torch.randn(2, 6),),
+                                  dynamic_shapes=({0: torch.export.Dim("batch")},))
+    torch.export.save(program, str(path))
+
+
+class MBConv(torch.nn.Module):
+    """EfficientNet's inverted residual: expand 1x1, depthwise 3x3, squeeze-and-excite, project 1x1."""
+
+    def __init__(self, channels: int, expand: int = 4):
+        super().__init__()
+        wide = channels * expand
+        self.expand = torch.nn.Sequential(torch.nn.Conv2d(channels, wide, 1, bias=False), torch.nn.BatchNorm2d(wide),
+                                          torch.nn.SiLU())
+        self.depthwise = torch.nn.Sequential(torch.nn.Conv2d(wide, wide, 3, padding=1, groups=wide, bias=False),
+                                             torch.nn.BatchNorm2d(wide), torch.nn.SiLU())
+        self.squeeze = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Conv2d(wide, channels // 2, 1),
+                                           torch.nn.SiLU(), torch.nn.Conv2d(channels // 2, wide, 1), torch.nn.Sigmoid())
+        self.project = torch.nn.Sequential(torch.nn.Conv2d(wide, channels, 1, bias=False), torch.nn.BatchNorm2d(channels))
+
+    def forward(self, x):
+        h = self.depthwise(self.expand(x))
+        return x + self.project(h * self.squeeze(h))
+
+
+class TinyEfficientNet(torch.nn.Module):
+    """An EfficientNet-like CNN (3x64x64 -> 10 logits): a strided stem, three MBConv blocks, a 1x1 head."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, stride=2, padding=1, bias=False),
+                                        torch.nn.BatchNorm2d(16), torch.nn.SiLU())
+        self.blocks = torch.nn.Sequential(MBConv(16), MBConv(16), MBConv(16))
+        self.head = torch.nn.Sequential(torch.nn.Conv2d(16, 64, 1), torch.nn.SiLU(), torch.nn.AdaptiveAvgPool2d(1),
+                                        torch.nn.Flatten(), torch.nn.Linear(64, 10))
+
+    def forward(self, x):
+        return self.head(self.blocks(self.stem(x)))
+
+
+def save_with_inputs(kind: str, folder) -> None:
+    """A model of ``kind`` (``vit`` or ``efficientnet``) with seeded random weights and running statistics,
+    saved as ``model.pth``, with ``images.npz``: 96 seeded images, preprocessed, to calibrate and judge on."""
+    import numpy as np
+
+    from pathlib import Path
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    if kind == "vit":
+        save_torch_state("vit", folder / "model.pth")
+        side = VIT_KWARGS["image_size"]
+    else:
+        model = TinyEfficientNet()
+        for m in model.modules():  # statistics a wrong conversion would show
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 1.5)
+        torch.save(model.state_dict(), folder / "model.pth")
+        side = 64
+    pixels = np.random.default_rng(0).integers(0, 256, (96, 3, side, side)).astype(np.float32)
+    np.savez(folder / "images.npz", input=((pixels / 255 - 0.45) / 0.225).astype(np.float32))

@@ -11,6 +11,7 @@ from pathlib import Path
 from onnxparity import _process
 from onnxparity.errors import InputError
 from onnxparity.models import resolve
+from onnxparity.models.torch_io import needs_class
 from onnxparity.spec import SPEC_FILE
 from onnxparity.trust import Trust
 
@@ -51,8 +52,10 @@ def find_models(paths: list[str], workdir: Path, timeout_s: float = 900.0, trust
             found.append(p)
     models = [_model(p) for p in found]
     user = Trust.from_dict(trust)
-    for m in models:  # a recorded class the user did not allow: refused before any worker starts
-        if m.framework == "torch" and m.spec and m.native:
+    for m in models:  # a recorded class or import the user did not allow: refused before any worker starts
+        if m.spec and m.native:
+            user.admit_imports(m.spec.get("imports") or (), f"{m.native}'s spec")
+        if m.framework == "torch" and m.spec and m.native and needs_class(m.native):  # a .pt2 builds no class
             user.resolve(m.spec.get("architecture"), m.spec.get("torch_kwargs"), f"{m.native}'s spec.json")
     pending = []
     for i, m in enumerate(models):
@@ -95,8 +98,15 @@ def _model(path: Path) -> BenchModel:
         spec = model.spec.to_dict() if model.spec else None
         name = model.name + (f".{model.precision}" if model.precision != "float32" else "")  # a variant apart
         return BenchModel(name, "onnx", None, str(path), spec, "given")
+    twin = path.with_suffix(".onnx")
+    if ref.spec is None and path.is_file() and twin.is_file():  # model.pt2 beside the model.onnx converted from it
+        from onnxparity.onnx_model import OnnxModel
+
+        spec = OnnxModel(twin).require_spec()
+        return BenchModel(spec.name, ref.framework, str(path), str(twin), spec.to_dict(), f"beside it ({twin})")
     if ref.spec is None:
-        raise InputError(f"{path}: the bench needs a checkpoint folder with spec.json (onnxparity train) or an .onnx file")
+        raise InputError(f"{path}: the bench needs a checkpoint folder with spec.json (onnxparity train), a model "
+                         "file with the ONNX file converted from it beside it (model.pt2 and model.onnx), or an .onnx file")
     folder = path if path.is_dir() else path.parent
     onnx_path = _onnx_beside(folder)
     if onnx_path is None:

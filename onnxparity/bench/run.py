@@ -213,7 +213,7 @@ def _open_cells(model: BenchModel, config: BenchConfig, workers: _Workers, skipp
             say(f"{model.name}: loading {backend} on {device}")
             opened = workers.call(worker, "open", key, backend, path, device, signature=_signature(model),
                                   input_shapes=config.input_shapes, int_range=config.int_range, trust=config.trust,
-                                  input_roles=config.input_roles)
+                                  input_roles=config.input_roles, spec=model.spec)
         except (WorkerError, InputError) as exc:
             skipped.append({"model": model.name, "backend": backend, "device": device, "reason": str(exc)})
             continue

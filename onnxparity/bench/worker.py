@@ -26,9 +26,11 @@ class BenchWorker:
         self.bound: dict[tuple[str, int], object] = {}
 
     def open(self, key: str, backend: str, model: str, device: str, signature: dict | None = None,
-             input_shapes=None, int_range=None, trust: dict | None = None, input_roles=None) -> dict:
+             input_shapes=None, int_range=None, trust: dict | None = None, input_roles=None,
+             spec: dict | None = None) -> dict:
         """Open bench row ``backend`` on ``device`` (its runner and options from :mod:`onnxparity.backends`);
-        ``{"status": "unavailable", "reason"}`` when it cannot run here."""
+        ``{"status": "unavailable", "reason"}`` when it cannot run here. ``spec``: how to feed an original
+        that has no spec.json beside it (a ``.pt2`` whose ONNX file's metadata says it)."""
         import importlib
 
         from onnxparity.backends import bench_backends
@@ -47,7 +49,10 @@ class BenchWorker:
         imported = time.perf_counter() - started
         started = time.perf_counter()
         try:
-            runner = open_runner(model, found.runner, trust=trust, **{**found.options, **found.bench[backend]})
+            from onnxparity.spec import ModelSpec
+
+            runner = open_runner(model, found.runner, spec=ModelSpec.from_dict(spec) if spec else None, trust=trust,
+                                 **{**found.options, **found.bench[backend]})
         except BackendUnavailable as exc:
             return {"status": "unavailable", "reason": str(exc)}
         loaded = time.perf_counter() - started

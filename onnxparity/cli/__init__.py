@@ -52,14 +52,22 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=doc.splitlines()[0] if doc else None, description=doc)
         p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
                        help="log what each step does (also accepted before the command)")
+        p.add_argument("--import", dest="imports", action="append", metavar="MODULE",
+                       help="import MODULE before any model loads, here and in every worker (repeatable): the module "
+                            "that registers a Keras model's custom layers or an ExportedProgram's output classes; "
+                            "found from the current folder as well as the installed packages")
         module.add_arguments(p)
         p.set_defaults(_run=module.run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    from onnxparity import _quiet, _signals
+    import os
 
+    from onnxparity import _process, _quiet, _signals
+
+    if os.getcwd() not in sys.path and "" not in sys.path:  # as `python -m` and `uvicorn main:app` find the user's code
+        sys.path.insert(0, os.getcwd())
     args = build_parser().parse_args(argv)
     _signals.install()
     if not args.verbose:
@@ -71,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 
         progress.configure(False)
     try:
+        _process.request_imports(args.imports)
         return int(args._run(args) or 0)
     except OnnxParityError as exc:
         print(f"onnxparity: error: {exc}", file=sys.stderr)

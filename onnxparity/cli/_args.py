@@ -142,8 +142,13 @@ def torch_kwargs(text: str) -> dict:
     return value
 
 
-def add_model_class_arguments(p: argparse.ArgumentParser) -> None:
-    """How a PyTorch state dict becomes a model, and what a file may ask for (every command that rebuilds one)."""
+def add_model_class_arguments(p: argparse.ArgumentParser, spec: bool = False) -> None:
+    """How a PyTorch state dict becomes a model, and what a file may ask for (every command that rebuilds one);
+    ``spec``: also --spec, how to feed a model that nothing beside it describes (convert, check)."""
+    if spec:
+        p.add_argument("--spec", metavar="SPEC.json",
+                       help="spec.json saying how to feed the model (layout, scale, mean, std, output), where no "
+                            "checkpoint folder or onnxparity metadata says it")
     p.add_argument("--torch-class", metavar="PKG.MODULE:CALLABLE",
                    help="the class or factory function that builds the module a .pth state dict belongs to, "
                         "such as torchvision.models:mobilenet_v3_small (replaces the one a file records)")
@@ -159,3 +164,15 @@ def trust(args: argparse.Namespace):
     from onnxparity.trust import Trust
 
     return Trust(args.torch_class, args.torch_kwargs, args.trust_recorded)
+
+
+def original_and_onnx(args: argparse.Namespace, alone: str, what: str) -> tuple[str | None, str]:
+    """(original, onnx) of a command taking ``ORIGINAL [ONNX]``: one file alone is the ONNX file, and needs
+    the option ``alone`` (``--reference``, ``--provider``) that stands in for the original."""
+    from onnxparity.errors import InputError
+
+    if args.onnx is not None:
+        return args.original, args.onnx
+    if getattr(args, alone.lstrip("-").replace("-", "_")) is None:
+        raise InputError(f"give the original and its ONNX file, or an ONNX file with {alone} {what}")
+    return None, args.original

@@ -76,13 +76,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("original", help="the original: checkpoint folder, .keras/.h5, or model.pth beside spec.json; "
                                     "or the ONNX file itself, with --reference")
-    p.add_argument("onnx", nargs="?", help="its ONNX file (written by `onnxparity convert`); or any other model "
-                                           "to compare with directly (Keras, PyTorch or ONNX), each fed in its own layout")
+    p.add_argument("onnx", nargs="?", help="its ONNX file, from `onnxparity convert` or any exporter (torch.onnx, "
+                                           "Optimum, tf2onnx, Keras' export: the original is then fed as the file's "
+                                           "signature says, tensors matched by name, else by order); or any other "
+                                           "model to compare with directly (Keras, PyTorch or ONNX), each fed in its "
+                                           "own layout")
     p.add_argument("--reference", metavar="DIR|FILE.npz",
                    help="saved inputs and outputs to check an ONNX file alone against: a folder in the ONNX "
                         "test-data layout (input_0.pb, output_0.pb...) or an .npz named by input and output")
     add_parity_arguments(p)
-    _args.add_model_class_arguments(p)
+    _args.add_model_class_arguments(p, spec=True)
     p.add_argument("--json", metavar="PATH", type=_args.out_file, help="write the result as JSON (schema in docs/parity.md)")
     p.add_argument("--html", metavar="PATH", type=_args.out_file, help="write a self-contained HTML report")
     p.add_argument("--locate", action="store_true", help="when parity fails, name the first layer where the ONNX file "
@@ -127,19 +130,14 @@ def finish(result) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from onnxparity.errors import InputError
     from onnxparity.parity import check
-
-    original, onnx = args.original, args.onnx
-    if onnx is None:
-        if args.reference is None:
-            raise InputError("give the original and its ONNX file, or an ONNX file with --reference DIR")
-        original, onnx = None, args.original
     from onnxparity.signature import parse_axis_names
+
+    original, onnx = _args.original_and_onnx(args, "--reference", "DIR")
 
     result = check(original, onnx, reference=args.reference, json_path=args.json, html_path=args.html,
                    torch_class=args.torch_class, torch_kwargs=args.torch_kwargs, trust_recorded=args.trust_recorded,
-                   axis_names=parse_axis_names(args.input_shape), **parity_options(args))
+                   axis_names=parse_axis_names(args.input_shape), spec=args.spec, **parity_options(args))
     try:
         return finish(result)
     finally:

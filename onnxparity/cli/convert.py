@@ -26,11 +26,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "dynamic, named AXIS, with SIZE as the example (input_ids=sequence:16; inputs giving the "
                         "same AXIS share it)")
     p.add_argument("--input-dtype", action="append", metavar="[NAME=]DTYPE",
-                   help="an input's dtype where the model does not say it (PyTorch): int64, int32, float32...")
+                   help="an input's dtype where the model does not say it (PyTorch): int64, int32, float32...; "
+                        "unnamed, every input's")
     p.add_argument("--int-range", metavar="LOW,HIGH",
                    help="integer inputs of the check are drawn from [LOW, HIGH) (default: the embedding table size)")
-    _args.add_model_class_arguments(p)
-    p.add_argument("--spec", help="spec.json saying how to feed the model (layout, scale, mean, std, output)")
+    _args.add_model_class_arguments(p, spec=True)
     p.add_argument("--trust-pickle", action="store_true",
                    help="allow a pickled whole PyTorch model (runs code from the file: only for files you trust)")
     p.add_argument("--class-output", action="append", metavar="NAME",

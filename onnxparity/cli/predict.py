@@ -1,9 +1,11 @@
-"""Predict the digit in image files (PNG/JPEG, any size), as the article's model.predict(gray).
+"""Predict the class of image files (PNG/JPEG, any size), as the article's model.predict(gray).
 
-The digit is found as MNIST was made: upright (EXIF), ink on any paper or transparent canvas,
-uneven light evened out, specks, frames and desk edges left out, fitted into 20x20 and centred
-by mass in 28x28. A file that cannot be read, or holds no digit, is reported on its own line; the
-others are still predicted, and the exit status is then 2.
+For a digit model the digit is found as MNIST was made: upright (EXIF), ink on any paper or
+transparent canvas, uneven light evened out, specks, frames and desk edges left out, fitted into
+20x20 and centred by mass in 28x28. Any other image model (Fashion-MNIST's clothes, RGB
+classifiers) gets the image resized as it is, and answers with its own class names. A file that
+cannot be read, or holds no digit, is reported on its own line; the others are still predicted,
+and the exit status is then 2.
 """
 
 from __future__ import annotations
@@ -21,12 +23,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from onnxparity.data.images import load_images
+    from onnxparity.data.images import load_images, load_resized
+    from onnxparity.errors import InputError
     from onnxparity.runners import open_runner, predict
 
-    paths, digits, errors = load_images(args.images)
+    runner = open_runner(args.model, trust=_args.trust(args).to_dict())
+    if runner.spec.image_size is None:
+        raise InputError(f"{args.model}: its first input {list(runner.spec.input_shape)} is no image")
+    if runner.spec.reads_digits:
+        paths, digits, errors = load_images(args.images)
+    else:
+        paths, digits, errors = load_resized(args.images, runner.spec.image_size)
     if paths:
-        runner = open_runner(args.model, trust=_args.trust(args).to_dict())
         probabilities = runner.spec.probabilities(predict(runner, digits))
         for path, p in zip(paths, probabilities):
             best = int(p.argmax())

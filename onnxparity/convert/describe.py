@@ -40,15 +40,6 @@ def identify(model) -> tuple[str, Any, ModelSpec | None, Path | None]:
     raise InputError(f"cannot convert a {type(model).__name__}; expected a path, a keras.Model or a torch.nn.Module")
 
 
-def as_spec(spec) -> ModelSpec:
-    if isinstance(spec, ModelSpec):
-        return spec
-    if isinstance(spec, Mapping):
-        return ModelSpec.from_dict(spec)
-    path = Path(spec)
-    return ModelSpec.load(path) if path.is_dir() else ModelSpec.read(path)
-
-
 def shapes_argument(input_shape) -> dict[str | None, tuple[int, ...]]:
     """``input_shape`` in any of its forms -> {input name or None: sample shape}."""
     from onnxparity.signature import parse_input_shapes
@@ -115,7 +106,7 @@ def describe_inputs(source, spec: ModelSpec | None, shapes: dict, dtypes: dict,
     if not declared:
         names = list(dict.fromkeys(named)) or [INPUT_NAME]
         declared = [TensorSpec(n, "float32", (BATCH,)) for n in names]
-    if len(declared) > 1 and (None in shapes or None in dtypes):
+    if len(declared) > 1 and None in shapes:  # an unnamed --input-dtype is every input's
         raise InputError(f"the model has {len(declared)} inputs ({', '.join(t.name for t in declared)}); "
                          "name each: --input-shape NAME=SHAPE")
     unknown = set(named) - {t.name for t in declared}
@@ -127,7 +118,7 @@ def describe_inputs(source, spec: ModelSpec | None, shapes: dict, dtypes: dict,
     for t in declared:
         key = None if len(declared) == 1 and None in shapes else t.name
         shape = shapes.get(key) or shapes.get(t.name)
-        dtype = dtypes.get(t.name) or dtypes.get(None if len(declared) == 1 else "") or t.dtype
+        dtype = dtypes.get(t.name) or dtypes.get(None) or t.dtype
         if shape is None:
             if len(t.shape) <= 1 and not source.inputs or any(isinstance(d, str) for d in t.sample_shape):
                 raise InputError(f"the {source.framework} model does not say the shape of its input {t.name!r}; pass "

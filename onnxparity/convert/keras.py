@@ -17,6 +17,7 @@ from onnxparity._io import flatten_outputs, sha256_arrays, sha256_path
 from onnxparity.convert.graph import BATCH, ConversionError
 from onnxparity.convert.source import Source
 from onnxparity.errors import InputError, first_line
+from onnxparity.models.keras_cnn import load
 from onnxparity.signature import TensorSpec
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -29,23 +30,8 @@ def open_source(model, spec=None) -> Source:
         path = Path(model)
         if path.is_dir():
             return _saved_model(path, spec)
-        return _keras_source(_load(path), sha256_path(path), spec)
+        return _keras_source(load(path), sha256_path(path), spec)
     return _keras_source(model, sha256_arrays(model.get_weights()), spec)
-
-
-def _load(path: Path):
-    """``keras.models.load_model`` with safe mode on: a file that carries Python code is refused."""
-    import keras
-
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    try:
-        return keras.models.load_model(path, safe_mode=True)
-    except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad file
-        if "safe_mode" in str(exc) or "arbitrary code" in str(exc):
-            raise InputError(f"{path}: Keras safe mode refused to load it: it carries Python code (such as a "
-                             "Lambda layer's function); convert it from Python with a model you built yourself") from None
-        raise InputError(f"{path}: cannot load as a Keras model ({first_line(exc)})") from None
 
 
 def _versions() -> tuple[str, str]:

@@ -19,14 +19,15 @@ from typing import Any, Mapping
 
 
 from onnxparity import __version__
-from onnxparity.convert.describe import (as_spec, axis_names_argument, describe_inputs, describe_outputs,
+from onnxparity._process import requested_imports
+from onnxparity.convert.describe import (axis_names_argument, describe_inputs, describe_outputs,
                                          dtypes_argument, identify,
                                          shapes_argument)
 from onnxparity.convert.verify import verify
 from onnxparity.errors import InputError, first_line
 from onnxparity.models.spec_inference import CHECK_SAMPLES, final_spec, probe_inputs, probe_spec
 from onnxparity.signature import Signature
-from onnxparity.spec import ModelSpec
+from onnxparity.spec import ModelSpec, as_spec
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +153,8 @@ def convert(model, out: str | os.PathLike | None = None, *, opset: int | None = 
     proto, exporter = source.export(xs, inputs, opset, output_names, dynamic_axes)
     if graph.opset_of(proto) != opset:
         raise InputError(f"{exporter} wrote opset {graph.opset_of(proto)}, not the {opset} asked for")
-    spec = dataclasses.replace(spec, extra={**spec.extra, **_provenance(source, target, exporter)})
+    spec = dataclasses.replace(spec, extra={**spec.extra, **_provenance(source, target, exporter)},
+                               imports=tuple(dict.fromkeys([*spec.imports, *requested_imports()])))
     proto = graph.finish(proto, output_names, spec.to_metadata(), [t.name for t in inputs])
     graph.name_input_axes(proto, dynamic_axes)
     if embed_preprocessing:

@@ -13,16 +13,15 @@ import io
 import logging
 import os
 import warnings
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from onnxparity._io import flatten_outputs, sha256_arrays, sha256_path
+from onnxparity._io import flatten_outputs, output_fields, sha256_arrays, sha256_path
 from onnxparity.convert.graph import BATCH, ConversionError, batch_is_static
 from onnxparity.convert.source import Source
 from onnxparity.errors import InputError, first_line
-from onnxparity.models.torch_io import load_module
+from onnxparity.models.torch_io import load_program, load_torch_file, needs_class
 from onnxparity.signature import TensorSpec
 from onnxparity.trust import Trust
 
@@ -45,24 +44,24 @@ def open_source(model, spec=None, trust: Trust | None = None, trust_pickle: bool
         sha256 = sha256_path(path)
         if path.suffix.lower() == ".pt2":
             module, declared = _exported_program(path)
-        elif _is_torchscript(path):
-            module = _torchscript(path)
         else:
-            module = load_module(path, recorded[0], trust_pickle, kwargs=recorded[1], trust=trust)
+            module = load_torch_file(path, recorded[0], trust_pickle, kwargs=recorded[1], trust=trust)
     else:
         if not isinstance(model, torch.nn.Module):
             raise InputError(f"cannot convert a {type(model).__name__}; expected a keras.Model, a torch.nn.Module or a path")
         module = model
         sha256 = sha256_arrays(t.detach().cpu().numpy() for t in model.state_dict().values() if hasattr(t, "detach"))
         architecture = architecture or f"{type(model).__module__}:{type(model).__qualname__}"
-    name = spec.name if spec else type(module).__name__
+    program = isinstance(model, (str, os.PathLike)) and not needs_class(model)  # named after its file, not GraphModule
+    name = spec.name if spec else Path(model).stem if program else type(module).__name__
     source: Source
 
     def forward(xs: list[np.ndarray]) -> list[np.ndarray]:
         with torch.inference_mode(), _eval_mode(module):
             out = module(*(torch.from_numpy(np.ascontiguousarray(x)) for x in xs))
-        if isinstance(out, dict):
-            source.output_names = [str(k) for k in out]
+        fields = output_fields(out)
+        if fields is not None:
+            source.output_names = [str(k) for k in fields]
         return _arrays(out)
 
     rows = [m.num_embeddings for m in module.modules() if isinstance(m, (torch.nn.Embedding, torch.nn.EmbeddingBag))] \
@@ -127,36 +126,13 @@ def _arrays(out) -> list[np.ndarray]:
     return [t.detach().cpu().numpy() for t in tensors]
 
 
-def _is_torchscript(path: Path) -> bool:
-    """TorchScript archives carry compiled code (``<name>/code/...``); ``torch.save`` files do not."""
-    try:
-        with zipfile.ZipFile(path) as z:
-            return any("/code/" in n or n.endswith("constants.pkl") for n in z.namelist())
-    except (zipfile.BadZipFile, OSError):
-        return False
-
-
-def _torchscript(path: Path):
-    import torch
-
-    try:
-        return torch.jit.load(str(path), map_location="cpu")
-    except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError and others
-        raise InputError(f"{path}: not a loadable TorchScript file ({first_line(exc)})") from None
-
-
 def _exported_program(path: Path):
     """An ExportedProgram's module, and its input shape from the example it was exported with.
 
     A program exported with a fixed batch size has that size baked into its guards and reshapes,
     so it cannot become a file with a dynamic batch axis: refused, saying how to export it.
     """
-    import torch
-
-    try:
-        program = torch.export.load(str(path))
-    except Exception as exc:  # noqa: BLE001
-        raise InputError(f"{path}: not a loadable ExportedProgram ({first_line(exc)})") from None
+    program = load_program(path)
     user_inputs = set(program.graph_signature.user_inputs)
     values = [(n.name, n.meta["val"]) for n in program.graph.nodes
               if n.op == "placeholder" and n.name in user_inputs and "val" in n.meta]

@@ -22,6 +22,7 @@ import os
 import urllib.request
 import zipfile
 from dataclasses import dataclass
+import hashlib
 from importlib import resources
 from pathlib import Path
 
@@ -42,13 +43,25 @@ IDX_NAMES = {
 }
 
 
+# Datasets in the MNIST layout whose classes are not digits, known by the sha256 of their labels (as uint8):
+# a model trained on one records its class names, and predicts them.
+FASHION_MNIST = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                 "Ankle boot")
+KNOWN_LABELS = {
+    "3d0e6c6ea990b53b6f8f500a41cac93881d981b315f84578b7d915342ade01e9": FASHION_MNIST,  # t10k labels
+    "657fbd221bfc9f4198cc14b5619cc33ec57c58dd0e47af4d99d6650759e869a7": FASHION_MNIST,  # train labels
+}
+
+
 @dataclass(frozen=True)
 class Digits:
-    """Raw images (N, H, W) uint8 and labels (N,) int64, with where they came from."""
+    """Raw images (N, H, W) uint8 and labels (N,) int64, with where they came from and, for a known
+    dataset whose classes are not digits (Fashion-MNIST), the class names."""
 
     images: np.ndarray
     labels: np.ndarray
     source: str
+    class_names: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if len(self.images) != len(self.labels):
@@ -63,7 +76,7 @@ class Digits:
         """The first ``n`` digits (all of them when ``n`` is None)."""
         if n is None or n >= len(self):
             return self
-        return Digits(self.images[:n], self.labels[:n], f"{self.source}[:{n}]")
+        return Digits(self.images[:n], self.labels[:n], f"{self.source}[:{n}]", self.class_names)
 
 
 def load_digits(path: str | os.PathLike | None = None, split: str = "test") -> Digits:
@@ -153,7 +166,8 @@ def _idx_folder(folder: Path, split: str) -> Digits:
         raise InputError(f"{labels}: expected 1 dimension (N,), got shape {y.shape}")
     if len(x) != len(y):
         raise InputError(f"{folder}: {len(x)} images in {images.name} but {len(y)} labels in {labels.name}")
-    return Digits(np.array(x), y.astype(np.int64), f"{folder} ({split}, {len(y)} images)")
+    known = KNOWN_LABELS.get(hashlib.sha256(np.asarray(y, np.uint8).tobytes()).hexdigest())
+    return Digits(np.array(x), y.astype(np.int64), f"{folder} ({split}, {len(y)} images)", known)
 
 
 # -- npz --------------------------------------------------------------------------------------

@@ -64,6 +64,20 @@ def load_images(paths) -> tuple[list[str], np.ndarray, list[InputError]]:
     return good, np.stack(digits) if digits else np.zeros((0, 28, 28), np.uint8), errors
 
 
+def load_resized(paths, size: tuple[int, int, int]) -> tuple[list[str], np.ndarray, list[InputError]]:
+    """Every readable file resized as it is to ``size`` (height, width, channels), for an image model
+    that is not a digit model: (their paths, (N, H, W[, C]) uint8 images, one error per other file)."""
+    good, images, errors = [], [], []
+    for path in paths:
+        try:
+            images.append(read_resized(path, size[:2], size[2]))
+            good.append(str(path))
+        except InputError as exc:
+            errors.append(exc)
+    stacked = np.stack(images) if images else np.zeros((0, *size), np.uint8)
+    return good, stacked[..., 0] if size[2] == 1 else stacked, errors
+
+
 def decode_gray(source, name: str = "the image") -> np.ndarray:
     """An image file (a path or a binary file object) as an upright float32 grayscale array (H, W).
 

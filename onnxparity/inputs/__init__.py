@@ -12,7 +12,7 @@
 or named ``arrays``, and :mod:`.feeding` turns it into one model's named arrays.
 """
 
-from onnxparity.inputs.choose import choose, default_inputs, fixed_batch, single_batch
+from onnxparity.inputs.choose import choose, default_inputs, fixed_batch, model_batch, single_batch
 from onnxparity.inputs.digits import load_digits_inputs
 from onnxparity.inputs.feeding import feeds, open_feeds, prepare
 from onnxparity.inputs.files import load_given
@@ -23,6 +23,6 @@ from onnxparity.inputs.testdata import load_reference
 
 __all__ = [
     "CALIBRATION_SIZE", "DEFAULT_SAMPLES", "CalibrationSplit", "Inputs", "calibration_split", "choose",
-    "default_inputs", "feeds", "fixed_batch", "load_digits_inputs", "load_given", "load_reference", "open_feeds",
+    "default_inputs", "feeds", "fixed_batch", "model_batch", "load_digits_inputs", "load_given", "load_reference", "open_feeds",
     "prepare", "sample_shapes", "seeded_normal", "single_batch", "synthesize",
 ]

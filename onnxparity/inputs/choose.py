@@ -1,7 +1,7 @@
 """Which inputs a model gets: saved test data, the user's files, real digits, or synthesized samples.
 
 Every command decides here: ``check`` (:func:`choose`), convert's check and the bench
-(:func:`default_inputs`, :func:`fixed_batch`), locate (:func:`single_batch`). A digit model
+(:func:`default_inputs`, :func:`fixed_batch`), locate (:func:`model_batch`; :func:`single_batch` for one float input). A digit model
 (:attr:`~onnxparity.spec.ModelSpec.takes_digits`) gets real digits; any other, samples
 synthesized from its signature.
 """
@@ -104,3 +104,27 @@ def single_batch(spec: ModelSpec, *, data: str | None = None, n: int | None = No
         raise InputError(f"--data holds 28x28 digits; this model takes {list(shape)}: pass --inputs FILE.npy")
     count = n or DEFAULT_SAMPLES
     return seeded_normal(shape, count, seed), f"{count} seeded standard-normal inputs (seed {seed})"
+
+
+def model_batch(spec: ModelSpec | None, signature: Signature | None, *, data: str | None = None, n: int | None = None,
+                given: str | Path | None = None, seed: int = 0, input_shapes=None, int_range=None,
+                input_roles=None) -> tuple[dict[str, np.ndarray], str]:
+    """(inputs by name, where they came from) for a model of any inputs: a one-input float model
+    as :func:`single_batch` gives it; any other the given arrays (an .npz by input name), or ``n``
+    seeded samples (64 by default) in each input's domain: token ids inside their table, masks of
+    real sequences, no edge cases."""
+    if signature is None or len(signature.inputs) == 1 and signature.inputs[0].is_float:
+        x, source = single_batch(spec, data=data, n=n, given=given, seed=seed)
+        return {signature.inputs[0].name if signature else "input": x}, source
+    if data is not None:
+        raise InputError(f"--data holds 28x28 digits; this model takes {', '.join(signature.input_names)}: "
+                         "pass --inputs FILE.npz")
+    if n is not None and n < 1:
+        raise InputError("--n must be at least 1")
+    if given is not None:
+        arrays = load_given(given, signature, spec).arrays
+        arrays = {k: v[:n] if n else v for k, v in arrays.items()}
+        return arrays, f"{given} ({len(next(iter(arrays.values())))} inputs)"
+    samples = synthesize(signature, n or DEFAULT_SAMPLES, seed=seed, edge_cases=False, spec=spec,
+                         input_shapes=input_shapes, int_range=int_range, input_roles=input_roles)
+    return feeds(samples, spec, signature), samples.source

@@ -48,7 +48,12 @@ def load_arrays(path: str | Path, signature: Signature | None) -> Inputs:
     except NOT_ARRAYS as exc:
         raise InputError(f"{path}: not a .npz or .npy file of arrays ({first_line(exc, 120, with_type=False)})") from None
     labels = arrays.pop(LABELS, None) if signature is None or LABELS not in signature.input_names else None
+    source = str(path)
     if signature is not None:
+        names = signature.input_names
+        if not set(names) & set(arrays) and len(arrays) == len(names) > 1:  # other names: matched by order
+            source += " (arrays matched to inputs by order: " + ", ".join(f"{a} -> {n}" for a, n in zip(arrays, names)) + ")"
+            arrays = dict(zip(names, arrays.values()))
         arrays = check_arrays(arrays, signature, str(path))
     scalars = [k for k, a in arrays.items() if a.ndim == 0]
     if scalars:
@@ -65,7 +70,7 @@ def load_arrays(path: str | Path, signature: Signature | None) -> Inputs:
     labels = unlabelled(count) if labels is None else np.asarray(labels, np.int64).reshape(-1)
     if len(labels) != count:
         raise InputError(f"{path}: {len(labels)} labels for {count} samples")
-    return Inputs(labels, (GIVEN,) * count, str(path), arrays=arrays)
+    return Inputs(labels, (GIVEN,) * count, source, arrays=arrays)
 
 
 def check_arrays(arrays: Mapping[str, np.ndarray], signature: Signature, what: str) -> dict[str, np.ndarray]:
@@ -83,6 +88,11 @@ def check_arrays(arrays: Mapping[str, np.ndarray], signature: Signature, what: s
                              f"[{', '.join(str(d) for d in t.shape)}]" + ("" if t.batched else " per sample"))
         if t.is_float != (a.dtype.kind == "f"):
             raise InputError(f"{what}: {t.name} holds {a.dtype}; the model takes {t.dtype}")
+        if t.int_range is not None and a.size and a.dtype.kind in "iu" and (a.min() < t.int_range[0] or
+                                                                             a.max() >= t.int_range[1]):
+            lo, hi = t.int_range
+            raise InputError(f"{what}: {t.name} holds ids from {a.min()} to {a.max()}, outside the {hi - lo} rows "
+                             f"[{lo}, {hi}) of the table the model indexes with them")
         out[t.name] = np.ascontiguousarray(a.astype(t.dtype, copy=False))
     return out
 

@@ -23,7 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 class KerasCapture:
     """``records()`` describes each layer call in execution order; ``run(x, wanted)`` returns their outputs."""
 
-    def __init__(self, path: str, input_shape: tuple[int, ...]):
+    def __init__(self, path: str, probe: dict[str, np.ndarray]):
         import tensorflow as tf
 
         from onnxparity.models.keras_cnn import load
@@ -36,21 +36,21 @@ class KerasCapture:
         self._stack: list[int] = []
         self._owner: dict[int, int] = {}  # id(tensor) -> entry id of the call that produced it
         self._keep: list = []  # tensors referenced by id stay alive while tracing
-        self._input_id: int | None = None
+        self._input_ids: dict[int, int] = {}  # id(input tensor) -> -(k + 1) for the model's input k
         self._wrap(self.model, ())
-        signature = [tf.TensorSpec((None, *input_shape), tf.float32, name="input")]
+        signature = [tf.TensorSpec((None, *x.shape[1:]), tf.as_dtype(x.dtype), name=name) for name, x in probe.items()]
         model = self.model
 
-        def traced(x):
-            self._input_id = id(x)
-            model(x, training=False)  # the converter's call, first in a fresh graph: the same names
+        def traced(*xs):
+            self._input_ids = {id(x): -(k + 1) for k, x in enumerate(xs)}
+            model(xs[0] if len(xs) == 1 else list(xs), training=False)  # the converter's call, in a fresh graph
             return [self._calls[e]["output"] for e in self._exits]
 
         try:
             self._function = tf.function(traced, input_signature=signature).get_concrete_function()
         except Exception as exc:  # noqa: BLE001 - shape errors and others from tracing
-            raise InputError(f"{path}: the model does not take input shape {list(input_shape)} "
-                             f"({first_line(exc)})") from None
+            shapes = ", ".join(f"{k} {v.dtype}{list(v.shape[1:])}" for k, v in probe.items())
+            raise InputError(f"{path}: the model does not take inputs {shapes} ({first_line(exc)})") from None
         self._records = self._finish()
 
     def _wrap(self, layer, parents: tuple[str, ...]) -> None:
@@ -65,7 +65,7 @@ class KerasCapture:
             producers = []
             for t in tf.nest.flatten((args, kwargs)):
                 if hasattr(t, "shape") and hasattr(t, "dtype"):
-                    producers.append(-1 if id(t) == self._input_id else self._owner.get(id(t)))
+                    producers.append(self._input_ids.get(id(t), self._owner.get(id(t))))
             self._calls.append({"layer": layer, "parents": parents, "parent": self._stack[-1] if self._stack else None,
                                 "producers": producers, "scope": tf.get_current_name_scope()})
             self._stack.append(entry)
@@ -103,7 +103,7 @@ class KerasCapture:
             records.append({
                 "index": i, "name": name, "path": "/".join(c["parents"] + (layer.name,)),
                 "kind": type(layer).__name__, "parent": None if parent is None else position[parent],
-                "inputs": [p if p in (-1, None) else position.get(p) for p in c["producers"]],
+                "inputs": [p if p is None or p < 0 else position.get(p) for p in c["producers"]],
                 "shape": [None if d is None else int(d) for d in list(shape)[1:]], "n_outputs": c["n_outputs"],
                 "scope": c["scope"], "container": bool(getattr(layer, "layers", None)),
             })
@@ -112,8 +112,8 @@ class KerasCapture:
     def records(self) -> list[dict]:
         return self._records
 
-    def run(self, x: np.ndarray, wanted: list[int]) -> dict[int, np.ndarray]:
+    def run(self, feeds: dict[str, np.ndarray], wanted: list[int]) -> dict[int, np.ndarray]:
         import tensorflow as tf
 
-        outputs = self._function(tf.constant(np.ascontiguousarray(x, dtype=np.float32)))
+        outputs = self._function(*(tf.constant(np.ascontiguousarray(x)) for x in feeds.values()))
         return {i: np.asarray(outputs[i]) for i in wanted}

@@ -3,7 +3,10 @@
 Runs in a worker process of its own (:class:`onnxparity._process.Service`). A pre-hook notes
 which call encloses which and which calls produced a call's inputs (by tensor identity within one
 forward); the hook copies the output at once, since an in-place module after it (``ReLU(inplace=
-True)``) would overwrite the tensor. A module called twice (a block's shared ReLU) gives two calls.
+True)``) would overwrite the tensor. A module called twice (a block's shared ReLU) gives two calls;
+a call with several outputs (an attention returning its weights too) is compared on its first.
+Inputs are matched with ``forward``'s parameters by name, else by order, as the parity runner does;
+input ``k`` is producer ``-(k + 1)``.
 """
 
 from __future__ import annotations
@@ -16,55 +19,59 @@ from onnxparity.errors import InputError, first_line
 class TorchCapture:
     """``records()`` describes each module call in execution order; ``run(x, wanted)`` returns their outputs."""
 
-    def __init__(self, path: str, architecture: str | None, input_shape: tuple[int, ...], torch_kwargs=None,
+    def __init__(self, path: str, architecture: str | None, probe: dict[str, np.ndarray], torch_kwargs=None,
                  trust: dict | None = None):
         import torch
 
-        from onnxparity.models.torch_io import load_module
+        from onnxparity.models.torch_io import load_torch_file
+        from onnxparity.runners import match_names
+        from onnxparity.runners.torch import forward_parameters
         from onnxparity.trust import Trust
 
         self._torch = torch
-        self.model = load_module(path, architecture, kwargs=torch_kwargs, trust=Trust.from_dict(trust))
-        self.model.eval()
+        self.model = load_torch_file(path, architecture, kwargs=torch_kwargs, trust=Trust.from_dict(trust),
+                                     submodules=True)
+        try:
+            self.model.eval()
+        except (NotImplementedError, RuntimeError):  # an ExportedProgram's module has its mode baked in
+            pass
+        self._by_name = len(probe) > 1 and match_names(list(probe), forward_parameters(self.model))["by"] == "name"
         self._paths = {m: name for name, m in self.model.named_modules()}
         for module in self._paths:
-            module.register_forward_pre_hook(self._enter)
+            module.register_forward_pre_hook(self._enter, with_kwargs=True)
             module.register_forward_hook(self._exit)
         self._wanted: set[int] = set()
-        probe = np.zeros((2, *input_shape), np.float32)
         try:
             self._forward(probe)
         except InputError:
             raise
         except Exception as exc:  # noqa: BLE001 - whatever the model raises for a wrong shape
-            raise InputError(f"{path}: the model does not take input shape {list(input_shape)} "
-                             f"({first_line(exc)})") from None
+            shapes = ", ".join(f"{k} {v.dtype}{list(v.shape[1:])}" for k, v in probe.items())
+            raise InputError(f"{path}: the model does not take inputs {shapes} ({first_line(exc)})") from None
         self._records = self._finish()
 
-    def _forward(self, x: np.ndarray) -> None:
+    def _forward(self, feeds: dict[str, np.ndarray]) -> None:
         torch = self._torch
         self._calls, self._exits, self._stack, self._owner, self._keep, self._out = [], [], [], {}, [], {}
         self._counts: dict[str, int] = {}
         with torch.inference_mode():
-            tensor = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-            self._input_id = id(tensor)
-            self._keep.append(tensor)
-            self.model(tensor)
+            tensors = {k: torch.from_numpy(np.ascontiguousarray(x)) for k, x in feeds.items()}
+            self._input_ids = {id(t): -(k + 1) for k, t in enumerate(tensors.values())}
+            self._keep.extend(tensors.values())
+            if self._by_name:
+                self.model(**tensors)
+            else:
+                self.model(*tensors.values())
 
     def _tensors(self, value) -> list:
-        torch = self._torch
-        if isinstance(value, torch.Tensor):
-            return [value]
-        if isinstance(value, dict):
-            return [t for v in value.values() for t in self._tensors(v)]
-        if isinstance(value, (list, tuple)):
-            return [t for v in value for t in self._tensors(v)]
-        return []
+        from onnxparity._io import flatten_outputs
 
-    def _enter(self, module, args):
+        return [t for t in flatten_outputs(value) if isinstance(t, self._torch.Tensor)]
+
+    def _enter(self, module, args, kwargs):
         entry = len(self._calls)
         path = self._paths[module]
-        producers = [-1 if id(t) == self._input_id else self._owner.get(id(t)) for t in self._tensors(args)]
+        producers = [self._input_ids.get(id(t), self._owner.get(id(t))) for t in self._tensors([args, kwargs])]
         self._calls.append({"path": path, "kind": type(module).__name__, "call": self._counts.get(path, 0),
                             "parent": self._stack[-1] if self._stack else None, "producers": producers,
                             "container": any(True for _ in module.children())})
@@ -101,7 +108,7 @@ class TorchCapture:
             records.append({
                 "index": i, "name": name, "path": c["path"], "call": c["call"], "kind": c["kind"],
                 "parent": None if parent is None else position[parent],
-                "inputs": [p if p in (-1, None) else position.get(p) for p in c["producers"]],
+                "inputs": [p if p is None or p < 0 else position.get(p) for p in c["producers"]],
                 "shape": c["shape"], "n_outputs": c["n_outputs"], "scope": None, "container": c["container"],
             })
         return records
@@ -109,9 +116,9 @@ class TorchCapture:
     def records(self) -> list[dict]:
         return self._records
 
-    def run(self, x: np.ndarray, wanted: list[int]) -> dict[int, np.ndarray]:
+    def run(self, feeds: dict[str, np.ndarray], wanted: list[int]) -> dict[int, np.ndarray]:
         self._wanted = set(wanted)
-        self._forward(x)
+        self._forward(feeds)
         if len(self._exits) != len(self._records):
             raise InputError("the model ran a different sequence of modules on this batch than on the first; "
                              "locate needs a model whose forward does not branch on the data")

@@ -8,6 +8,7 @@ Ownership of a node (exact names, never substrings):
 - PyTorch (dynamo exporter): the node's ``pkg.torch.onnx.name_scopes`` metadata lists the module
   path down to the FX node; the owner is the innermost module. A module called several times (a
   block's shared ReLU) owns one connected group of nodes per call, in graph order.
+- Another ONNX file (:mod:`.capture_onnx`): the node that writes the tensor of the same name.
 
 A call's ONNX tensor (its *anchor*) is where the nodes of the call and the calls inside it hand
 their result to the rest of the graph. Calls that share an anchor (a container and its last
@@ -50,6 +51,9 @@ class Row:
 
 def owners(g: Graph, records: list[dict]) -> list[int | None]:
     """For each ONNX node, the record index of the call that owns it (None: no layer's)."""
+    if records and records[0].get("tensor") is not None:  # another ONNX file's nodes: by output tensor name
+        by_tensor = {r["tensor"]: r["index"] for r in records}
+        return [next((by_tensor[t] for t in node.output if t in by_tensor), None) for node in g.nodes]
     if records and records[0].get("scope") is not None:
         return _keras_owners(g, records)
     return _torch_owners(g, records)
@@ -104,23 +108,29 @@ def _torchscript_owners(g: Graph, records: list[dict], calls: dict[str, list[int
     """Files from the TorchScript exporter carry no metadata; their node names are scopes, such as
     ``/layer4/layer4.0/downsample/downsample.0/Conv`` or ``/layer1/layer1.0/relu_1/Relu`` (the
     module ``layer1.0.relu``, second call). Each component is resolved against the real module
-    paths, so a name that does not resolve exactly belongs to no module."""
+    paths, so a name that does not resolve exactly belongs to no module. A file exported through a
+    wrapper (``/model/bert/...``, a module holding the original as ``model``) has its wrapper's scopes
+    skipped: the first components are dropped while no name resolves."""
     by_call = {(records[i]["path"], records[i].get("call", 0)): i for indices in calls.values() for i in indices}
-    out: list[int | None] = []
-    for node in g.nodes:
-        parts = node.name.split("/")
-        if not node.name.startswith("/") or len(parts) < 3:
-            out.append(by_call.get(("", 0)) if node.name.startswith("/") else None)
-            continue
-        prefix, call = "", 0
-        for comp in parts[1:-1]:
-            step = _resolve(prefix, comp, calls)
-            if step is None:
-                prefix = None
-                break
-            prefix, call = step
-        out.append(None if prefix is None else by_call.get((prefix, call)))
-    return out
+    for skip in range(3):
+        out = [_torchscript_owner(node, calls, by_call, skip) for node in g.nodes]
+        if any(o is not None and records[o]["path"] for o in out):
+            return out
+    return [_torchscript_owner(node, calls, by_call, 0) for node in g.nodes]
+
+
+def _torchscript_owner(node, calls, by_call, skip: int) -> int | None:
+    parts = node.name.split("/")
+    parts = parts[:1] + parts[1 + skip:]
+    if not node.name.startswith("/") or len(parts) < 3:
+        return by_call.get(("", 0)) if node.name.startswith("/") else None
+    prefix, call = "", 0
+    for comp in parts[1:-1]:
+        step = _resolve(prefix, comp, calls)
+        if step is None:
+            return None
+        prefix, call = step
+    return by_call.get((prefix, call))
 
 
 def _resolve(prefix: str, comp: str, calls: dict[str, list[int]]) -> tuple[str, int] | None:
@@ -181,7 +191,7 @@ def rows(g: Graph, records: list[dict], owner: list[int | None]) -> tuple[list[R
     result, empty, claimed = [], [], set()
     for r in records:  # in exit order: inner calls come before the containers that hold them
         nodes = subtree(r["index"])
-        anchor = _anchor(g, nodes, r) if nodes and r["n_outputs"] == 1 else None
+        anchor = _anchor(g, nodes, r) if nodes and r["n_outputs"] >= 1 else None  # several: the first compared
         if anchor is None:
             if not nodes:
                 empty.append(r["index"])

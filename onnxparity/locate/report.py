@@ -65,6 +65,9 @@ def table(result: LocateResult) -> str:
                      + f" at ONNX {', '.join(first['onnx_nodes'])}, max abs diff {num(first['max_abs_diff'], '{:.3g}')}")
     else:
         lines.append("no layer departs beyond tolerance")
+    if len(result.worst) > 1:
+        lines.append("loses most by itself (isolated SQNR): " + ", ".join(
+            f"{w['original_layer']} ({w['kind']}) {w['sqnr_db']:.1f} dB" for w in result.worst))
     return "\n".join(lines)
 
 

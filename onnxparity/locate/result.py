@@ -55,6 +55,7 @@ class LocateResult:
     first_divergence: dict | None
     seconds: float
     created: str
+    worst: list[dict] = field(default_factory=list)  # the layers that lose the most by themselves (isolated SQNR)
 
     @property
     def passed(self) -> bool:

@@ -27,7 +27,7 @@ from onnxparity.backends import reference_for
 from onnxparity.compare import CONVERT_TOLERANCE
 from onnxparity.compare import streaming as stats
 from onnxparity.errors import InputError, OnnxParityError
-from onnxparity.inputs import single_batch
+from onnxparity.inputs import model_batch
 from onnxparity.locate.report import table, write_html
 from onnxparity.locate.result import LayerResult, LocateResult
 
@@ -36,35 +36,57 @@ log = logging.getLogger(__name__)
 ATOL, RTOL = CONVERT_TOLERANCE.atol, CONVERT_TOLERANCE.rtol  # atol scales with each layer's peak |value|
 BATCH_SIZE = 32
 WORKERS = {"keras": "onnxparity.locate.capture_keras:KerasCapture",
-           "torch": "onnxparity.locate.capture_torch:TorchCapture"}
+           "torch": "onnxparity.locate.capture_torch:TorchCapture",
+           "onnx": "onnxparity.locate.capture_onnx:OnnxCapture"}
 
 
 def locate(original, onnx, *, data: str | None = None, n: int | None = None, inputs=None,
            batch_size: int = BATCH_SIZE, atol: float = ATOL, rtol: float = RTOL, json_path=None, html_path=None,
            timeout: float = 600, torch_class: str | None = None, torch_kwargs: dict | None = None,
-           trust_recorded: bool = False, max_memory: int | None = None) -> LocateResult:
+           trust_recorded: bool = False, spec=None, input_shapes=None, int_range=None, input_roles=None,
+           provider: str | None = None, max_memory: int | None = None) -> LocateResult:
     """Name the first layer where ``onnx`` departs from ``original`` (see docs/locate.md).
 
-    ``original``: a checkpoint folder, ``.keras``/``.h5`` file, or ``.pth`` state dict with its
-    class (spec.json or the ONNX metadata's ``architecture``). Inputs: ``inputs`` (.npy/.npz),
-    ``data`` (digits) or seeded random tensors; ``n`` of them (64 by default). ``torch_class`` and
-    ``torch_kwargs`` rebuild a state dict; a recorded class is built only as :mod:`onnxparity.trust` allows.
-    ``max_memory``: resident bytes the original's worker may hold (stopped and reported past it).
+    ``original``: a checkpoint folder, ``.keras``/``.h5`` file, a PyTorch file (``.pth`` state dict with
+    its class, ``.pt2``, TorchScript) or another ONNX file (an int8 or fp16 variant against its fp32
+    source, node by node); ``onnx``: its ONNX file, from any exporter. ``provider`` (an ONNX Runtime
+    execution provider such as ``cuda``) runs ``onnx`` there, its CPU run the reference (``original``
+    None). Inputs: ``inputs`` (.npy/.npz), ``data`` (digits) or seeded samples in each input's domain;
+    ``n`` of them (64 by default). ``torch_class`` and ``torch_kwargs`` rebuild a state dict; a recorded
+    class or import only as :mod:`onnxparity.trust` allows. ``original`` may be a live ``keras.Model`` or
+    ``torch.nn.Module`` (:mod:`onnxparity.models.live`). ``max_memory``: resident bytes the original's
+    worker may hold (stopped and reported past it).
     """
+    from onnxparity.models.live import live_framework, save_live
     from onnxparity.trust import Trust
 
+    if live_framework(original):  # a live keras.Model / torch.nn.Module: saved once for the worker
+        from onnxparity.onnx_model import OnnxModel
+
+        with tempfile.TemporaryDirectory(prefix="onnxparity-live-") as tmp:
+            return locate(save_live(original, tmp, OnnxModel(onnx).signature), onnx, data=data, n=n, inputs=inputs,
+                          batch_size=batch_size, atol=atol, rtol=rtol, json_path=json_path, html_path=html_path,
+                          timeout=timeout, torch_class=torch_class, torch_kwargs=torch_kwargs,
+                          trust_recorded=trust_recorded, spec=spec, input_shapes=input_shapes, int_range=int_range,
+                          input_roles=input_roles, provider=provider, max_memory=max_memory)
     trust = Trust(torch_class, torch_kwargs, trust_recorded)
     started = time.perf_counter()
     if batch_size < 1:
         raise InputError("--batch-size must be at least 1")
-    framework, weights, spec = _original(original, onnx, trust)
+    framework, weights, spec, signature = _original(original, onnx, trust, spec, input_shapes)
     g = onnx_graph.load(onnx)
-    if len(g.inputs) != 1:
-        raise InputError(f"{onnx}: the graph takes {len(g.inputs)} inputs; locate compares one-input models")
-    x, source = single_batch(spec, data=data, n=n, given=inputs)
-    env = reference_for(framework).worker_env  # the original on the CPU, as parity's reference runs it
-    args = (str(weights), tuple(spec.input_shape)) if framework == "keras" else \
-        (str(weights), spec.architecture, tuple(spec.input_shape), spec.torch_kwargs, trust.to_dict())
+    x, source = model_batch(spec, signature, data=data, n=n, given=inputs, input_shapes=input_shapes,
+                            int_range=int_range, input_roles=input_roles)
+    x = {name: x[name] for name in g.inputs}
+    probe = {k: v[:2] for k, v in x.items()}
+    if framework == "onnx":
+        args = (str(weights), probe)
+        env = {}
+    else:
+        env = reference_for(framework).worker_env  # the original on the CPU, as parity's reference runs it
+        args = (str(weights), probe) if framework == "keras" else \
+            (str(weights), spec.architecture, probe, spec.torch_kwargs, trust.to_dict())
+    count = len(next(iter(x.values())))
     with _process.Service(WORKERS[framework], *args, name=f"locate: {framework} original", env=env,
                           timeout=timeout, max_rss=max_memory) as worker, tempfile.TemporaryDirectory(prefix="onnxparity-locate-") as tmp:
         records = worker.call("records")
@@ -72,13 +94,14 @@ def locate(original, onnx, *, data: str | None = None, n: int | None = None, inp
         rows, empty = match.rows(g, records, owner)
         if not rows:
             raise InputError(f"{onnx}: no node carries a name or scope of the original's layers; locate reads "
-                             "tf2onnx's scopes and the torch.onnx dynamo exporter's metadata")
-        run = _Run(g, records, rows, empty, framework, Path(tmp), atol, rtol)
-        for start in range(0, len(x), batch_size):
-            xb = x[start:start + batch_size]
+                             "tf2onnx's scopes, the torch.onnx exporters' names and metadata, and tensor names "
+                             "shared by two ONNX files")
+        run = _Run(g, records, rows, empty, framework, Path(tmp), atol, rtol, provider)
+        for start in range(0, count, batch_size):
+            xb = {k: v[start:start + batch_size] for k, v in x.items()}
             run.batch(xb, worker.call("run", xb, run.wanted()), start)
-    result = run.result(str(original), str(onnx), {"source": source, "n": len(x), "batch_size": batch_size},
-                        round(time.perf_counter() - started, 2))
+    what = {"source": source, "n": count, "batch_size": batch_size, **({"provider": provider} if provider else {})}
+    result = run.result(str(original or onnx), str(onnx), what, round(time.perf_counter() - started, 2))
     if json_path:
         result.save(json_path)
     if html_path:
@@ -105,48 +128,52 @@ def locate_failures(parity_result, original, onnx, say=print, **options) -> Loca
     return result
 
 
-def _original(original, onnx, trust):
-    """(framework, weights path, spec): the spec from beside the original or from the ONNX metadata."""
-    import onnx as onnx_lib
-
+def _original(original, onnx, trust, given_spec=None, input_shapes=None):
+    """(framework, weights path, spec, signature): what runs as the reference and how it is fed, as
+    ``check`` describes the pair (:func:`onnxparity.parity.matrix.describe`: spec.json, the file's metadata,
+    or the file's own signature for another exporter's file); recorded classes and imports allowed first."""
     from onnxparity.models import resolve
-    from onnxparity.spec import ModelSpec
+    from onnxparity.parity.matrix import Target, authorize, describe
+    from onnxparity.spec import as_spec
 
+    if original is None:  # one file on two providers: its own CPU run is the reference
+        original = onnx
+    target = Target(str(original), str(onnx), trust=trust, spec=None if given_spec is None else as_spec(given_spec),
+                    input_shapes=input_shapes)
+    d = describe(target)
+    candidate = d.candidate_spec
+    if candidate is not None and candidate.input_dtype == "uint8" and candidate.layout is not None:
+        raise InputError(f"{onnx}: takes raw uint8 pixels (embedded preprocessing); locate the file converted "
+                         "without --embed-preprocessing")
+    if d.pair and d.framework != "onnx":
+        raise InputError(f"{onnx} was not converted from {original} ({d.name}): locate matches a model's layers with "
+                         "the nodes of its own ONNX file; compare other pairs with `onnxparity check A B`")
+    authorize(target, d)
     ref = resolve(original)
-    if ref.framework == "onnx":
-        raise InputError(f"{original}: an ONNX file; ORIGINAL is the Keras or PyTorch model it was converted from")
-    path = Path(onnx)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    try:
-        props = {p.key: p.value for p in onnx_lib.load(str(path), load_external_data=False).metadata_props}
-    except Exception as exc:  # noqa: BLE001
-        raise InputError(f"{path}: not a readable ONNX file ({type(exc).__name__})") from None
-    onnx_spec = ModelSpec.from_metadata(props)
-    if onnx_spec.input_dtype != "float32":
-        raise InputError(f"{path}: takes raw {onnx_spec.input_dtype} pixels (embedded preprocessing); "
-                         "locate the file converted without --embed-preprocessing")
-    spec = ref.spec or onnx_spec
-    if ref.framework == "torch" and not (spec.architecture or trust.torch_class):
-        raise InputError(f"{original}: a state dict, and nothing names its model class (spec.json's architecture)")
-    if ref.framework == "torch":  # a recorded class the user did not allow: refused before the worker starts
-        trust.resolve(spec.architecture, spec.torch_kwargs, "spec.json" if ref.spec else f"{path}'s metadata")
-    return ref.framework, ref.path, spec
+    if ref.framework == "torch" and d.spec is not None and not d.spec.architecture and trust.torch_class is None:
+        from onnxparity.models.torch_io import needs_class
+
+        if needs_class(ref.path):
+            raise InputError(f"{original}: a state dict, and nothing names its model class (spec.json's architecture); "
+                             "pass --torch-class")
+    return ref.framework, ref.path, d.spec, d.signature
 
 
 class _Run:
     """The per-batch comparison: layouts and the isolated model are settled on the first batch."""
 
-    def __init__(self, g, records, rows, empty, framework, tmp: Path, atol: float, rtol: float):
-        from onnxparity.runners.sessions import make_session
+    def __init__(self, g, records, rows, empty, framework, tmp: Path, atol: float, rtol: float,
+                 provider: str | None = None):
+        from onnxparity.runners.sessions import make_session, provider_name
 
         self.g, self.records, self.rows, self.empty = g, records, rows, empty
         self.channels_last = framework == "keras"
         self.framework, self.tmp, self.atol, self.rtol = framework, tmp, atol, rtol
         self.anchors = [r.anchor for r in rows]
         path = onnx_graph.save(onnx_graph.cumulative_model(g, self.anchors), tmp / "cumulative.onnx")
-        self.session = make_session(path, tuned=False)
-        self.input_name = g.inputs[0]
+        self.providers = [provider_name(provider)] if provider else None
+        self.session = make_session(path, self.providers, tuned=False)
+        self.input_names = list(g.inputs)
         self.layout: dict[int, layouts.Layout | None] = {}
         self.by_data: dict[int, bool] = {}
         self.onnx_shape: dict[int, list] = {}
@@ -168,8 +195,9 @@ class _Run:
         return sorted(calls)
 
     # -- one batch ------------------------------------------------------------------------------
-    def batch(self, xb: np.ndarray, original: dict[int, np.ndarray], offset: int) -> None:
-        values = dict(zip(self.anchors, self.session.run(self.anchors, {self.input_name: xb})))
+    def batch(self, xb: dict[str, np.ndarray], original: dict[int, np.ndarray], offset: int) -> None:
+        """One batch of inputs by name, with the original's outputs of the wanted calls."""
+        values = dict(zip(self.anchors, self.session.run(self.anchors, xb)))
         if self.first:
             self._settle(xb, original, values)
         for k, row in enumerate(self.rows):
@@ -188,8 +216,8 @@ class _Run:
         for _, boundary in self.iso_parts:
             for b in boundary:
                 if b not in feed:
-                    if b == self.input_name:
-                        feed[b] = xb
+                    if b in xb:
+                        feed[b] = xb[b]
                     else:
                         k = row_of_anchor[b]
                         feed[b] = np.ascontiguousarray(self.layout[k].to_onnx(original[self.rows[k].target]),
@@ -214,7 +242,7 @@ class _Run:
         for c in self.empty:
             producers = [p for p in self.records[c]["inputs"] if p is not None]
             if len(producers) == 1 and c in original:
-                before = xb if producers[0] == -1 else original.get(producers[0])
+                before = self._input(xb, producers[0]) if producers[0] < 0 else original.get(producers[0])
                 if before is not None and before.shape == original[c].shape and np.array_equal(before, original[c]):
                     identity.add(c)
         self._absorb_downstream(xb, original, values, identity)
@@ -223,12 +251,17 @@ class _Run:
                              "reason": item["reason"]} for item in left]
         self._build_isolated(xb)
 
+    def _input(self, xb: dict[str, np.ndarray], producer: int) -> np.ndarray:
+        """Model input ``k`` (a producer of ``-(k + 1)``)."""
+        return xb[self.input_names[-producer - 1]]
+
     def _fit(self, call, value, xb, original):
         """The layout mapping ``call``'s output onto ``value`` (None when none fits), and whether data chose it."""
         producers = [p for p in self.records[call]["inputs"] if p is not None]
         producer_shape = None
         if len(producers) == 1:
-            producer_shape = list(xb.shape[1:]) if producers[0] == -1 else self.records[producers[0]]["shape"]
+            producer_shape = list(self._input(xb, producers[0]).shape[1:]) if producers[0] < 0 else \
+                self.records[producers[0]]["shape"]
         options = layouts.candidates(list(original[call].shape[1:]), list(value.shape[1:]), producer_shape,
                                      self.channels_last)
         return layouts.choose(options, original[call], value) if options else (None, False)
@@ -282,12 +315,14 @@ class _Run:
             return
         types = {t: helper.make_tensor_type_proto(helper.np_dtype_to_tensor_dtype(dt), None)
                  for t, dt in self.dtypes.items()}
-        types[self.input_name] = helper.make_tensor_type_proto(helper.np_dtype_to_tensor_dtype(xb.dtype), None)
+        for name, x in xb.items():
+            types[name] = helper.make_tensor_type_proto(helper.np_dtype_to_tensor_dtype(x.dtype), None)
         model, self.iso_outputs = onnx_graph.isolated_model(
             self.g, [(anchor, nodes, boundary) for _, anchor, nodes, boundary in parts], types)
         self.iso_parts = [(k, boundary) for k, _, _, boundary in parts]
         try:
-            self.iso_session = make_session(onnx_graph.save(model, self.tmp / "isolated.onnx"), tuned=False)
+            self.iso_session = make_session(onnx_graph.save(model, self.tmp / "isolated.onnx"), self.providers,
+                                            tuned=False)
         except InputError as exc:
             log.warning("isolated mode unavailable: %s", exc)
             for k, *_ in parts:
@@ -313,7 +348,18 @@ class _Run:
         return LocateResult(original=original, onnx=onnx, framework=self.framework, inputs=inputs,
                             tolerance={"atol": self.atol, "rtol": self.rtol, "atol_scaled_by": "max(1, peak |reference|)"},
                             layers=layers, not_in_onnx=self.not_in_onnx, first_divergence=first_divergence(layers),
-                            seconds=seconds, created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+                            seconds=seconds, created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                            worst=worst_isolated(layers))
+
+
+def worst_isolated(layers: list[LayerResult], k: int = 5) -> list[dict]:
+    """The ``k`` departing layers with the lowest isolated SQNR: where an int8 or fp16 variant (or another
+    provider) loses the most by itself, which is what ranks its layers when every one of them departs."""
+    scored = [layer for layer in layers if layer.isolated and not layer.isolated["within_tolerance"]
+              and layer.isolated["sqnr_db"] is not None]
+    return [{"original_layer": layer.original_layer, "kind": layer.kind, "sqnr_db": layer.isolated["sqnr_db"],
+             "max_abs_diff": layer.isolated["max_abs_diff"]}
+            for layer in sorted(scored, key=lambda layer: layer.isolated["sqnr_db"])[:k]]
 
 
 def first_divergence(layers: list[LayerResult]) -> dict | None:

@@ -112,10 +112,14 @@ def migrate(source: str | os.PathLike, to: str, out: str | os.PathLike, *, check
                                            name=f"{ref.framework} source", timeout=timeout, **convert_options)
                 spec = ModelSpec.from_dict(service.call("summary")["spec"])
                 source_name = ref.framework
-            if spec.input_dtype != "float32":
+            inputs = spec.signature.inputs if spec.signature else ()
+            if spec.input_dtype == "uint8" and spec.layout is not None:
                 raise InputError(f"{onnx_path}: takes raw uint8 pixels (embedded preprocessing); migrate the model "
-                                 "it was "
-                                 "converted from instead")
+                                 "it was converted from instead")
+            if len(inputs) > 1 or spec.input_dtype != "float32":
+                takes = ", ".join(f"{t.name} ({t.dtype})" for t in inputs) or spec.input_dtype
+                raise InputError(f"{source}: takes {takes}; migrate moves models of one float input (its op set has "
+                                 "no Gather for token ids)")
             plan = _plan(onnx_path, to, spec)
             new_spec = _migrated_spec(spec, plan, source)
             images, labels, inputs_text = _check_inputs(spec, check_data)

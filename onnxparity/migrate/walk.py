@@ -28,6 +28,7 @@ NONNEG_KINDS = ("relu", "sigmoid", "hardsigmoid", "softmax")
 # ONNX ops a flatten's row order may pass through on its way to a Dense layer (elementwise, one input).
 PASS_THROUGH = ("Relu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Dropout", "Identity")
 RESERVED = {"x", "input", "self", "torch", "nn", "F"}
+RECURRENT_OPS = ("LSTM", "GRU", "RNN", "Loop", "Scan")  # layers migrate cannot write, named first when refused
 
 
 @dataclass(frozen=True)
@@ -249,6 +250,8 @@ class Walker:
                 continue
             handler = OP_HANDLERS.get(node.op_type) if node.domain in ("", "ai.onnx") else None
             if handler is None:
+                # A recurrent layer's own op (LSTM, GRU, Loop...) is the real limit, not the Shape ops before it.
+                node = next((n for n in self.graph.node if n.op_type in RECURRENT_OPS), node)
                 raise InputError(f"migrate: unsupported op {node.op_type} (node {node.name!r}); migrate's op set is "
                                  f"{', '.join(op for op in OP_HANDLERS if op not in ('Constant', 'ReduceMean'))}")
             handler(self, node)

@@ -104,9 +104,13 @@ class SavedModel:
 
 
 def load(path: str | Path):
-    """Load a ``.keras`` / ``.h5`` file (or a checkpoint folder) with Keras' safe mode on, or a SavedModel folder."""
+    """Load a ``.keras`` / ``.h5`` file (or a checkpoint folder) with Keras' safe mode on, or a SavedModel
+    folder; the modules named with ``--import`` (custom layers) first."""
     import keras
 
+    from onnxparity._process import import_requested
+
+    import_requested()
     path = Path(path)
     if path.is_dir() and (path / "saved_model.pb").is_file():
         return SavedModel(path)
@@ -117,7 +121,20 @@ def load(path: str | Path):
     try:
         return keras.models.load_model(path, safe_mode=True)
     except Exception as exc:  # Keras raises many types for a bad file
-        raise InputError(f"{path}: cannot load as a Keras model ({first_line(exc)})") from None
+        if "safe_mode" in str(exc) or "arbitrary code" in str(exc):
+            raise InputError(f"{path}: Keras safe mode refused to load it: it carries Python code (such as a "
+                             "Lambda layer's function); convert it from Python with a model you built yourself") from None
+        custom = any(w in str(exc) for w in ("Could not locate", "could not be deserialized", "Unknown layer"))
+        hint = "; if it has custom layers, pass --import MODULE, the module that registers them" if custom else ""
+        raise InputError(f"{path}: cannot load as a Keras model ({first_line(exc)}){hint}") from None
+
+
+def fit_verbosity(verbose: str | int) -> str | int:
+    """Keras' per-step progress bar on a terminal, one line per epoch where output is a log or a pipe
+    (``"auto"``); anything else as given."""
+    import sys
+
+    return (1 if sys.stdout.isatty() else 2) if verbose == "auto" else verbose
 
 
 def train(out_dir: str | Path, data: str | None = None, epochs: int | None = None, preset_name: str = "default",
@@ -157,11 +174,11 @@ def train(out_dir: str | Path, data: str | None = None, epochs: int | None = Non
         summary.update(epochs_done=epoch + 1, test_loss=float(logs.get("val_loss", float("nan"))),
                        test_accuracy=float(logs.get("val_accuracy", float("nan"))),
                        train_seconds=round(time.perf_counter() - started, 2))
-        checkpoint.save_epoch(out, write_weights, SPEC, summary)
+        checkpoint.save_epoch(out, write_weights, SPEC.with_classes(train_digits.class_names), summary)
 
     try:
         model.fit(x_train, y_train, batch_size=config.batch_size, epochs=planned, initial_epoch=done,
-                  verbose=verbose, validation_data=(x_test, y_test),
+                  verbose=fit_verbosity(verbose), validation_data=(x_test, y_test),
                   callbacks=[keras.callbacks.LambdaCallback(on_epoch_end=save)])
     except KeyboardInterrupt as exc:
         raise checkpoint.interrupted(exc, out, "keras", summary["epochs_done"], planned) from None
@@ -210,7 +227,7 @@ def train_from(src: str | Path, out: str | Path, data: str | None = None, epochs
     keras.utils.set_random_seed(config.seed + done)
     started = time.perf_counter()
     model.fit(x_train, y_train, batch_size=config.batch_size, epochs=done + config.epochs, initial_epoch=done,
-              verbose=verbose, validation_data=(x_test, y_test))
+              verbose=fit_verbosity(verbose), validation_data=(x_test, y_test))
     seconds = time.perf_counter() - started
     loss, accuracy = model.evaluate(x_test, y_test, batch_size=config.test_batch_size, verbose=0)
     summary = {

@@ -99,3 +99,27 @@ def output_kind(output: np.ndarray) -> str:
     if (out <= 0).all() and np.allclose(np.exp(out).sum(axis=1), 1, atol=1e-3):
         return "log_probabilities"
     return "logits"
+
+
+def spec_from_signature(name: str, framework: str, signature: Signature, *, architecture: str | None = None,
+                        torch_kwargs=None, input_shapes=None, softmax: tuple[str, ...] = ()) -> ModelSpec:
+    """The spec of an original whose ONNX file came from another exporter (no onnxparity metadata):
+    read off the file's own signature. One float input of three fixed axes, one of them 1, 3 or 4
+    channels, is an image in the layout those channels say (first: NCHW, last: NHWC) with pixels
+    scaled to 0..1; any other input is fed as the signature says. The first output is probabilities
+    where a Softmax computes it (``softmax``), else logits. ``input_shapes`` (``--input-shape``) sizes
+    the first input's dynamic axes."""
+    first = signature.inputs[0]
+    sizes = dict(input_shapes or {})
+    given = sizes.get(first.name) or (sizes.get(None) if len(signature.inputs) == 1 else None)
+    shape = tuple(given) if given else tuple(d if isinstance(d, int) else 1 for d in first.sample_shape)
+    layout = None
+    if len(signature.inputs) == 1 and first.is_float and len(shape) == 3:
+        layout = "NCHW" if shape[0] in (1, 3, 4) else "NHWC" if shape[-1] in (1, 3, 4) else None
+    out = signature.outputs[0] if signature.outputs else None
+    classes = out.shape[-1] if out is not None and len(out.shape) == 2 and isinstance(out.shape[-1], int) else 0
+    labels = DIGITS if classes == 10 else tuple(str(i) for i in range(classes)) or DIGITS
+    return ModelSpec(name=name, framework=framework, input_shape=shape, layout=layout,
+                     output="probabilities" if out is not None and out.name in softmax else "logits",
+                     labels=labels, architecture=architecture, torch_kwargs=torch_kwargs,
+                     input_dtype="float32" if layout else first.dtype, signature=signature)

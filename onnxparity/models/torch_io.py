@@ -1,4 +1,5 @@
-"""Loading PyTorch weights safely: the one place that calls ``torch.load``.
+"""Loading PyTorch files safely: the one place that calls ``torch.load`` (and loads TorchScript and
+ExportedPrograms). The modules the user named with ``--import`` are imported first.
 
 State dicts load with ``weights_only=True`` (no pickled code runs); a pickled whole model loads
 only when the caller says the file is trusted. A state dict becomes a module through its class,
@@ -11,8 +12,10 @@ A name recorded in a file is imported only as :class:`onnxparity.trust.Trust` al
 from __future__ import annotations
 
 import importlib
+import zipfile
 from pathlib import Path
 
+from onnxparity._process import import_requested
 from onnxparity.errors import InputError, first_line
 from onnxparity.models.generated import load_class
 from onnxparity.trust import Trust, check_zoo_member, is_file_architecture, zoo_of
@@ -91,6 +94,7 @@ def load_module(path: str | Path, architecture: str | None, trust_pickle: bool =
     only when trusted, a pickled whole model."""
     import torch
 
+    import_requested()
     obj, error = _load_weights_only(path)
     if error is not None:
         # Only a pickled class or function ("Unsupported global") may load when trusted; any other
@@ -123,3 +127,65 @@ def load_module(path: str | Path, architecture: str | None, trust_pickle: bool =
         hint = "" if kwargs else "; if the class takes arguments, pass them with --torch-kwargs '{...}'"
         raise InputError(f"{path}: weights do not fit {architecture} ({first_line(exc)}){hint}") from None
     return module
+
+
+def load_torch_file(path: str | Path, architecture: str | None = None, trust_pickle: bool = False, kwargs=None,
+                    trust: Trust | None = None, submodules: bool = False):
+    """Any PyTorch model file as a module: an ExportedProgram (``.pt2``), a TorchScript archive, or a
+    state dict rebuilt with its class (:func:`load_module`). ``submodules``: an ExportedProgram with its
+    module hierarchy restored (``torch.export.unflatten``), so each submodule's call can be hooked (locate)."""
+    path = Path(path)
+    if path.suffix.lower() == ".pt2":
+        import torch
+
+        program = load_program(path)
+        return torch.export.unflatten(program) if submodules else program.module()
+    if is_torchscript(path):
+        import torch
+
+        import_requested()
+        try:
+            return torch.jit.load(str(path), map_location="cpu")
+        except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError and others
+            raise InputError(f"{path}: not a loadable TorchScript file ({first_line(exc)})") from None
+    return load_module(path, architecture, trust_pickle, kwargs=kwargs, trust=trust)
+
+
+def needs_class(path: str | Path) -> bool:
+    """Whether a PyTorch file is weights that need their model class (not a program or an archive)."""
+    return Path(path).suffix.lower() != ".pt2" and not is_torchscript(path)
+
+
+def is_torchscript(path: str | Path) -> bool:
+    """TorchScript archives carry compiled code (``<name>/code/...``); ``torch.save`` files do not."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any("/code/" in n or n.endswith("constants.pkl") for n in z.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def load_program(path: str | Path):
+    """An ExportedProgram (``torch.export.load``), after the ``--import`` modules that register the
+    classes its inputs and outputs are made of (a Hugging Face model's outputs: ``--import transformers``)."""
+    import logging
+
+    import torch
+
+    import_requested()
+    if not Path(path).is_file():
+        raise InputError(f"{path}: no such file")
+    logger, heard = logging.getLogger("torch.export"), []  # torch logs the real cause, then raises a vague error
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: heard.append(str(record.exc_info[1]) if record.exc_info else record.getMessage())
+    handlers, propagate = logger.handlers, logger.propagate
+    logger.handlers, logger.propagate = [handler], False
+    try:
+        return torch.export.load(str(path))
+    except Exception as exc:  # noqa: BLE001
+        why = next((h for h in reversed(heard) if "registered" in h), None) or first_line(exc)
+        hint = ("; pass --import MODULE, the module that registers that class (transformers for a Hugging Face "
+                "model's outputs)" if "registered" in why else "")
+        raise InputError(f"{path}: not a loadable ExportedProgram ({why.strip()}){hint}") from None
+    finally:
+        logger.handlers, logger.propagate = handlers, propagate

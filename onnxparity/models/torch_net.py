@@ -128,7 +128,8 @@ def train(out_dir: str | Path, data: str | None = None, epochs: int | None = Non
     done, to_run = checkpoint.start(out, MODEL_FILE, resume, epochs, config.epochs)
     config = config.with_overrides(epochs=to_run, log_interval=log_interval)
     torch.manual_seed(config.seed)  # the initial weights
-    train_loader = loader(load_digits(data, "train").head(n_train), config.batch_size, shuffle=True, seed=config.seed)
+    train_digits = load_digits(data, "train").head(n_train)
+    train_loader = loader(train_digits, config.batch_size, shuffle=True, seed=config.seed)
     test_loader = loader(load_digits(data, "test"), config.test_batch_size, shuffle=False)
 
     network = Net()
@@ -156,7 +157,7 @@ def train(out_dir: str | Path, data: str | None = None, epochs: int | None = Non
             loss, accuracy = test(network, test_loader)
             summary.update(epochs_done=epoch, test_loss=loss, test_accuracy=accuracy,
                            train_seconds=round(time.perf_counter() - started, 2))
-            checkpoint.save_epoch(out, write_weights, SPEC, summary)
+            checkpoint.save_epoch(out, write_weights, SPEC.with_classes(train_digits.class_names), summary)
     except KeyboardInterrupt as exc:
         raise checkpoint.interrupted(exc, out, "torch", summary["epochs_done"], planned) from None
     return summary

@@ -103,30 +103,47 @@ def at_other_sizes(target: Target, inputs: Inputs, axis_sizes: dict, *, int_rang
              at_sizes(signature, sizes, int_range=int_range, input_roles=input_roles)) for sizes in runs]
 
 
-def check(original: str | Path | None, onnx: str | Path, *, reference: str | Path | None = None,
+def check(original, onnx: str | Path, *, reference: str | Path | None = None,
           torch_class: str | None = None, torch_kwargs: dict | None = None, trust_recorded: bool = False,
-          axis_names: dict | None = None, **options) -> ParityResult:
-    """Parity for one model: ``original`` (checkpoint folder, .keras, model.pth) against ``onnx``;
-    or, with ``original=None``, the ONNX file against saved outputs (``reference``); the model's
-    arguments as :func:`target` takes them, ``options`` as :func:`check_many` does."""
+          axis_names: dict | None = None, spec=None, **options) -> ParityResult:
+    """Parity for one model: ``original`` (checkpoint folder, .keras, model.pth, or a live ``keras.Model``
+    or ``torch.nn.Module``, :mod:`onnxparity.models.live`) against ``onnx``, an ONNX file from
+    ``onnxparity convert`` or any other exporter; or, with ``original=None``, the ONNX file against saved
+    outputs (``reference``); the model's arguments as :func:`target` takes them, ``options`` as
+    :func:`check_many` does."""
+    from onnxparity.models.live import live_framework, save_live
+
+    if live_framework(original):  # a live keras.Model / torch.nn.Module: saved once for the workers
+        import tempfile
+
+        from onnxparity.onnx_model import OnnxModel
+
+        with tempfile.TemporaryDirectory(prefix="onnxparity-live-") as tmp:
+            saved = save_live(original, tmp, OnnxModel(onnx).signature)
+            return check(saved, onnx, reference=reference, torch_class=torch_class, torch_kwargs=torch_kwargs,
+                         trust_recorded=trust_recorded, axis_names=axis_names, spec=spec, **options)
     return check_many([target(original, onnx, reference=reference, torch_class=torch_class, torch_kwargs=torch_kwargs,
-                              trust_recorded=trust_recorded, axis_names=axis_names)], **options)
+                              trust_recorded=trust_recorded, axis_names=axis_names, spec=spec,
+                              input_shapes=options.get("input_shapes"))], **options)
 
 
 def target(original: str | Path | None, onnx: str | Path, *, reference: str | Path | None = None,
            torch_class: str | None = None, torch_kwargs: dict | None = None, trust_recorded: bool = False,
-           axis_names: dict | None = None) -> Target:
+           axis_names: dict | None = None, spec=None, input_shapes=None) -> Target:
     """The :class:`Target` :func:`check` checks. A state dict is rebuilt with
     ``torch_class(**torch_kwargs)`` where given; a class recorded in a file only as
     :mod:`onnxparity.trust` allows (``trust_recorded=True``: any recorded class). ``axis_names``
     ({input: {axis: name}}, as ``--input-shape NAME=AXIS:SIZE`` gives them) names input axes dynamic
-    where nothing recorded says so: a file that fixed them fails at the other size."""
+    where nothing recorded says so: a file that fixed them fails at the other size. ``spec`` (a
+    ModelSpec, dict or spec.json path) says how to feed an original that has none beside it, and
+    ``input_shapes`` (``--input-shape``) sizes the dynamic axes of a file from another exporter."""
+    from onnxparity.spec import as_spec
     from onnxparity.trust import Trust
 
     trust = Trust(torch_class, torch_kwargs, trust_recorded)
     names = tuple((name, axis, axis_name) for name, axes in (axis_names or {}).items() for axis, axis_name in axes.items())
     return Target(None if original is None else str(original), str(onnx), None if reference is None else str(reference),
-                  trust, axis_names=names)
+                  trust, axis_names=names, spec=None if spec is None else as_spec(spec), input_shapes=input_shapes)
 
 
 def write_reports(result: ParityResult, inputs: Inputs, outputs: dict, *, json_path=None, html_path=None,

@@ -16,6 +16,7 @@ other workers go on.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import tempfile
 import time
@@ -33,6 +34,7 @@ from onnxparity.errors import InputError, WorkerError
 from onnxparity.inputs import Inputs, prepare
 from onnxparity.machine import physical_cores
 from onnxparity.models import resolve
+from onnxparity.models.torch_io import needs_class
 from onnxparity.onnx_model import OnnxModel
 from onnxparity.environment import fingerprint
 from onnxparity.parity.judging import compare_all, decides, disagreements, marked_outputs
@@ -74,6 +76,8 @@ class Target:
     onnx: str
     reference: str | None = None
     trust: Trust = Trust()  # the user's word on rebuilding a recorded PyTorch class
+    spec: ModelSpec | None = None  # how to feed the original (--spec), where nothing beside it says
+    input_shapes: dict | None = None  # --input-shape: sizes of dynamic axes, for a file from another exporter
     # Input axes the user names dynamic (--input-shape NAME=AXIS:SIZE): ((input or None, axis, name), ...)
     axis_names: tuple[tuple[str | None, int, str], ...] = ()
     axes: tuple[tuple[str, int], ...] = ()  # this run's sizes of named axes, where not the example's
@@ -206,8 +210,6 @@ def describe(target: Target) -> Description:
     or any two models (Keras, PyTorch, ONNX) compared directly. Its signature names the input axes
     that the original's recorded signature or the user names dynamic, though the file may fix them
     (a run at another size then fails on the file, naming the axis)."""
-    import dataclasses
-
     d = _describe(target)
     names = _axis_names(d.spec.signature if d.spec else None)
     for name, axis, axis_name in target.axis_names:
@@ -232,29 +234,49 @@ def _describe(target: Target) -> Description:
                            onnx_model.precision, class_outputs=onnx_model.class_outputs)
     a_framework, a_spec, a_onnx = _side(target.original)
     b_framework, b_spec, b_onnx = _side(target.onnx)
-    if a_framework != "onnx" and b_framework == "onnx":  # the original and its own ONNX file
-        if b_spec is not None and b_spec.framework != a_framework:
-            raise InputError(f"{target.onnx} was converted from a {b_spec.framework} model, "
-                             f"but {target.original} is a {a_framework} model")
-        spec = merge_specs(a_spec, b_spec)
-        if spec is None:
-            raise InputError(f"{target.original}: no spec.json beside it and {target.onnx} carries no onnxparity "
-                             "metadata; convert the original with `onnxparity convert` first")
+    if target.spec is not None:
+        a_spec = dataclasses.replace(target.spec, framework=a_framework) if a_framework != "onnx" else target.spec
+    if a_framework != "onnx" and b_framework == "onnx" and (b_spec is None or b_spec.framework == a_framework):
+        if b_spec is None:  # another exporter's file: the original is fed as the file's own signature says
+            spec = _foreign_spec(target, a_framework, a_spec, b_onnx)
+            return Description(a_framework, spec.name, b_onnx.signature, spec, spec, b_onnx.precision,
+                               class_outputs=_marked(spec, b_onnx))
+        spec = merge_specs(a_spec, b_spec)  # the original and its own ONNX file
         return Description(a_framework, spec.name, b_onnx.signature, spec, b_spec, b_onnx.precision,
                            class_outputs=_marked(spec, b_onnx))
-    if a_framework == "onnx" and b_framework != "onnx":
-        raise InputError(f"{target.original}: an ONNX file as the reference of a {b_framework} model; "
-                         "give the original first: check ORIGINAL ONNX")
-    # Any two models: each side fed in its own layout by its own spec; tensors named by an ONNX side's graph.
+    # Any two models (Keras against PyTorch, a migrated model against the file it came from, ONNX against
+    # ONNX, in either order): each side fed in its own layout by its own spec; tensors named by an ONNX side.
     onnx_side = a_onnx or b_onnx
     signature = onnx_side.signature if onnx_side else (a_spec.signature if a_spec else None)
     if a_spec is None and a_onnx is None or b_spec is None and b_onnx is None:
         missing = target.original if a_spec is None and a_onnx is None else target.onnx
-        raise InputError(f"{missing}: no spec.json beside it; say how to feed it (onnxparity convert) first")
+        raise InputError(f"{missing}: no spec.json beside it; say how to feed it (--spec spec.json, or "
+                         "onnxparity convert) first")
     name = f"{(a_spec.name if a_spec else a_onnx.name)} vs {(b_spec.name if b_spec else b_onnx.name)}"
     return Description(a_framework, name, signature, a_spec, b_spec or (b_onnx.spec if b_onnx else None),
                        b_onnx.precision if b_onnx else "float32", pair=True,
                        class_outputs=_marked(a_spec, a_onnx, b_spec, b_onnx))
+
+
+def _foreign_spec(target: Target, framework: str, own: ModelSpec | None, onnx_model: OnnxModel) -> ModelSpec:
+    """How to feed an original checked against a file another exporter wrote: its own spec (spec.json,
+    --spec) or one read off the file's signature (:func:`spec_from_signature`), named by the file's tensors;
+    a state dict's class from --torch-class. The runner matches the file's names to the model's own."""
+    from onnxparity.models.spec_inference import spec_from_signature
+    from onnxparity.onnx_model import softmax_outputs
+
+    trust = target.trust
+    architecture = trust.torch_class or (own.architecture if own else None)
+    kwargs = trust.torch_kwargs if trust.torch_kwargs is not None else (own.torch_kwargs if own else None)
+    if framework == "torch" and architecture is None and Path(target.original).suffix.lower() == ".pth":
+        raise InputError(f"{target.original}: a state dict, and {target.onnx} (written by another exporter) does not "
+                         "name its class; pass --torch-class package.module:Class (and --torch-kwargs)")
+    if own is None:
+        own = spec_from_signature(onnx_model.name, framework, onnx_model.signature,
+                                  input_shapes=target.input_shapes,
+                                  softmax=tuple(softmax_outputs(onnx_model.proto.graph)))
+    return dataclasses.replace(own, framework=framework, signature=onnx_model.signature, architecture=architecture,
+                               torch_kwargs=kwargs)
 
 
 def _marked(*sides) -> tuple[str, ...]:
@@ -267,14 +289,17 @@ def _marked(*sides) -> tuple[str, ...]:
 
 
 def authorize(target: Target, d: Description) -> None:
-    """Refuse, before any worker starts, a PyTorch class that a file records and the user did not allow."""
+    """Refuse, before any worker starts, a PyTorch class or a module to import that a file records and the
+    user did not allow; have the allowed modules imported before the originals load."""
     for path, spec in ((target.original, d.spec), (target.onnx, d.candidate_spec)):
-        if path is None or spec is None or _side(path)[0] != "torch":
+        if path is None or spec is None or _side(path)[0] == "onnx":
             continue
         own = resolve(path).spec
         where = (f"{Path(path) if Path(path).is_dir() else Path(path).parent}/spec.json"
-                 if own is not None and own.architecture else f"{target.onnx}'s metadata")
-        target.trust.resolve(spec.architecture, spec.torch_kwargs, where)
+                 if own is not None and (own.architecture or own.imports) else f"{target.onnx}'s metadata")
+        target.trust.admit_imports(spec.imports, where)
+        if _side(path)[0] == "torch" and needs_class(path):  # a .pt2 or TorchScript file builds no class
+            target.trust.resolve(spec.architecture, spec.torch_kwargs, where)
 
 
 def plan(target: Target, inputs: Inputs, *, providers=None, gpu: bool = True, batch_size: int = DEFAULT_BATCH,
@@ -313,8 +338,6 @@ def plan(target: Target, inputs: Inputs, *, providers=None, gpu: bool = True, ba
 def _plan_pair(target: Target, d: Description, inputs: Inputs, model: str, providers, gpu, batch_size,
                batch1_limit, unavailable) -> list[Job]:
     """``check A B``: A's CPU backend is the reference; every backend of B is a candidate."""
-    import dataclasses
-
     b_framework = _side(target.onnx)[0]
     if d.framework == "onnx":
         pool = [b for b in backends_for("none", ["CPUExecutionProvider"]) if b.label == "onnxruntime:cpu"]

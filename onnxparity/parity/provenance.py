@@ -18,8 +18,8 @@ log = logging.getLogger("onnxparity")
 def other_weights(original: Path, onnx_path: str, spec_onnx: ModelSpec) -> str | None:
     """A one-line warning when ``original``'s weights are not those ``onnx_path`` was converted from."""
     recorded = (spec_onnx.extra or {}).get("source_sha256")
-    if not recorded:
-        return None
+    if not recorded or str((spec_onnx.extra or {}).get("source", "")).startswith("live "):
+        return None  # a live model's hash is of its weight arrays, not of a file
     from onnxparity._io import sha256_path
 
     if sha256_path(original) == recorded:

@@ -27,6 +27,10 @@ def table(result: ParityResult) -> str:
                          + (f", accuracy {b.accuracy:.4f} on {b.n_labelled} labelled inputs" if b.accuracy is not None else "")
                          + (f": {b.reason}" if b.reason else "") + ")")
     for b in result.backends:
+        how = matched_line((b.details or {}).get("matched"))
+        if b.role == "reference" and how:
+            lines.append(f"matched  {b.model}: {b.label}'s {how}")
+    for b in result.backends:
         if b.status == "unavailable":
             lines.append(f"not run  {b.model}: {b.label}: {b.reason}")
         elif b.status == "failed":
@@ -43,6 +47,20 @@ def table(result: ParityResult) -> str:
     lines.append(f"inputs: {inputs_line(result.inputs)}; parity {'PASSED' if result.passed else 'FAILED'} "
                  f"in {result.seconds:.1f} s")
     return "\n".join(lines)
+
+
+def matched_line(matched: dict | None) -> str | None:
+    """How an original's tensors met the file's names, in words ("inputs by name; outputs by order
+    (hidden = last_hidden_state, ...)"); None where there was one input and one output to match."""
+    parts = []
+    for side in ("inputs", "outputs"):
+        m = (matched or {}).get(side)
+        if not m:
+            continue
+        pairs = [f"{mine} = {theirs}" for mine, theirs in m.get("pairs") or () if mine != theirs]
+        if m["by"] == "name" or pairs:
+            parts.append(f"{side} by {m['by']}" + (f" ({', '.join(pairs)})" if pairs else ""))
+    return "; ".join(parts) or None
 
 
 def float64_cell(c) -> str:

@@ -106,8 +106,9 @@ def quantize(model: str | Path, precision: str, out: str | Path | None = None, *
         if precision == "int8":
             settings = {**settings_int8.to_dict(), "calibration_fingerprint": feeds.fingerprint(),
                         "calibration_data": feeds.calibration_source}
-            path, agree, reasons, excluded = _int8(source, tmp, props, info, settings, settings_int8, feeds, judged,
-                                                   max_exclude, notes)
+            path, agree, reasons, excluded, chosen = _int8(source, tmp, props, info, settings, settings_int8, feeds,
+                                                           judged, max_exclude, notes)
+            settings = {**settings, **chosen.to_dict()}
         else:
             settings = {"format": "fp16 weights and compute, float32 inputs and outputs (keep_io_types)",
                         "per_channel": None, "reduce_range": None, "calibration_method": None,
@@ -166,34 +167,44 @@ def _save(model, props: dict, info: dict, path: Path) -> None:
 
 
 def _int8(source, tmp, props, info, settings, settings_int8, feeds, judged, max_exclude, notes):
-    """Quantize; while the gate refuses, keep the noisiest layers in float (at most ``max_exclude``),
-    noting each try. Returns the chosen attempt: (path, agreement, gate reasons, excluded nodes)."""
+    """Quantize; while the gate refuses, quantize only the compute ops (:data:`int8.COMPUTE_OPS`), then keep
+    the noisiest layers in float (at most ``max_exclude``), noting each try. Returns the chosen attempt:
+    (path, agreement, gate reasons, excluded nodes)."""
+    import dataclasses
+
     import onnx
 
     prepared, ranges = tmp / "prepared.onnx", tmp / "ranges.json"
     int8.prepare(source, prepared)
 
-    def attempt(excluded: list[str]):
-        path = tmp / f"int8-{len(excluded)}.onnx"
-        int8.quantize(prepared, path, settings_int8, feeds.batches("calibration"), ranges, excluded)
+    def attempt(excluded: list[str], chosen: int8.Int8Settings):
+        path = tmp / f"int8-{len(excluded)}-{len(chosen.op_types or ())}.onnx"
+        int8.quantize(prepared, path, chosen, feeds.batches("calibration", int8.CALIBRATION_BATCH), ranges,
+                      excluded)
         _save(onnx.load(str(path)), props, {**info, "calibration_fingerprint": settings["calibration_fingerprint"],
-                                            "settings": {**settings, "excluded_nodes": excluded}}, path)
+                                            "settings": {**settings, **chosen.to_dict(), "excluded_nodes": excluded}},
+              path)
         agree, reasons = judged(path)
         log.info("int8 with %d layers in float: agreement or cosine %.4f%s", len(excluded), agree.score,
                  f" ({'; '.join(reasons)})" if reasons else "")
-        return path, agree, reasons, excluded
+        return path, agree, reasons, excluded, chosen
 
-    best = attempt([])
+    best = attempt([], settings_int8)
+    if best[2] and max_exclude > 0:
+        compute = dataclasses.replace(settings_int8, op_types=int8.COMPUTE_OPS)
+        tried = attempt([], compute)
+        notes.append(f"tried quantizing only {', '.join(int8.COMPUTE_OPS)}: " + _score(tried[1]))
+        if not tried[2] or tried[1].score > best[1].score:
+            best = tried
     if not best[2] or max_exclude == 0:
         return best
     samples = feeds.batches("calibration", layers.SAMPLES)
     ranking = layers.rank(prepared, best[0], [next(samples)], tmp)
     log.info("per-layer quantization error (SQNR dB, worst first): %s", ranking[:8])
     for k in range(1, min(max_exclude, len(ranking)) + 1):
-        tried = attempt([name for name, _ in ranking[:k]])
+        tried = attempt([name for name, _ in ranking[:k]], best[4])
         notes.append(f"tried keeping {k} layer(s) in float ({', '.join(f'{n} {db:.1f} dB' for n, db in ranking[:k])}): "
-                     + (f"top-1 agreement {tried[1].top1_agreement:.2%}" if tried[1].top1_agreement is not None
-                        else f"median cosine {tried[1].score:.4f}"))
+                     + _score(tried[1]))
         if not tried[2]:
             return tried
         if tried[1].score > best[1].score:
@@ -216,3 +227,8 @@ def _kernels_note(speedup: float) -> str:
         other = "on x86 with VNNI (vpdpbusd: one instruction for these three) or AMX the same file gains more"
     return (f"int8 ran on ONNX Runtime's {k['kernel']} ({k['isa']}): {bound}; measured {speedup:.2f}x at batch 64, "
             f"quantize/dequantize and the float work around the matrix products included; {other}")
+
+
+def _score(agree) -> str:
+    return (f"top-1 agreement {agree.top1_agreement:.2%}" if agree.top1_agreement is not None
+            else f"median cosine {agree.score:.4f}")

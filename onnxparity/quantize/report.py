@@ -41,7 +41,8 @@ class QuantizeReport:
         if self.variant == "int8":
             lines.append(f"  {s['format']}, per channel {s['per_channel']}, reduce_range {s['reduce_range']} "
                          f"({s['cpu']}), {s['activation_type']}/{s['weight_type']}, calibration "
-                         f"{s['calibration_method']} on {s['calibration_data']} ({s['calibration_fingerprint'][:12]})")
+                         f"{s['calibration_method']} on {s['calibration_data']} ({s['calibration_fingerprint'][:12]})"
+                         + (f"; only {', '.join(s['op_types'])} quantized" if s.get("op_types") else ""))
         acc = self.accuracy
         if self.top1_agreement is not None:
             lines.append(f"  on {s['held_out']}: top-1 agreement {self.top1_agreement:.2%} (at least "

@@ -84,7 +84,7 @@ def runner_class(name: str) -> type:
 
 
 def merge_specs(own: ModelSpec | None, other: ModelSpec | None) -> ModelSpec | None:
-    """The original's own spec, completed from another's (its ONNX file's): signature, class kwargs."""
+    """The original's own spec, completed from another's (its ONNX file's): signature, class kwargs, imports."""
     import dataclasses
 
     if own is None or other is None:
@@ -94,23 +94,46 @@ def merge_specs(own: ModelSpec | None, other: ModelSpec | None) -> ModelSpec | N
         changes["signature"] = other.signature
     if own.torch_kwargs is None and other.torch_kwargs is not None:
         changes["torch_kwargs"] = other.torch_kwargs
+    if set(other.imports) - set(own.imports):
+        changes["imports"] = tuple(dict.fromkeys([*own.imports, *other.imports]))
     return dataclasses.replace(own, **changes) if changes else own
 
 
-def name_outputs(spec: ModelSpec, outputs: list[np.ndarray], what: str) -> dict[str, np.ndarray]:
-    """An original's flattened outputs, named by the spec's signature (matched by position)."""
-    names = spec.output_names
-    if len(names) != len(outputs):
-        raise InputError(f"{what} returned {len(outputs)} outputs; its spec names {len(names)} ({', '.join(names)})")
-    return dict(zip(names, outputs))
+def match_names(names: list[str], own: list[str] | None) -> dict:
+    """How the tensor names a file uses (``names``, the spec's signature) meet the original's own (a
+    forward's parameters, a Keras model's inputs, a dict's keys): ``{"by": "name"}`` where the
+    original has every one of them, else ``{"by": "order", "pairs": [[file's, own], ...]}``."""
+    if own is not None and set(names) <= set(own):
+        return {"by": "name"}
+    return {"by": "order", "pairs": [[n, o] for n, o in zip(names, own or ())]}
 
 
-def ordered_inputs(spec: ModelSpec, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-    """Inputs by name -> the original's positional inputs, in the signature's order."""
+def name_outputs(spec: ModelSpec, out, what: str, convert=np.asarray) -> tuple[dict[str, np.ndarray], dict]:
+    """An original's outputs named by the spec's signature, and how they were matched: a dict or a
+    dataclass (a Hugging Face ``ModelOutput``) holding every name by its keys, anything else flattened and in order.
+    ``convert``: one framework tensor -> numpy."""
+    from onnxparity._io import flatten_outputs, output_fields
+
+    names, fields = spec.output_names, output_fields(out)
+    if fields is not None and set(names) <= set(fields) and all(len(flatten_outputs(fields[n])) == 1 for n in names):
+        return {n: convert(flatten_outputs(fields[n])[0]) for n in names}, {"by": "name"}
+    arrays = [convert(t) for t in flatten_outputs(out)]
+    if len(names) != len(arrays):
+        raise InputError(f"{what} returned {len(arrays)} outputs; its spec names {len(names)} ({', '.join(names)})")
+    own = [str(k) for k in fields] if fields is not None and len(fields) == len(names) else None
+    return dict(zip(names, arrays)), match_names(names, own)
+
+
+def ordered_inputs(spec: ModelSpec, feeds: dict[str, np.ndarray], own: list[str] | None = None) -> list[np.ndarray]:
+    """Inputs by name -> the original's positional inputs: in ``own`` order (its inputs' names) where
+    it names every input, else in the signature's order."""
     if spec.signature is None or len(feeds) == 1 and len(spec.signature.inputs) <= 1:
         return list(feeds.values())
+    names = spec.signature.input_names
+    if own is not None and match_names(names, own)["by"] == "name":
+        names = [n for n in own if n in set(names)]
     try:
-        return [feeds[n] for n in spec.signature.input_names]
+        return [feeds[n] for n in names]
     except KeyError as exc:
         raise InputError(f"no data for input {exc.args[0]!r} (given: {', '.join(feeds)})") from None
 

@@ -21,7 +21,7 @@ from onnxparity._io import flatten_outputs
 from onnxparity.errors import BackendUnavailable, InputError
 from onnxparity.models import ModelRef
 from onnxparity.models.spec_inference import keras_spec
-from onnxparity.runners import cuda_unavailable_reason, name_outputs, ordered_inputs
+from onnxparity.runners import cuda_unavailable_reason, match_names, name_outputs, ordered_inputs
 
 
 MODES = ("predict", "call", "tf_function")
@@ -61,6 +61,9 @@ class KerasRunner:
         self.model = load(ref.path)
         self.spec = ref.spec or keras_spec(self.model, ref.path)  # a bare file: as convert infers it
         self._keras = keras
+        names = self.spec.signature.input_names if self.spec.signature else []
+        self._own_inputs = [str(t.name) for t in getattr(self.model, "inputs", None) or []] or None
+        self.matched = {"inputs": match_names(names, self._own_inputs) if len(names) > 1 else {"by": "order"}}
         self.name = f"keras-{self.engine_name}" + ("" if device == "cpu" else f"-{device}")
 
     def _select_engine(self, device: str) -> None:
@@ -104,15 +107,18 @@ class KerasRunner:
             raise BackendUnavailable(f"Keras on {self.engine_name}: GPU runs are not supported by this runner")
 
     def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        xs = [np.ascontiguousarray(x) for x in ordered_inputs(self.spec, feeds)]
+        xs = [np.ascontiguousarray(x) for x in ordered_inputs(self.spec, feeds, self._own_inputs)]
         x = xs[0] if len(xs) == 1 else xs
         if self._scope is None:
             out = self.model.predict_on_batch(x)
         else:
             with self._keras.device(self._scope):
                 out = self.model.predict_on_batch(x)
-        arrays = [np.asarray(self._keras.ops.convert_to_numpy(t)) for t in flatten_outputs(out)]
-        return name_outputs(self.spec, arrays, f"Keras model {self.model.name!r}")
+        if not isinstance(out, dict) and len(getattr(self.model, "output_names", None) or ()) == len(flatten_outputs(out)) > 1:
+            out = dict(zip(self.model.output_names, flatten_outputs(out)))  # the model's own output names
+        arrays, self.matched["outputs"] = name_outputs(self.spec, out, f"Keras model {self.model.name!r}",
+                                                       lambda t: np.asarray(self._keras.ops.convert_to_numpy(t)))
+        return arrays
 
     def float64(self) -> "KerasRunner":
         """A copy of this runner with the model rebuilt from its config in float64 and its weights
@@ -136,7 +142,7 @@ class KerasRunner:
         """One call on this batch in the runner's ``mode``; numpy out (on a GPU: synchronised, left there)."""
         if self.mode is None:
             return lambda: self.infer(feeds)
-        xs = ordered_inputs(self.spec, feeds)
+        xs = ordered_inputs(self.spec, feeds, self._own_inputs)
         if self.mode == "predict":
             model, x, n = self.model, xs[0] if len(xs) == 1 else xs, len(xs[0])
             return lambda: model.predict(x, batch_size=n, verbose=0)
@@ -182,7 +188,8 @@ class KerasRunner:
     def details(self) -> dict:
         import keras
 
-        d = {"keras": keras.__version__, "keras_backend": self.engine_name, "device": self.device}
+        d = {"keras": keras.__version__, "keras_backend": self.engine_name, "device": self.device,
+             "matched": self.matched}
         return {**d, "precision": self.precision} if self.precision else d
 
 

@@ -148,8 +148,8 @@ def find_models(folder: str | os.PathLike) -> dict[str, Path]:
 def load_model(name: str, path: Path, providers: list[str], intra_op_threads: int = 0,
                inter_op_threads: int = 0, choose_s: float = 0.0, batch_sizes: tuple[int, ...] = (1, 64)) -> ServedModel:
     """Open ``path`` with the given providers and thread settings: on the CPU with ``choose_s`` seconds,
-    in the fastest session measured at ``batch_sizes`` (:mod:`onnxparity.runners.fastest`); otherwise
-    in the toolkit's tuned ONNX Runtime session."""
+    in the fastest session measured at ``batch_sizes`` (:mod:`onnxparity.runners.fastest`); otherwise,
+    and for a model with dynamic axes beyond the batch, in the toolkit's tuned ONNX Runtime session."""
     import onnxruntime as ort
 
     from onnxparity.runners.sessions import check_started
@@ -157,7 +157,9 @@ def load_model(name: str, path: Path, providers: list[str], intra_op_threads: in
     model = OnnxModel(path)
     spec = model.spec
     choice = None
-    if choose_s > 0 and providers[0] == "CPUExecutionProvider":
+    # A model whose inputs vary beyond the batch (a sequence length) has no one batch to measure on.
+    varies = any(t.dynamic_axes for t in model.signature.inputs)
+    if choose_s > 0 and providers[0] == "CPUExecutionProvider" and not varies:
         from onnxparity.inputs import fixed_batch
         from onnxparity.runners.fastest import choose, cpu_candidates
 
