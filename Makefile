@@ -5,6 +5,9 @@ PYTHON ?= python3
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 OUT    ?= runs/latest
+# Test processes at once (pytest-xdist): most of a test's time is framework imports in worker
+# processes, which leave a core idle; two keep both cores of a small machine busy.
+TEST_JOBS ?= 2
 
 .PHONY: install run test bench clean
 
@@ -20,7 +23,7 @@ run: install
 	$(VENV)/bin/onnxparity run --out $(OUT)
 
 test: install
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_JOBS) $(PYTEST_ARGS)
 
 bench: install
 	$(VENV)/bin/onnxparity bench $(OUT)

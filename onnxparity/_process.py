@@ -322,6 +322,17 @@ class _Child:
         except (OSError, ValueError):
             pass  # the child died at once: _receive reports the crash and its output
 
+    def _answered_or_over(self, deadline: float | None) -> bool:
+        """True once the child has answered or died, or is past ``deadline`` (monotonic) or its memory
+        limit (then it is killed here)."""
+        if self._conn.poll(0) or not self._proc.is_alive():
+            return True
+        if self.memory.poll():
+            self._proc.kill()
+            self._proc.join(timeout=5)
+            return True
+        return deadline is not None and time.monotonic() > deadline
+
     def tail(self) -> str:
         try:
             return Path(self._stderr).read_text(errors="replace")[-TAIL_CHARS:].strip()
@@ -350,13 +361,7 @@ class Worker(_Child):
     def done(self) -> bool:
         """True once the child has answered, exited, overrun its timeout or its memory limit (:meth:`result`
         is then quick)."""
-        if self._conn.poll(0) or not self._proc.is_alive():
-            return True
-        if self.memory.poll():
-            self._proc.kill()
-            self._proc.join(timeout=5)
-            return True
-        return self.timeout is not None and time.monotonic() - self._started > self.timeout
+        return self._answered_or_over(None if self.timeout is None else self._started + self.timeout)
 
     def stop(self) -> None:
         """Kill the child now, abandoning its result (a caller that gives up on the others)."""
@@ -418,13 +423,7 @@ class Service(_Child):
             except (WorkerError, InputError) as exc:
                 self._failure = exc
                 return True
-        if self._conn.poll(0) or not self._proc.is_alive():
-            return True
-        if self.memory.poll():
-            self._proc.kill()
-            self._proc.join(timeout=5)
-            return True
-        return self._deadline is not None and time.monotonic() > self._deadline
+        return self._answered_or_over(self._deadline)
 
     def receive(self) -> Any:
         """The next answer: the result of the oldest call not received yet."""

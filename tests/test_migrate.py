@@ -134,15 +134,14 @@ def test_the_op_set_both_ways(tmp_path):
     assert "DepthwiseConv2D" in {cls for _, cls, _ in layers}
 
 
-def test_a_migrated_model_trains_on_in_its_new_framework(tmp_path):
-    source = tmp_path / "keras"
-    _process.call("onnxparity.models:train", "keras", source, epochs=6, verbose=0)
+def test_a_migrated_model_trains_on_in_its_new_framework(tmp_path, keras_checkpoint):
     migrated = tmp_path / "torch"
-    before = migrate(source, "torch", migrated).accuracy["torch (migrated)"]
+    before = migrate(keras_checkpoint, "torch", migrated).accuracy["torch (migrated)"]
     summary = _process.call("onnxparity.models:train_from", migrated, tmp_path / "trained", epochs=1, n_train=1000,
                             log_interval=0)
     assert summary["framework"] == "torch" and summary["epochs_done"] == 1
-    assert before > 0.95 and summary["test_accuracy"] > 0.95
+    # It learns on from where Keras left it: as good as the Keras model, not retrained from scratch.
+    assert before > 0.85 and summary["test_accuracy"] >= before - 0.01
     assert sorted(p.name for p in (tmp_path / "trained").iterdir()) == [
         "history.json", "model.pth", "model.py", "optimizer.pth", "spec.json"]
 
