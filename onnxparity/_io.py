@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import math
 import os
 import resource
 import shutil
@@ -108,6 +109,30 @@ def no_room(exc: BaseException, written: Path | None = None) -> str | None:
     if (fs.f_bfree if os.geteuid() == 0 else fs.f_bavail) * fs.f_frsize < HASH_CHUNK:
         return os.strerror(errno.ENOSPC)
     return None
+
+
+def scratch_array(shape: tuple[int, ...], dtype):
+    """An empty array mapped from an unlinked temporary file in ``TMPDIR``: on disk, not in memory,
+    and gone with the array (no file is left behind, even on a crash). The file's blocks are
+    reserved first, so a full disk is one line naming the folder now, not a SIGBUS on a later write."""
+    import numpy as np
+
+    dtype = np.dtype(dtype)
+    nbytes = max(1, math.prod(shape) * dtype.itemsize)
+    folder = tempfile.gettempdir()
+    fs = os.statvfs(folder)
+    try:
+        if fs.f_bavail * fs.f_frsize < nbytes:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        f = tempfile.TemporaryFile(prefix="onnxparity-samples-", dir=folder)
+        with f:
+            os.posix_fallocate(f.fileno(), 0, nbytes)
+            return np.memmap(f, dtype, "r+", shape=tuple(shape))  # the mapping keeps the file open
+    except OSError as exc:
+        if exc.errno not in NO_ROOM:
+            raise
+        raise OutputError(f"cannot write {nbytes / 2**30:.2f} GiB of samples to {folder}: "
+                          f"{os.strerror(exc.errno)}") from None
 
 
 def _umask() -> int:

@@ -553,7 +553,6 @@ def overload(args, bodies, expected) -> dict:
     """Capacity, then ``--overload-factor`` times it for ``--duration`` s, then the same with SIGTERM halfway."""
     import urllib.request
 
-    only = args.models.split(",") if args.models else None
     duration = min(args.duration, 60.0)
     proc, url, _ = start_server(args.folder, args.server_args.split())
     try:

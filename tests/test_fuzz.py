@@ -13,15 +13,13 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
-from pathlib import Path
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from onnxparity.errors import InputError
-from onnxparity.serve.protocol import DATATYPES, HEADER_LENGTH, RequestError, TensorInfo, parse_infer_request
+from onnxparity.serve.protocol import DATATYPES, RequestError, TensorInfo, parse_infer_request
 from onnxparity.signature import Signature, TensorSpec
 
 EXAMPLES = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ import pytest
 from onnxparity.data import load_digits
 from onnxparity.errors import InputError
 from onnxparity.inputs import (Inputs, calibration_split, choose, default_inputs, feeds, fixed_batch,
-                               load_digits_inputs, load_given, open_feeds, prepare, single_batch)
+                               load_digits_inputs, load_given, open_feeds, prepare, single_batch, synthesize)
 from onnxparity.inputs.files import check_arrays
 from onnxparity.inputs.samples import DIGIT, GIVEN, IMAGE, unlabelled
 from onnxparity.inputs.synthetic import PIXEL_CASES, TENSOR_CASES
@@ -331,3 +332,102 @@ def test_a_digit_model_calibrates_on_the_training_split_of_its_data(digit_folder
     assert calibration_split(DIGITS, DIGIT_INPUT, data=str(keras_test_only)).calibration_source.endswith(bundled_train)
     with error("a digit model has one input, this file has 2"):
         calibration_split(DIGITS, TWO)
+
+
+# -- samples past SPILL_BYTES live on disk, and every pass over them goes a block at a time -----------------
+BERT_LIKE = Signature((TensorSpec("input_ids", "int64", ("batch", "sequence"), int_range=(0, 30522)),
+                       TensorSpec("attention_mask", "int64", ("batch", "sequence")),
+                       TensorSpec("token_type_ids", "int64", ("batch", "sequence")),
+                       TensorSpec("position_ids", "int64", ("batch", "sequence")),
+                       TensorSpec("flags", "bool", ("batch", 3)), TensorSpec("x", "float32", ("batch", 3, 5))), OUT)
+
+
+@pytest.fixture
+def small_blocks(monkeypatch, tmp_path):
+    """Arrays past 1 KiB spilled to disk and passes of 100 bytes, with TMPDIR a folder of the test's."""
+    from onnxparity.inputs import samples
+
+    monkeypatch.setattr(samples, "SPILL_BYTES", 1024)
+    monkeypatch.setattr(samples, "BLOCK_BYTES", 100)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(tmp))
+    return tmp
+
+
+def _on_disk(array: np.ndarray) -> bool:
+    """Whether ``array`` is (a view of) an array mapped from a file."""
+    while array is not None and not isinstance(array, np.memmap):
+        array = array.base if isinstance(array.base, np.ndarray) else None
+    return array is not None
+
+
+def test_synthesized_samples_do_not_depend_on_where_or_in_what_blocks_they_are_drawn(monkeypatch):
+    shapes = {"input_ids": (16,), "attention_mask": (16,), "token_type_ids": (16,), "position_ids": (16,)}
+    whole = synthesize(BERT_LIKE, 37, input_shapes=shapes)
+    images = synthesize(RGB_INPUT, 11, spec=RGB)
+    gray = synthesize(DIGIT_INPUT, 5, spec=ModelSpec("g", "torch", (1, 6, 6), layout="NCHW"))
+    from onnxparity.inputs import samples
+
+    monkeypatch.setattr(samples, "SPILL_BYTES", 1024)
+    monkeypatch.setattr(samples, "BLOCK_BYTES", 100)
+    spilled = synthesize(BERT_LIKE, 37, input_shapes=shapes)
+    assert _on_disk(spilled.arrays["input_ids"]) and not _on_disk(whole.arrays["input_ids"])  # 37 x 16 int64 > 1 KiB
+    for name, array in whole.arrays.items():
+        assert array.dtype == spilled.arrays[name].dtype and np.array_equal(array, spilled.arrays[name]), name
+    assert spilled.fingerprint() == whole.fingerprint()
+    for before, again in ((images, synthesize(RGB_INPUT, 11, spec=RGB)),
+                          (gray, synthesize(DIGIT_INPUT, 5, spec=ModelSpec("g", "torch", (1, 6, 6), layout="NCHW")))):
+        assert _on_disk(again.images)
+        assert again.kinds == before.kinds and np.array_equal(again.images, before.images)
+        assert again.fingerprint() == before.fingerprint()
+
+
+def test_large_given_arrays_are_read_cast_and_prepared_a_block_at_a_time(tmp_path, small_blocks):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((400, 3))  # float64 for a float32 input: cast on the way in
+    ids = rng.integers(0, 9, (400, 7))
+    np.savez(tmp_path / "big.npz", x=x, ids=ids, labels=np.arange(400) % 3)
+    np.save(tmp_path / "x.npy", x.astype(np.float32))
+    given = load_given(tmp_path / "big.npz", TWO, None)
+    assert given.arrays["x"].dtype == np.float32 and _on_disk(given.arrays["x"]) and _on_disk(given.arrays["ids"])
+    assert np.array_equal(given.arrays["x"], x.astype(np.float32)) and np.array_equal(given.arrays["ids"], ids)
+    assert given.labels.tolist() == (np.arange(400) % 3).tolist()
+    mapped = load_given(tmp_path / "x.npy", ONE, None).arrays["x"]
+    assert _on_disk(mapped) and not mapped.flags.writeable  # the user's file, mapped read-only
+    in_memory = Inputs(given.labels, given.kinds, "f", arrays={"x": x.astype(np.float32), "ids": ids})
+    assert given.fingerprint() == in_memory.fingerprint()
+    fed = open_feeds(prepare(given, None, tmp_path / "feeds", signature=TWO))
+    assert np.array_equal(fed["x"], x.astype(np.float32)) and np.array_equal(fed["ids"], ids)
+    images = Inputs(unlabelled(30), (IMAGE,) * 30, "imgs", images=rng.uniform(0, 255, (30, 8, 8, 3)).astype(np.float32))
+    pixels = open_feeds(prepare(images, RGB, tmp_path / "feeds"))["input"]
+    assert np.array_equal(pixels, RGB.preprocess(images.images))  # preprocessed block by block, as a whole
+    with error(f"{tmp_path / 'short.npz'}: not a .npz or .npy file of arrays (x: the archive holds fewer values "
+               "than its header's shape [400, 3])"):
+        with zipfile.ZipFile(tmp_path / "short.npz", "w") as z:  # a header promising more rows than it holds
+            z.writestr("x.npy", _npy_bytes(x)[:-8])
+        load_given(tmp_path / "short.npz", ONE, None)
+    assert not any(small_blocks.iterdir())  # the spilled samples left no file behind
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def test_samples_that_do_not_fit_on_the_disk_are_one_line_naming_the_folder(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import resource, signal; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+            "resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536)); "
+            "from onnxparity.inputs.samples import rows_array; rows_array((1000, 100000), 'float32')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**__import__("os").environ, "TMPDIR": str(tmp_path)})
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines()[-1] == (f"onnxparity.errors.OutputError: cannot write 0.37 GiB of "
+                                                    f"samples to {tmp_path}: File too large")
+    assert not any(tmp_path.iterdir())

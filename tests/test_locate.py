@@ -8,7 +8,6 @@ files must show no divergence. The originals run in worker processes of their ow
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import onnx

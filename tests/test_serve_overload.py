@@ -128,7 +128,6 @@ def _body(x: np.ndarray) -> bytes:
 
 @pytest.mark.slow
 def test_overloaded_server_answers_503_with_retry_after_and_unavailable(torch_onnx, test_digits):
-    import aiohttp
     import grpc
     from tritonclient.grpc import service_pb2, service_pb2_grpc
 

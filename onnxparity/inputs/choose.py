@@ -65,9 +65,7 @@ def fixed_batch(spec: ModelSpec | None, signature: Signature | None, batch_size:
     if spec is not None and spec.takes_digits:
         digits = load_digits_inputs(synthetic=False)
         picked = np.resize(np.random.default_rng(seed).permutation(len(digits)), batch_size)
-        batch = Inputs(digits.labels[picked], tuple(digits.kinds[i] for i in picked), digits.source,
-                       images=digits.images[picked])
-        return feeds(batch, spec, signature)
+        return feeds(digits.take(picked), spec, signature)
     if signature is None:
         raise ValueError("a model without a spec needs its signature")
     arrays = feeds(default_inputs(spec, signature, batch_size if signature.batched else 1, edge_cases=False,

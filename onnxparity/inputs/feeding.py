@@ -1,7 +1,7 @@
 """How one model is fed :class:`Inputs`: images preprocessed by its spec, arrays as given.
 
-:func:`prepare` writes a model's feeds as ``.npy`` files that worker processes map read-only
-(:func:`open_feeds`) instead of receiving copies through a pipe.
+:func:`prepare` writes a model's feeds as ``.npy`` files, a block of samples at a time, that worker
+processes map read-only (:func:`open_feeds`) instead of receiving copies through a pipe.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 
 from onnxparity.errors import InputError
 from onnxparity.inputs.files import check_arrays
-from onnxparity.inputs.samples import Inputs
+from onnxparity.inputs.samples import Inputs, release_pages, row_blocks
 from onnxparity.signature import Signature
 from onnxparity.spec import ModelSpec
 
@@ -40,19 +40,28 @@ def feeds(inputs: Inputs, spec: ModelSpec | None, signature: Signature | None = 
 
 def prepare(inputs: Inputs, spec: ModelSpec | None, folder: str | Path, *, signature: Signature | None = None,
             pixels_only: bool = False) -> dict[str, str]:
-    """Write ``inputs`` as fed to this model into ``folder`` (once per distinct preparation):
-    input name -> ``.npy`` path."""
+    """Write ``inputs`` as fed to this model into ``folder`` (once per distinct preparation), a block
+    of samples at a time: input name -> ``.npy`` path."""
     key = _prep_key(inputs, spec, signature, pixels_only)
     target = Path(folder) / key
     index = target / "inputs.json"
     if index.is_file():
         return json.loads(index.read_text())
     target.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for i, (name, array) in enumerate(feeds(inputs, spec, signature, pixels_only=pixels_only).items()):
-        path = target / f"{i}.npy"
-        np.save(path, array)
-        paths[name] = str(path)
+    files: dict[str, np.ndarray] = {}
+    paths: dict[str, str] = {}
+    row_bytes = (inputs.images[:1].nbytes if inputs.images is not None else
+                 sum(np.asarray(a)[:1].nbytes for a in inputs.arrays.values()))
+    sources = (inputs.images,) if inputs.images is not None else tuple(inputs.arrays.values())
+    for rows in row_blocks(len(inputs), 2 * row_bytes, release=sources):  # room for a cast or preprocessed copy
+        for name, array in feeds(inputs.take(rows), spec, signature, pixels_only=pixels_only).items():
+            if name not in files:
+                paths[name] = str(target / f"{len(files)}.npy")
+                files[name] = np.lib.format.open_memmap(paths[name], "w+", array.dtype, (len(inputs), *array.shape[1:]))
+            files[name][rows] = array
+        release_pages(*files.values())
+    for array in files.values():
+        array.flush()
     index.write_text(json.dumps(paths))
     return paths
 

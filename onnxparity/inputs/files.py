@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import math
 import zipfile
 from pathlib import Path
 from typing import Mapping
@@ -15,7 +16,14 @@ from typing import Mapping
 import numpy as np
 
 from onnxparity.errors import InputError, first_line
-from onnxparity.inputs.samples import GIVEN, IMAGE, Inputs, unlabelled
+from onnxparity.inputs.samples import (
+    GIVEN,
+    IMAGE,
+    Inputs,
+    row_blocks,
+    rows_array,
+    unlabelled,
+)
 from onnxparity.signature import Signature
 from onnxparity.spec import ModelSpec
 
@@ -35,14 +43,17 @@ def load_arrays(path: str | Path, signature: Signature | None) -> Inputs:
                 raise InputError(f"{path}: one array, but the model has {len(signature.inputs)} inputs; "
                                  "give an .npz with one array per input name")
             name = signature.inputs[0].name if signature else "input"
-            loaded = np.load(path, allow_pickle=False)
+            try:
+                loaded = np.load(path, mmap_mode="r", allow_pickle=False)  # mapped: read a block at a time
+            except ValueError:  # not mappable (objects, a truncated file): NumPy's own reading says why
+                loaded = np.load(path, allow_pickle=False)
             if not isinstance(loaded, np.ndarray):  # an .npz archive under a .npy name
                 loaded.close()
                 raise InputError(f"{path}: an .npz archive, not a .npy array; name it .npz")
             arrays = {name: loaded}
         else:
             with np.load(path, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
+                arrays = {k: _member(z, k) for k in z.files}
     except InputError:
         raise
     except NOT_ARRAYS as exc:
@@ -93,7 +104,33 @@ def check_arrays(arrays: Mapping[str, np.ndarray], signature: Signature, what: s
             lo, hi = t.int_range
             raise InputError(f"{what}: {t.name} holds ids from {a.min()} to {a.max()}, outside the {hi - lo} rows "
                              f"[{lo}, {hi}) of the table the model indexes with them")
-        out[t.name] = np.ascontiguousarray(a.astype(t.dtype, copy=False))
+        out[t.name] = a if a.dtype == t.dtype and a.flags.c_contiguous else _cast(a, t.dtype)
+    return out
+
+
+def _cast(a: np.ndarray, dtype) -> np.ndarray:
+    """``a`` as a C-ordered array of ``dtype``, copied a block of rows at a time (large ones on disk)."""
+    out = rows_array(a.shape, dtype)
+    for rows in row_blocks(len(a), out[:1].nbytes + a[:1].nbytes, release=(out, a)):
+        out[rows] = a[rows]
+    return out
+
+
+def _member(z, key: str) -> np.ndarray:
+    """One array of an ``.npz``, read straight into :func:`rows_array` a block at a time (a large one on disk)."""
+    member = z.zip.getinfo(key + ".npy" if key + ".npy" in z.zip.namelist() else key)
+    with z.zip.open(member) as f:
+        version = np.lib.format.read_magic(f)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran_order, dtype = read_header(f)
+        if fortran_order or dtype.hasobject or not shape or 0 in shape:
+            return z[key]  # as NumPy reads it (and refuses pickled objects)
+        nbytes = math.prod(shape) * dtype.itemsize
+        if member.file_size - f.tell() < nbytes:  # before making room for what is not there
+            raise ValueError(f"{key}: the archive holds fewer values than its header's shape {list(shape)}")
+        out = rows_array(shape, dtype)
+        for rows in row_blocks(shape[0], out[:1].nbytes, release=(out,)):
+            f.readinto(memoryview(out[rows]).cast("B"))
     return out
 
 

@@ -7,14 +7,22 @@ and in pixel space (:data:`PIXEL_CASES`).
 
 from __future__ import annotations
 
+import math
 from typing import Mapping
 
 import numpy as np
 
 from onnxparity.errors import InputError
-from onnxparity.inputs.samples import RANDOM, Inputs, unlabelled
-from onnxparity.signature import (BATCH, DEFAULT_TYPE_VOCAB, MASK, POSITION_IDS, TYPE_IDS, Signature,
-                                  TensorSpec)
+from onnxparity.inputs.samples import RANDOM, Inputs, row_blocks, rows_array, unlabelled
+from onnxparity.signature import (
+    BATCH,
+    DEFAULT_TYPE_VOCAB,
+    MASK,
+    POSITION_IDS,
+    TYPE_IDS,
+    Signature,
+    TensorSpec,
+)
 from onnxparity.spec import ModelSpec
 
 # Pixel edge cases for image models: kind -> how many; seeded (SYNTHETIC_SEED), so two runs see the same.
@@ -92,12 +100,15 @@ def synthesize(signature: Signature, n: int = DEFAULT_SAMPLES, *, input_shapes=N
     if spec is not None and spec.image_size is not None and len(signature.inputs) == 1:
         h, w, c = spec.image_size
         rng = np.random.default_rng(seed)
-        pixels = rng.integers(0, 256, (n, h, w, c)).astype(np.float32)
+        pixels = rows_array((n + (sum(PIXEL_CASES.values()) if edge_cases else 0), h, w, c), np.float32)
+        for rows in row_blocks(n, 8 * h * w * c, release=(pixels,)):  # drawn as int64, a block at a time
+            pixels[rows] = rng.integers(0, 256, (rows.stop - rows.start, h, w, c))
         kinds = [RANDOM] * n
         if edge_cases:
-            extra, extra_kinds = pixel_cases(pixels.astype(np.uint8), seed, (h, w, c))
-            pixels = np.concatenate([pixels, extra])
+            extra, extra_kinds = pixel_cases(pixels[:2].astype(np.uint8), seed, (h, w, c))
+            pixels[n:n + len(extra)] = extra
             kinds += extra_kinds
+        pixels = pixels[:len(kinds)]
         if c == 1:
             pixels = pixels[..., 0]
         return Inputs(unlabelled(len(pixels)), tuple(kinds), f"synthesized ({n} random images)",
@@ -114,45 +125,57 @@ def synthesize(signature: Signature, n: int = DEFAULT_SAMPLES, *, input_shapes=N
 
 
 def _draw(t: TensorSpec, shape, n: int, rng, int_range, edge_cases: bool) -> np.ndarray:
+    """``n`` samples of one input (then its edge cases), drawn a block at a time into
+    :func:`~onnxparity.inputs.samples.rows_array`: the values do not depend on the block size."""
+    random, edges = _sampler(t, shape, rng, int_range)
+    out = rows_array((n + (len(TENSOR_CASES) if edge_cases else 0), *shape), np.dtype(t.dtype))
+    for rows in row_blocks(n, 8 * math.prod(shape), release=(out,)):  # drawn as 8-byte values
+        out[rows] = random(rows.stop - rows.start)
+    if edge_cases:
+        out[n:] = np.stack(edges())
+    return out
+
+
+def _sampler(t: TensorSpec, shape, rng, int_range):
+    """(draw ``count`` samples, the edge cases) of one input in its domain; the edge cases are
+    asked for after every sample, so that the generator's stream is the same for any block size."""
     dtype = np.dtype(t.dtype)
     role = t.input_role
     if role == MASK:
-        random, edges = _masks(shape, n, rng)
-    elif role == POSITION_IDS:
+        return _masks(shape, rng)
+    if role == POSITION_IDS:
         ascending = np.broadcast_to(np.arange(shape[-1]), shape) if shape else np.zeros((), np.int64)
-        random = np.broadcast_to(ascending, (n, *shape))
-        edges = [ascending] * len(TENSOR_CASES)
-    elif t.dtype == "bool":
-        random = rng.integers(0, 2, (n, *shape)).astype(bool)
-        edges = [np.zeros(shape, bool), np.zeros(shape, bool), np.ones(shape, bool), np.ones(shape, bool)]
-    elif t.is_float:
-        random = rng.standard_normal((n, *shape))
-        edges = [np.zeros(shape), np.full(shape, -FLOAT_EXTREME), np.full(shape, FLOAT_EXTREME),
-                 FAR_OUT * rng.standard_normal(shape)]
-    else:
-        default = (0, DEFAULT_TYPE_VOCAB) if role == TYPE_IDS else DEFAULT_INT_RANGE
-        lo, hi = (int_range if role != TYPE_IDS else None) or t.int_range or default
-        info = np.iinfo(dtype)
-        lo, hi = max(lo, int(info.min)), min(hi, int(info.max) + 1)
-        if hi <= lo:
-            raise InputError(f"input {t.name!r}: the integer range [{lo}, {hi}) is empty for {t.dtype}")
-        random = rng.integers(lo, hi, (n, *shape))
-        zero = 0 if lo <= 0 < hi else lo
-        edges = [np.full(shape, zero), np.full(shape, lo), np.full(shape, hi - 1), rng.integers(lo, hi, shape)]
-    samples = [random] + ([np.stack(edges)] if edge_cases else [])
-    return np.ascontiguousarray(np.concatenate(samples).astype(dtype))
+        return (lambda count: np.broadcast_to(ascending, (count, *shape))), lambda: [ascending] * len(TENSOR_CASES)
+    if t.dtype == "bool":
+        return (lambda count: rng.integers(0, 2, (count, *shape)).astype(bool)), lambda: [
+            np.zeros(shape, bool), np.zeros(shape, bool), np.ones(shape, bool), np.ones(shape, bool)]
+    if t.is_float:
+        return (lambda count: rng.standard_normal((count, *shape))), lambda: [
+            np.zeros(shape), np.full(shape, -FLOAT_EXTREME), np.full(shape, FLOAT_EXTREME),
+            FAR_OUT * rng.standard_normal(shape)]
+    default = (0, DEFAULT_TYPE_VOCAB) if role == TYPE_IDS else DEFAULT_INT_RANGE
+    lo, hi = (int_range if role != TYPE_IDS else None) or t.int_range or default
+    info = np.iinfo(dtype)
+    lo, hi = max(lo, int(info.min)), min(hi, int(info.max) + 1)
+    if hi <= lo:
+        raise InputError(f"input {t.name!r}: the integer range [{lo}, {hi}) is empty for {t.dtype}")
+    zero = 0 if lo <= 0 < hi else lo
+    return (lambda count: rng.integers(lo, hi, (count, *shape))), lambda: [
+        np.full(shape, zero), np.full(shape, lo), np.full(shape, hi - 1), rng.integers(lo, hi, shape)]
 
-def _masks(shape, n: int, rng) -> tuple[np.ndarray, list[np.ndarray]]:
+
+def _masks(shape, rng):
     """Attention masks as real sequences have them: ones for the tokens, then zeros for the
     padding, along the last axis, with at least the first token (an all-zero mask is undefined).
     A mask without a sequence axis (one value per sample) holds its one token."""
     full = np.ones(shape, bool)
     if not shape:
-        return np.ones((n,), bool), [full] * len(TENSOR_CASES)
+        return (lambda count: np.ones((count,), bool)), lambda: [full] * len(TENSOR_CASES)
     length, lead = shape[-1], shape[:-1]
-    random = np.stack([np.arange(length) < rng.integers(1, length + 1, (*lead, 1)) for _ in range(n)])
     one = (np.arange(length) < 1) * full
-    return random, [one, one, full, np.arange(length) < rng.integers(1, length + 1, (*lead, 1))]
+    return (lambda count: np.stack([np.arange(length) < rng.integers(1, length + 1, (*lead, 1))
+                                    for _ in range(count)])), \
+        lambda: [one, one, full, np.arange(length) < rng.integers(1, length + 1, (*lead, 1))]
 
 
 def seeded_normal(shape: tuple[int, ...], n: int, seed: int = 0) -> np.ndarray:

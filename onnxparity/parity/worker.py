@@ -60,22 +60,21 @@ class BackendWorker:
         from onnxparity.inputs import open_feeds
 
         feeds = open_feeds(job["inputs"])
-        if job.get("indices") is not None:
-            picks = np.asarray(job["indices"])
-            feeds = {k: v[picks] for k, v in feeds.items()}
+        indices = job.get("indices")
         details = runner.details() if hasattr(runner, "details") else {}
         same = self._same_run(runner, job)
         if same in self._runs:
             details["same_run_as"], outputs = self._runs[same]
         else:
-            outputs = run_all(runner, feeds, int(job["batch_size"]), job.get("batched", True))
+            outputs = run_all(runner, feeds, int(job["batch_size"]), job.get("batched", True), indices=indices)
             if same is not None:
                 self._runs[same] = (job.get("label", ""), outputs)
         done = time.perf_counter()
         result = {"status": "ok", "outputs": outputs, "details": details, "pid": os.getpid(),
                   "seconds": {"start": round(loaded - started, 3), "infer": round(done - loaded, 3)}}
         if job.get("truth"):
-            result.update(float64_truth(runner, feeds, int(job["batch_size"]), job.get("batched", True), outputs))
+            result.update(float64_truth(runner, feeds, int(job["batch_size"]), job.get("batched", True), outputs,
+                                        indices))
         if hasattr(runner, "node_placement"):
             first = {k: np.array(v[:PLACEMENT_SAMPLES] if job.get("batched", True) else v[0]) for k, v in feeds.items()}
             result["placement"] = runner.node_placement(first)
@@ -106,23 +105,32 @@ class BackendWorker:
                           sort_keys=True, default=str)
 
 
-def run_all(runner, feeds: dict, batch_size: int, batched: bool = True) -> dict[str, np.ndarray]:
-    """Every sample through ``runner``: in batches along the first axis, or one whole feed per
-    sample for a model without a batch axis; outputs stacked per name, in the runner's order."""
-    n = len(next(iter(feeds.values())))
+def run_all(runner, feeds: dict, batch_size: int, batched: bool = True, *, indices=None,
+            float64: bool = False) -> dict[str, np.ndarray]:
+    """Every sample (those at ``indices``) through ``runner``: in batches along the first axis, or one
+    whole feed per sample for a model without a batch axis; float inputs cast to float64 a batch at a
+    time with ``float64``; outputs stacked per name, in the runner's order. Mapped feeds are read a
+    batch at a time and their pages let go after each, so that memory does not grow with the inputs."""
+    from onnxparity.inputs.samples import release_pages
+
+    n = len(next(iter(feeds.values()))) if indices is None else len(indices)
     parts: dict[str, list] = {}
     step = batch_size if batched else 1
     for i in range(0, n, step):
+        rows = slice(i, i + step) if indices is None else np.asarray(indices[i:i + step])
+        batch = {k: np.array(v[rows], np.float64 if float64 and v.dtype.kind == "f" else v.dtype)
+                 for k, v in feeds.items()}
         if batched:
-            out = runner.infer({k: np.array(v[i : i + step]) for k, v in feeds.items()})
+            out = runner.infer(batch)
         else:
-            out = {k: np.asarray(v)[None] for k, v in runner.infer({k: np.array(v[i]) for k, v in feeds.items()}).items()}
+            out = {k: np.asarray(v)[None] for k, v in runner.infer({k: v[0] for k, v in batch.items()}).items()}
         for name, value in out.items():
             parts.setdefault(name, []).append(np.asarray(value))
+        release_pages(*feeds.values())
     return {name: np.concatenate(values) for name, values in parts.items()}
 
 
-def float64_truth(runner, feeds: dict, batch_size: int, batched: bool, outputs32: dict) -> dict:
+def float64_truth(runner, feeds: dict, batch_size: int, batched: bool, outputs32: dict, indices=None) -> dict:
     """The reference run again in float64 (float inputs cast, integer inputs as they are), the
     calibrated verdict's truth: ``{"truth": outputs, "truth_seconds": s}``, or ``{"truth_reason":
     why}`` where the model cannot run in float64 (no float64 copy, an op without a float64 kernel,
@@ -132,9 +140,8 @@ def float64_truth(runner, feeds: dict, batch_size: int, batched: bool, outputs32
     started = time.perf_counter()
     if not hasattr(runner, "float64"):
         return {"truth_reason": f"{type(runner).__name__} has no float64 run"}
-    wide = {k: v.astype(np.float64) if v.dtype.kind == "f" else v for k, v in feeds.items()}
     try:
-        truth = run_all(runner.float64(), wide, batch_size, batched)
+        truth = run_all(runner.float64(), feeds, batch_size, batched, indices=indices, float64=True)
     except Exception as exc:  # any framework error: no truth, and why
         return {"truth_reason": f"the float64 run failed: {first_line(exc)}"}
     narrow = [name for name, a in truth.items() if np.asarray(outputs32.get(name, a)).dtype.kind == "f"

@@ -23,9 +23,6 @@ from __future__ import annotations
 import resource
 import sys
 import tempfile
-from pathlib import Path
-
-import numpy as np
 
 from onnxparity import _process
 from onnxparity.errors import InputError, WorkerError, first_line
@@ -43,11 +40,11 @@ def peak_rss_mb() -> float:
 
 def _write_feeds(arrays: dict, folder: str) -> dict[str, str]:
     """Inputs that came from another node, as files here (what parity's worker opens)."""
-    paths = {}
-    for i, (name, array) in enumerate(arrays.items()):
-        paths[name] = str(Path(folder) / f"{i}.npy")
-        np.save(paths[name], array)
-    return paths
+    from onnxparity.inputs import Inputs, prepare
+    from onnxparity.inputs.samples import GIVEN, unlabelled
+
+    n = len(next(iter(arrays.values())))
+    return prepare(Inputs(unlabelled(n), (GIVEN,) * n, "another Ray node", arrays=arrays), None, folder)
 
 
 class WarmWorker:
