@@ -126,7 +126,10 @@ def scratch_array(shape: tuple[int, ...], dtype):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         f = tempfile.TemporaryFile(prefix="onnxparity-samples-", dir=folder)
         with f:
-            os.posix_fallocate(f.fileno(), 0, nbytes)
+            if hasattr(os, "posix_fallocate"):
+                os.posix_fallocate(f.fileno(), 0, nbytes)
+            else:  # macOS, Windows: a sparse file, the free space checked above
+                f.truncate(nbytes)
             return np.memmap(f, dtype, "r+", shape=tuple(shape))  # the mapping keeps the file open
     except OSError as exc:
         if exc.errno not in NO_ROOM:

@@ -126,5 +126,5 @@ def release_pages(*arrays) -> None:
         while isinstance(array, np.ndarray) and not isinstance(array, np.memmap):
             array = array.base
         mapping = getattr(array, "_mmap", None)  # NumPy's own handle on the mapping
-        if mapping is not None and array.mode != "c":  # a shared mapping: nothing written is lost
+        if mapping is not None and array.mode != "c" and hasattr(mapping, "madvise"):  # shared: nothing is lost
             mapping.madvise(mmap.MADV_DONTNEED)
