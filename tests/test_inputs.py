@@ -407,6 +407,16 @@ def test_large_given_arrays_are_read_cast_and_prepared_a_block_at_a_time(tmp_pat
         with zipfile.ZipFile(tmp_path / "short.npz", "w") as z:  # a header promising more rows than it holds
             z.writestr("x.npy", _npy_bytes(x)[:-8])
         load_given(tmp_path / "short.npz", ONE, None)
+    split = calibration_split(None, TWO, input_files=[str(tmp_path / "big.npz")])
+    assert _on_disk(split.calibration["x"]) and _on_disk(split.held_out["ids"])
+    assert [len(b["x"]) for b in split.batches("held_out", 64)] == [64] + [16]
+    from onnxparity.inputs import samples
+
+    samples.SPILL_BYTES = 2**30  # (monkeypatched: restored after the test) the same split held in memory
+    whole = calibration_split(None, TWO, input_files=[str(tmp_path / "big.npz")])
+    assert not _on_disk(whole.calibration["x"]) and whole.fingerprint() == split.fingerprint()
+    for name in ("x", "ids"):
+        assert np.array_equal(whole.held_out[name], split.held_out[name])
     assert not any(small_blocks.iterdir())  # the spilled samples left no file behind
 
 

@@ -16,7 +16,7 @@ from onnxparity.inputs.choose import choose, default_inputs, fixed_batch, model_
 from onnxparity.inputs.digits import load_digits_inputs
 from onnxparity.inputs.feeding import feeds, open_feeds, prepare
 from onnxparity.inputs.files import load_given
-from onnxparity.inputs.samples import Inputs
+from onnxparity.inputs.samples import Inputs, release_pages
 from onnxparity.inputs.split import CALIBRATION_SIZE, CalibrationSplit, calibration_split
 from onnxparity.inputs.synthetic import DEFAULT_SAMPLES, sample_shapes, seeded_normal, synthesize
 from onnxparity.inputs.testdata import load_reference
@@ -24,5 +24,5 @@ from onnxparity.inputs.testdata import load_reference
 __all__ = [
     "CALIBRATION_SIZE", "DEFAULT_SAMPLES", "CalibrationSplit", "Inputs", "calibration_split", "choose",
     "default_inputs", "feeds", "fixed_batch", "model_batch", "load_digits_inputs", "load_given", "load_reference", "open_feeds",
-    "prepare", "sample_shapes", "seeded_normal", "single_batch", "synthesize",
+    "prepare", "release_pages", "sample_shapes", "seeded_normal", "single_batch", "synthesize",
 ]

@@ -109,6 +109,14 @@ def rows_array(shape: tuple[int, ...], dtype) -> np.ndarray:
     return scratch_array(shape, dtype)
 
 
+def take_rows(array: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``array[index]`` along the first axis, copied a block at a time into a :func:`rows_array`."""
+    out = rows_array((len(index), *array.shape[1:]), array.dtype)
+    for rows in row_blocks(len(index), array[:1].nbytes, release=(array, out)):
+        out[rows] = array[index[rows]]
+    return out
+
+
 def row_blocks(n: int, row_bytes: int, release: tuple = ()) -> Iterator[slice]:
     """Slices over ``n`` rows of ``row_bytes`` each, about :data:`BLOCK_BYTES` a slice; after each
     block, the pages of the disk-backed arrays in ``release`` are let go (:func:`release_pages`)."""

@@ -19,7 +19,7 @@ from onnxparity.errors import InputError
 from onnxparity.inputs.digits import load_digits_inputs
 from onnxparity.inputs.feeding import feeds
 from onnxparity.inputs.files import load_arrays
-from onnxparity.inputs.samples import DIGIT, Inputs, hash_arrays
+from onnxparity.inputs.samples import DIGIT, Inputs, hash_arrays, release_pages, take_rows
 from onnxparity.signature import Signature
 from onnxparity.spec import ModelSpec
 
@@ -60,6 +60,7 @@ class CalibrationSplit:
         n = len(next(iter(part.values())))
         for i in range(0, n, batch):
             yield {k: v[i:i + batch] for k, v in part.items()}
+            release_pages(*part.values())  # parts on disk: one batch held, not all read so far
 
 
 def calibration_split(spec: ModelSpec | None, signature: Signature, *, data: str | None = None,
@@ -124,13 +125,13 @@ def _from_files(files: list[str], signature: Signature, calibration_size: int) -
         n_held = max(1, int(round(n * HELD_OUT_FRACTION)))
         held_idx, rest = np.sort(order[:n_held]), np.sort(order[n_held:])
         cal_idx = rest[_sample(len(rest), calibration_size)]
-        held = {k: v[held_idx] for k, v in arrays.items()}
+        held = {k: take_rows(v, held_idx) for k, v in arrays.items()}
         held_labels = None if labels is None else labels[held_idx]
         cal_source = f"{len(cal_idx)} samples of {files[0]} (seeded split)"
         held_source = f"{len(held_idx)} other samples of {files[0]}"
     n_held = len(next(iter(held.values())))
     if n_held == 0 or len(cal_idx) == 0:
         raise InputError("no samples to calibrate on or to judge with")
-    calibration = {k: v[cal_idx] for k, v in arrays.items()}
+    calibration = {k: take_rows(v, cal_idx) for k, v in arrays.items()}
     return CalibrationSplit(calibration, held, held_labels, cal_source, f"{n_held} samples of {held_source}"
                             if len(files) == 2 else held_source)

@@ -27,7 +27,7 @@ from onnxparity.backends import reference_for
 from onnxparity.compare import CONVERT_TOLERANCE
 from onnxparity.compare import streaming as stats
 from onnxparity.errors import InputError, OnnxParityError
-from onnxparity.inputs import model_batch
+from onnxparity.inputs import model_batch, release_pages
 from onnxparity.locate.report import table, write_html
 from onnxparity.locate.result import LayerResult, LocateResult
 
@@ -100,6 +100,7 @@ def locate(original, onnx, *, data: str | None = None, n: int | None = None, inp
         for start in range(0, count, batch_size):
             xb = {k: v[start:start + batch_size] for k, v in x.items()}
             run.batch(xb, worker.call("run", xb, run.wanted()), start)
+            release_pages(*x.values())  # inputs on disk: hold one batch of them, not all read so far
     what = {"source": source, "n": count, "batch_size": batch_size, **({"provider": provider} if provider else {})}
     result = run.result(str(original or onnx), str(onnx), what, round(time.perf_counter() - started, 2))
     if json_path:

@@ -111,7 +111,7 @@ def run_all(runner, feeds: dict, batch_size: int, batched: bool = True, *, indic
     whole feed per sample for a model without a batch axis; float inputs cast to float64 a batch at a
     time with ``float64``; outputs stacked per name, in the runner's order. Mapped feeds are read a
     batch at a time and their pages let go after each, so that memory does not grow with the inputs."""
-    from onnxparity.inputs.samples import release_pages
+    from onnxparity.inputs import release_pages
 
     n = len(next(iter(feeds.values()))) if indices is None else len(indices)
     parts: dict[str, list] = {}
