@@ -149,3 +149,74 @@ def test_recorded_imports_need_the_users_word(monkeypatch):
     for bad, why in (("os.path:join", "not a module name"), ("no_such_module_here", "no such module")):
         with pytest.raises(InputError, match=why):
             _process.request_imports([bad])
+
+
+# -- an ExportedProgram (.pt2) whose members need the full unpickler ------------------------------------
+class _Touch:
+    """A pickle that creates a file when loaded: what an attacker's payload would do."""
+
+    def __init__(self, victim: Path):
+        self.victim = str(victim)
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.victim}",)
+
+
+def _program_with(tmp_path: Path, replace) -> Path:
+    """A real .pt2 of a small module, one of its members replaced by ``replace(name, bytes)``."""
+    import io
+    import zipfile
+
+    import torch
+
+    torch.manual_seed(0)
+    program = torch.export.export(torch.nn.Sequential(torch.nn.Linear(3, 2)), (torch.randn(2, 3),))
+    clean = tmp_path / "clean.pt2"
+    torch.export.save(program, str(clean))
+    evil = tmp_path / "evil.pt2"
+    with zipfile.ZipFile(clean) as src, zipfile.ZipFile(evil, "w") as dst:
+        for name in src.namelist():
+            data = replace(name, src.read(name))
+            dst.writestr(name, data)
+    buffer = io.BytesIO()
+    torch.save(_Touch(tmp_path / "PWNED"), buffer)
+    return clean, evil, buffer.getvalue()
+
+
+def test_a_program_whose_members_need_pickled_code_is_refused_unless_trusted(tmp_path):
+    import json
+
+    from onnxparity.models.torch_io import load_program
+
+    payload = {}
+
+    def sample_inputs(name, data):  # torch.export.load falls back to weights_only=False for this member
+        return payload["bytes"] if name.endswith("sample_inputs/model.pt") else data
+
+    victim = tmp_path / "PWNED"
+    clean, evil, payload["bytes"] = _program_with(tmp_path, lambda n, d: d)
+    _, evil, _ = _program_with(tmp_path, sample_inputs)
+    assert load_program(clean).module()(__import__("torch").ones(2, 3)).shape == (2, 2)  # plain tensors load
+    with pytest.raises(InputError, match=r"evil\.pt2: .*sample_inputs/model\.pt holds pickled Python objects"):
+        load_program(evil)
+    assert_one_line_error(onnxparity("convert", evil, "-o", tmp_path / "x.onnx"), "holds pickled Python objects",
+                          "--trust-pickle")
+    assert not victim.exists() and not (tmp_path / "x.onnx").exists()
+    onnxparity("convert", evil, "--trust-pickle", "-o", tmp_path / "x.onnx")  # the user's word: torch unpickles it
+    assert victim.exists()  # (which is what the refusal stood in the way of)
+    victim.unlink()
+
+    def pickled_weight(name, data):  # the archive itself marks a payload for the full unpickler
+        if name.endswith("model_weights_config.json"):
+            config = json.loads(data)
+            for meta in config["config"].values():
+                meta["use_pickle"] = True
+            return json.dumps(config).encode()
+        return data
+
+    _, evil, _ = _program_with(tmp_path, pickled_weight)
+    with pytest.raises(InputError, match=r"model_weights_config\.json \(0\.weight\) holds pickled Python objects"):
+        load_program(evil)
+    assert not victim.exists()

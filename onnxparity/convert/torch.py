@@ -43,7 +43,7 @@ def open_source(model, spec=None, trust: Trust | None = None, trust_pickle: bool
             raise InputError(f"{path}: no such file")
         sha256 = sha256_path(path)
         if path.suffix.lower() == ".pt2":
-            module, declared = _exported_program(path)
+            module, declared = _exported_program(path, trust_pickle)
         else:
             module = load_torch_file(path, recorded[0], trust_pickle, kwargs=recorded[1], trust=trust)
     else:
@@ -126,13 +126,13 @@ def _arrays(out) -> list[np.ndarray]:
     return [t.detach().cpu().numpy() for t in tensors]
 
 
-def _exported_program(path: Path):
+def _exported_program(path: Path, trust_pickle: bool = False):
     """An ExportedProgram's module, and its input shape from the example it was exported with.
 
     A program exported with a fixed batch size has that size baked into its guards and reshapes,
     so it cannot become a file with a dynamic batch axis: refused, saying how to export it.
     """
-    program = load_program(path)
+    program = load_program(path, trust_pickle)
     user_inputs = set(program.graph_signature.user_inputs)
     values = [(n.name, n.meta["val"]) for n in program.graph.nodes
               if n.op == "placeholder" and n.name in user_inputs and "val" in n.meta]

@@ -138,7 +138,7 @@ def load_torch_file(path: str | Path, architecture: str | None = None, trust_pic
     if path.suffix.lower() == ".pt2":
         import torch
 
-        program = load_program(path)
+        program = load_program(path, trust_pickle)
         return torch.export.unflatten(program) if submodules else program.module()
     if is_torchscript(path):
         import torch
@@ -165,9 +165,10 @@ def is_torchscript(path: str | Path) -> bool:
         return False
 
 
-def load_program(path: str | Path):
+def load_program(path: str | Path, trust_pickle: bool = False):
     """An ExportedProgram (``torch.export.load``), after the ``--import`` modules that register the
-    classes its inputs and outputs are made of (a Hugging Face model's outputs: ``--import transformers``)."""
+    classes its inputs and outputs are made of (a Hugging Face model's outputs: ``--import transformers``).
+    A program holding pickled objects is refused unless ``trust_pickle`` (:func:`pickled_member`)."""
     import logging
 
     import torch
@@ -175,6 +176,11 @@ def load_program(path: str | Path):
     import_requested()
     if not Path(path).is_file():
         raise InputError(f"{path}: no such file")
+    member = None if trust_pickle else pickled_member(path)
+    if member is not None:
+        raise InputError(f"{path}: {member} holds pickled Python objects, and loading them runs code from the "
+                         "file; export the program with plain tensors, or convert it with --trust-pickle if you "
+                         "trust it")
     logger, heard = logging.getLogger("torch.export"), []  # torch logs the real cause, then raises a vague error
     handler = logging.Handler(logging.WARNING)
     handler.emit = lambda record: heard.append(str(record.exc_info[1]) if record.exc_info else record.getMessage())
@@ -189,3 +195,34 @@ def load_program(path: str | Path):
         raise InputError(f"{path}: not a loadable ExportedProgram ({why.strip()}){hint}") from None
     finally:
         logger.handlers, logger.propagate = handlers, propagate
+
+
+def pickled_member(path: str | Path) -> str | None:
+    """What in a ``.pt2`` ``torch.export.load`` would unpickle with the full unpickler, which runs code
+    from the file: a payload its archive marks ``use_pickle`` (tensor subclasses, custom and opaque
+    objects), or a ``.pt`` member that ``weights_only`` loading refuses (torch then falls back to the full
+    one). None when everything in it is plain tensors (or it is no zip: ``torch.export.load`` says why)."""
+    import io
+    import json
+
+    import torch
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            for name in z.namelist():
+                if name.endswith("_config.json") and "/data/" in name:
+                    try:
+                        config = json.loads(z.read(name)).get("config", {})
+                    except (ValueError, AttributeError):
+                        return name
+                    pickled = [fqn for fqn, meta in config.items() if not isinstance(meta, dict) or meta.get("use_pickle")]
+                    if pickled:
+                        return f"{name} ({pickled[0]})"
+                elif name.endswith(".pt"):
+                    try:
+                        torch.load(io.BytesIO(z.read(name)), map_location="cpu", weights_only=True)
+                    except Exception:  # noqa: BLE001 - whatever refuses it, torch would retry without weights_only
+                        return name
+    except (zipfile.BadZipFile, OSError):
+        return None
+    return None
