@@ -50,12 +50,15 @@ _PACKAGE_ROOT = str(Path(__file__).resolve().parents[1])
 _IMPORTS: list[str] = []
 
 
-def request_imports(modules) -> None:
+def request_imports(modules, *, only: bool = False) -> None:
     """Have every model loaded from now on, here and in the workers, loaded after ``modules`` are
     imported (a custom Keras layer's module, the package that registers an ExportedProgram's classes).
-    A name that is no module is a one-line error now, before any work."""
+    A name that is no module is a one-line error now, before any work. ``only``: these and no others
+    (a process that serves one run after another, as Ray's workers do, keeps no earlier run's word)."""
     import importlib.util
 
+    if only:
+        _IMPORTS.clear()
     for module in modules or ():
         if module in _IMPORTS:
             continue

@@ -420,3 +420,27 @@ def test_cli_exit_codes_json_and_sigterm(cluster, models, keras_checkpoint, tmp_
     assert [(m["name"], m["status"]) for m in saved["models"]] == [("foreign", "passed"), ("keras_cnn", "cancelled")]
     wait_for(lambda: not set(worker_names()) - before, timeout=30)  # the warm workers ended with the zoo
     wait_for(lambda: not [p for p in descendants(os.getpid()) if "_child_main" in cmdline(p)], timeout=30)
+
+
+def test_import_reaches_the_model_tasks_and_warm_workers(cluster, tmp_path, capsys):
+    """--import MODULE (the module that registers an ExportedProgram's output class) is imported in
+    the Ray task that checks each model and in the warm framework processes, as check does it; without
+    it the entry is refused before any work, naming its line."""
+    program, onnx_file = tmp_path / "tagger.pt2", tmp_path / "tagger.onnx"
+    _process.call("tests.torch_models:save_tagger_program", program, name="export the tagger")
+    converted = onnxparity("convert", program, "-o", onnx_file, "--import", "tests.torch_models")
+    assert converted.returncode == 0, converted.stderr
+    manifest = tmp_path / "zoo.toml"
+    manifest.write_text(f'[defaults]\nproviders = "cpu"\nn = 8\n\n[[model]]\nname = "tagger"\n'
+                        f'original = "{program}"\nonnx = "{onnx_file}"\n')
+    try:
+        assert main(["zoo", str(manifest), "--out", str(tmp_path / "with"), "--import", "tests.torch_models",
+                     "--json"]) == 0, capsys.readouterr()
+        (model,) = json.loads(capsys.readouterr().out)["models"]
+        assert model["status"] == "passed"
+    finally:
+        _process.request_imports((), only=True)  # this process's word ends with the run
+    assert main(["zoo", str(manifest), "--out", str(tmp_path / "without")]) == 2  # refused before any work
+    err = capsys.readouterr().err
+    assert err.startswith(f"onnxparity: error: {manifest}:5: model 'tagger': ") and err.count("\n") == 1
+    assert "asks to import tests.torch_models" in err

@@ -18,7 +18,7 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-from onnxparity import _signals, progress
+from onnxparity import _process, _signals, progress
 from onnxparity.errors import InputError, OnnxParityError, first_line
 from onnxparity.zoo import cluster
 from onnxparity.zoo.manifest import Entry
@@ -114,9 +114,10 @@ def placeable(entries: list[Entry], facts: dict) -> None:
                              + ", ".join(f"{v:g} {k}" for k, v in needs.items()))
 
 
-def check_model(entry: Entry, registry, no_gpu: str | None) -> dict:
+def check_model(entry: Entry, registry, no_gpu: str | None, imports: tuple[str, ...] = ()) -> dict:
     """One model's matrix, as a Ray task: ``check`` with each backend on a warm worker. A failure
-    is a result; only a lost task is run again (by Ray)."""
+    is a result; only a lost task is run again (by Ray). ``imports``: the zoo's ``--import`` modules,
+    imported here before any model loads, as in the driver."""
     import ray
 
     from onnxparity.parity import check
@@ -126,6 +127,7 @@ def check_model(entry: Entry, registry, no_gpu: str | None) -> dict:
     with tempfile.TemporaryDirectory(prefix="onnxparity-zoo-") as tmp:
         page = Path(tmp) / "page.html"
         try:
+            _process.request_imports(imports, only=True)
             result = check(entry.original, entry.onnx, reference=entry.reference, html_path=page,
                            workers=RayWorkers(registry, entry.name, no_gpu), **entry.options)
         except OnnxParityError as exc:
@@ -151,9 +153,10 @@ def _schedule(entries: list[Entry], runs: dict[str, ModelRun], pages: dict[str, 
     # every CUDA framework of a model fits one GPU: each asks for its share
     cuda_kinds = {b.runner for b in (*ORIGINALS, *onnxruntime_backends(list(NVIDIA_PROVIDERS))) if b.device == "cuda"}
     here = ray.get_runtime_context().get_node_id()
+    imports = _process.requested_imports()  # --import: in the model tasks and the warm workers too
     registry = ray.remote(Registry).options(
         num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False)).remote(
-        uuid.uuid4().hex[:8], worker_models, 1 / len(cuda_kinds), gpus)
+        uuid.uuid4().hex[:8], worker_models, 1 / len(cuda_kinds), gpus, imports)
     no_gpu = None if gpus else "no node of the Ray cluster has a GPU"
     task = ray.remote(check_model)
     queued, flying = list(entries), {}
@@ -166,7 +169,7 @@ def _schedule(entries: list[Entry], runs: dict[str, ModelRun], pages: dict[str, 
                     while queued and len(flying) < limit:
                         e = queued.pop(0)
                         flying[task.options(num_cpus=1, resources=e.resources or None, max_retries=RETRIES,
-                                            retry_exceptions=False).remote(e, registry, no_gpu)] = e
+                                            retry_exceptions=False).remote(e, registry, no_gpu, imports)] = e
                         bar.note(f"{len(runs)} done, {len(flying)} running, {len(queued)} queued")
                     ready, _ = ray.wait(list(flying), num_returns=len(flying), timeout=0)
                     for ref in ready:

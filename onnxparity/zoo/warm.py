@@ -50,8 +50,10 @@ def _write_feeds(arrays: dict, folder: str) -> dict[str, str]:
 class WarmWorker:
     """One framework on one device, kept loaded: a Ray actor holding the framework's process."""
 
-    def __init__(self, runner: str, device: str, max_models: int = WORKER_MODELS):
+    def __init__(self, runner: str, device: str, max_models: int = WORKER_MODELS, imports: tuple[str, ...] = ()):
         import ray
+
+        _process.request_imports(imports, only=True)  # handed on to the framework processes it starts
 
         self.kind = f"{runner}:{device}"
         self.node = ray.get_runtime_context().get_node_id()
@@ -130,8 +132,9 @@ class Registry:
     The workers are this actor's own, so they end with it (and it with the zoo's driver)."""
 
     def __init__(self, run_id: str, max_models: int = WORKER_MODELS, gpu_share: float = 1.0,
-                 gpu_nodes: tuple[str, ...] = ()):
+                 gpu_nodes: tuple[str, ...] = (), imports: tuple[str, ...] = ()):
         self.run_id, self.max_models, self.gpu_share, self.gpu_nodes = run_id, max_models, gpu_share, gpu_nodes
+        self.imports = imports  # the zoo's --import modules, for every warm worker
         self.workers: dict[tuple[str, str, str], object] = {}
         self.turn = 0  # round robin over the GPU nodes
 
@@ -151,7 +154,8 @@ class Registry:
                            scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=True))
             if device == "cuda":
                 options["num_gpus"] = self.gpu_share
-            self.workers[key] = ray.remote(WarmWorker).options(**options).remote(runner, device, self.max_models)
+            self.workers[key] = ray.remote(WarmWorker).options(**options).remote(
+                runner, device, self.max_models, self.imports)
         return self.workers[key], node
 
     def stats(self) -> list[dict]:
