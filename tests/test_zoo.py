@@ -444,3 +444,16 @@ def test_import_reaches_the_model_tasks_and_warm_workers(cluster, tmp_path, caps
     err = capsys.readouterr().err
     assert err.startswith(f"onnxparity: error: {manifest}:5: model 'tagger': ") and err.count("\n") == 1
     assert "asks to import tests.torch_models" in err
+
+
+def test_max_memory_stops_a_warm_worker_past_it(cluster, models, tmp_path, capsys):
+    """A model's --max-memory holds in the zoo too: the warm process that runs its backend is stopped
+    past it and reported so; a model without it, next, gets a fresh process and passes."""
+    one = f'onnx = "{models}/foreign.onnx"\nreference = "{models}/foreign.npz"\n'
+    manifest = tmp_path / "zoo.toml"
+    manifest.write_text(f'[defaults]\nproviders = "cpu"\n\n[[model]]\nname = "tight"\nmax_memory = "20M"\n{one}\n'
+                        f'[[model]]\nname = "free"\n{one}')
+    assert main(["zoo", str(manifest), "--out", str(tmp_path / "out"), "--json", "--jobs", "1"]) == 1
+    tight, free = json.loads(capsys.readouterr().out)["models"]
+    assert tight["status"] != "passed" and "over --max-memory 20 MiB" in tight["reason"], tight
+    assert free["status"] == "passed", free

@@ -129,7 +129,8 @@ def check_model(entry: Entry, registry, no_gpu: str | None, imports: tuple[str, 
         try:
             _process.request_imports(imports, only=True)
             result = check(entry.original, entry.onnx, reference=entry.reference, html_path=page,
-                           workers=RayWorkers(registry, entry.name, no_gpu), **entry.options)
+                           workers=RayWorkers(registry, entry.name, no_gpu, entry.options.get("max_memory")),
+                           **entry.options)
         except OnnxParityError as exc:
             return {"status": "error", "reason": str(exc), "node": node,
                     "seconds": round(time.perf_counter() - started, 2)}

@@ -65,10 +65,13 @@ class WarmWorker:
         self.counts = {"processes": 0, "calls": 0, "ended_early": 0}  # ended early: crashed or timed out
         self.peak_mb: float | None = None  # of the framework processes that could still be asked
 
-    def run(self, model: str, backend, payload: dict, env: dict, timeout: float, origin: str, feeds) -> tuple:
+    def run(self, model: str, backend, payload: dict, env: dict, timeout: float, origin: str, feeds,
+            max_memory: int | None = None) -> tuple:
         """One backend's job (parity's worker payload) in the warm process: ``(status, payload, tail)``
         with status "ok" (payload: the worker's answer), "input-error" or "error" (its message).
-        ``feeds``: the inputs as arrays, where the model's task runs on another node (``origin``)."""
+        ``feeds``: the inputs as arrays, where the model's task runs on another node (``origin``).
+        ``max_memory``: the model's ``--max-memory``, the resident bytes past which the process is
+        stopped during this call."""
         self.counts["calls"] += 1
         if backend.device != "cpu":  # planned on the model's node; whether it can run is known here
             why = backend.unavailable(True)
@@ -78,6 +81,7 @@ class WarmWorker:
             if origin != self.node and feeds is not None:  # prepared on the model's node; Ray brought them here
                 payload = dict(payload, inputs=_write_feeds(feeds, tmp))
             service = self._service(env, model)
+            service.memory.limit = max_memory  # this model's limit, for this call
             try:
                 answer = service.call("call", BACKEND_WORKER, payload, timeout=timeout)
             except InputError as exc:
@@ -198,10 +202,10 @@ class RayWorkers:
     """The ``workers`` of one model's matrix in the zoo (as :class:`onnxparity.parity.matrix.LocalWorkers`):
     every backend on the cluster's warm worker for its framework and device."""
 
-    def __init__(self, registry, model: str, no_gpu: str | None):
+    def __init__(self, registry, model: str, no_gpu: str | None, max_memory: int | None = None):
         import ray
 
-        self.registry, self.model, self.no_gpu = registry, model, no_gpu
+        self.registry, self.model, self.no_gpu, self.max_memory = registry, model, no_gpu, max_memory
         self.node = ray.get_runtime_context().get_node_id()
         self.shipped: dict[tuple, object] = {}
 
@@ -231,5 +235,5 @@ class RayWorkers:
             if key not in self.shipped:
                 self.shipped[key] = ray.put(open_feeds(payload["inputs"]))
             feeds = self.shipped[key]
-        ref = worker.run.remote(self.model, job.backend, payload, job.env, timeout, self.node, feeds)
+        ref = worker.run.remote(self.model, job.backend, payload, job.env, timeout, self.node, feeds, self.max_memory)
         return RemoteJob(ref, f"{job.model} {job.label}")
