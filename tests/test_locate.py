@@ -219,3 +219,16 @@ def test_layout_candidates_undo_channels_last_and_flatten_order():
     assert by_data and np.array_equal(chosen.to_onnx(flat_hwc), flat_chw)
     assert [o.name for o in layout.candidates([60], [60], [3, 4, 5], channels_last=False)] == ["same"]
     assert layout.candidates([3, 4], [5, 6], None, channels_last=False) == []
+
+
+def test_the_batch_is_lowered_where_one_of_every_layers_output_would_be_too_large():
+    """By default a batch of 32, fewer where one batch of every layer's output passes the budget
+    (an efficientnet_b0 at 224 px held 5.9 GB at 32); a --batch-size given is kept (locate's own tests
+    pass it)."""
+    from onnxparity.locate.run import BATCH_SIZE, LAYERS_BUDGET, fitting_batch
+
+    small = [{"shape": [10, 24, 24]}, {"shape": [50]}, {"shape": [10]}]
+    assert fitting_batch(small) == BATCH_SIZE
+    wide = [{"shape": [32, 112, 112]}] * 21 + [{"shape": [None, 7]}]  # 32 MiB a sample
+    assert fitting_batch(wide) == LAYERS_BUDGET // (4 * (21 * 32 * 112 * 112 + 7)) == 31
+    assert fitting_batch(wide * 40) == 1 and fitting_batch([]) == BATCH_SIZE

@@ -29,7 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                                          "name")
     source.add_argument("--data", help="digits (an IDX folder or mnist.npz; default: the bundled held-out digits)")
     p.add_argument("--n", type=int, help="only the first N inputs (default 64)")
-    p.add_argument("--batch-size", type=int, default=32, help="inputs per batch (default 32); memory holds one batch")
+    p.add_argument("--batch-size", type=int, help="inputs per batch (default 32, fewer where one batch of every "
+                                                 "layer's output would pass 1 GiB); memory holds one batch")
     p.add_argument("--atol", type=float, default=1e-4, help="absolute tolerance, times max(1, the layer's peak |value|)")
     p.add_argument("--rtol", type=float, default=1e-3, help="relative tolerance")
     p.add_argument("--max-memory", type=_args.memory_size, metavar="SIZE",

@@ -57,7 +57,8 @@ def table(result: LocateResult) -> str:
     for item in result.not_in_onnx:
         lines.append(f"no node  {item['original_layer']} ({item['kind']}): {item['reason']}")
     s = result.inputs
-    lines.append(f"inputs: {s['source']}, batches of {s['batch_size']}; tolerance atol {result.tolerance['atol']:g} "
+    lowered = f" ({s['batch_size_lowered']})" if s.get("batch_size_lowered") else ""
+    lines.append(f"inputs: {s['source']}, batches of {s['batch_size']}{lowered}; tolerance atol {result.tolerance['atol']:g} "
                  f"x max(1, peak |value|) + rtol {result.tolerance['rtol']:g}; {result.seconds:.1f} s")
     if first:
         lines.append(f"first divergence ({first['mode']}): {first['original_layer']}"

@@ -12,6 +12,7 @@ parity check failed.
 from __future__ import annotations
 
 import logging
+import math
 import tempfile
 import time
 from datetime import datetime, timezone
@@ -34,14 +35,15 @@ from onnxparity.locate.result import LayerResult, LocateResult
 log = logging.getLogger(__name__)
 
 ATOL, RTOL = CONVERT_TOLERANCE.atol, CONVERT_TOLERANCE.rtol  # atol scales with each layer's peak |value|
-BATCH_SIZE = 32
+BATCH_SIZE = 32  # inputs per batch, unless one batch of every layer's output would pass LAYERS_BUDGET
+LAYERS_BUDGET = 1 << 30  # bytes of layer outputs one batch may hold (float32), when --batch-size is not given
 WORKERS = {"keras": "onnxparity.locate.capture_keras:KerasCapture",
            "torch": "onnxparity.locate.capture_torch:TorchCapture",
            "onnx": "onnxparity.locate.capture_onnx:OnnxCapture"}
 
 
 def locate(original, onnx, *, data: str | None = None, n: int | None = None, inputs=None,
-           batch_size: int = BATCH_SIZE, atol: float = ATOL, rtol: float = RTOL, json_path=None, html_path=None,
+           batch_size: int | None = None, atol: float = ATOL, rtol: float = RTOL, json_path=None, html_path=None,
            timeout: float = 600, torch_class: str | None = None, torch_kwargs: dict | None = None,
            trust_recorded: bool = False, spec=None, input_shapes=None, int_range=None, input_roles=None,
            provider: str | None = None, max_memory: int | None = None) -> LocateResult:
@@ -55,7 +57,8 @@ def locate(original, onnx, *, data: str | None = None, n: int | None = None, inp
     ``n`` of them (64 by default). ``torch_class`` and ``torch_kwargs`` rebuild a state dict; a recorded
     class or import only as :mod:`onnxparity.trust` allows. ``original`` may be a live ``keras.Model`` or
     ``torch.nn.Module`` (:mod:`onnxparity.models.live`). ``max_memory``: resident bytes the original's
-    worker may hold (stopped and reported past it).
+    worker may hold (stopped and reported past it). ``batch_size``: inputs per batch; by default
+    :data:`BATCH_SIZE`, fewer where one batch of every layer's output would pass :data:`LAYERS_BUDGET`.
     """
     from onnxparity.models.live import live_framework, save_live
     from onnxparity.trust import Trust
@@ -71,7 +74,7 @@ def locate(original, onnx, *, data: str | None = None, n: int | None = None, inp
                           input_roles=input_roles, provider=provider, max_memory=max_memory)
     trust = Trust(torch_class, torch_kwargs, trust_recorded)
     started = time.perf_counter()
-    if batch_size < 1:
+    if batch_size is not None and batch_size < 1:
         raise InputError("--batch-size must be at least 1")
     framework, weights, spec, signature = _original(original, onnx, trust, spec, input_shapes)
     g = onnx_graph.load(onnx)
@@ -97,17 +100,28 @@ def locate(original, onnx, *, data: str | None = None, n: int | None = None, inp
                              "tf2onnx's scopes, the torch.onnx exporters' names and metadata, and tensor names "
                              "shared by two ONNX files")
         run = _Run(g, records, rows, empty, framework, Path(tmp), atol, rtol, provider)
+        lowered = batch_size is None and fitting_batch(records) < BATCH_SIZE  # the layers' outputs are large
+        batch_size = batch_size or fitting_batch(records)
         for start in range(0, count, batch_size):
             xb = {k: v[start:start + batch_size] for k, v in x.items()}
             run.batch(xb, worker.call("run", xb, run.wanted()), start)
             release_pages(*x.values())  # inputs on disk: hold one batch of them, not all read so far
-    what = {"source": source, "n": count, "batch_size": batch_size, **({"provider": provider} if provider else {})}
+    what = {"source": source, "n": count, "batch_size": batch_size, **({"provider": provider} if provider else {}),
+            **({"batch_size_lowered": f"from {BATCH_SIZE}, to hold one batch of every layer's output within "
+                                      f"{LAYERS_BUDGET >> 20} MiB"} if lowered else {})}
     result = run.result(str(original or onnx), str(onnx), what, round(time.perf_counter() - started, 2))
     if json_path:
         result.save(json_path)
     if html_path:
         write_html(html_path, result)
     return result
+
+
+def fitting_batch(records: list[dict], budget: int = LAYERS_BUDGET) -> int:
+    """:data:`BATCH_SIZE`, or fewer inputs where one batch of every layer's output (float32, from the
+    shapes the probe batch gave) would hold more than ``budget`` bytes; at least 1."""
+    per_sample = 4 * sum(math.prod(d for d in rec.get("shape") or () if d) for rec in records)
+    return max(1, min(BATCH_SIZE, budget // max(1, per_sample)))
 
 
 def locate_failures(parity_result, original, onnx, say=print, **options) -> LocateResult | None:
