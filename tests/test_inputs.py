@@ -441,3 +441,47 @@ def test_samples_that_do_not_fit_on_the_disk_are_one_line_naming_the_folder(tmp_
     assert done.stderr.strip().splitlines()[-1] == (f"onnxparity.errors.OutputError: cannot write 0.37 GiB of "
                                                     f"samples to {tmp_path}: File too large")
     assert not any(tmp_path.iterdir())
+
+
+def test_locates_batch_for_a_model_of_any_inputs(tmp_path):
+    """model_batch (locate's inputs): a one-input float model as single_batch gives it; any other
+    synthesized in each input's domain without edge cases, or the given arrays, the first n."""
+    from onnxparity.inputs import model_batch
+
+    x, source = model_batch(RGB, RGB_INPUT, n=3, seed=1)
+    assert list(x) == ["x"] and x["x"].shape == (3, 3, 8, 8) and source == "3 seeded standard-normal inputs (seed 1)"
+    default, _ = model_batch(RGB, RGB_INPUT)
+    assert len(default["x"]) == 64 and np.array_equal(default["x"][:3], model_batch(RGB, RGB_INPUT, n=3)[0]["x"])
+    sizes = {"ids": (6,)}
+    two, source = model_batch(None, TWO, n=5, input_shapes=sizes, int_range=(2, 4))
+    assert source == "synthesized (5 samples, seed 0)" and two["x"].shape == (5, 3) and two["x"].dtype == np.float32
+    assert two["ids"].shape == (5, 6) and set(np.unique(two["ids"])) <= {2, 3}  # no edge cases: all in range
+    assert len(model_batch(None, TWO, input_shapes=sizes)[0]["x"]) == 64
+    np.savez(tmp_path / "two.npz", x=np.ones((7, 3), np.float32), ids=np.zeros((7, 4), np.int64))
+    given, source = model_batch(None, TWO, given=tmp_path / "two.npz", n=2)
+    assert given["ids"].shape == (2, 4) and source == f"{tmp_path / 'two.npz'} (2 inputs)"
+    assert len(model_batch(None, TWO, given=tmp_path / "two.npz")[0]["x"]) == 7
+    with error("--data holds 28x28 digits; this model takes x, ids: pass --inputs FILE.npz"):
+        model_batch(None, TWO, data="digits")
+    with error("--n must be at least 1"):
+        model_batch(None, TWO, n=0, input_shapes=sizes)
+
+
+def test_npz_members_of_every_layout_read_as_numpy_reads_them(tmp_path, small_blocks):
+    """The block reader takes C-ordered arrays; Fortran order, no axis, no rows or Python objects go
+    through NumPy's own reader (values as NumPy reads them, objects refused)."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((40, 6)).astype(np.float32)
+    np.savez(tmp_path / "f.npz", x=np.asfortranarray(x))
+    six = Signature((TensorSpec("x", "float32", ("batch", 6)),), OUT)
+    assert np.array_equal(load_given(tmp_path / "f.npz", six, None).arrays["x"], x)
+    np.savez(tmp_path / "empty.npz", x=np.zeros((3, 0), np.float32))
+    with error(f"{tmp_path / 'empty.npz'}: x has shape [3, 0]; the model takes [batch, 3]"):
+        load_given(tmp_path / "empty.npz", ONE, None)
+    np.savez(tmp_path / "scalar.npz", x=np.float32(2.0))
+    with error(f"{tmp_path / 'scalar.npz'}: x has shape []; the model takes [batch, 3]"):
+        load_given(tmp_path / "scalar.npz", ONE, None)
+    np.savez(tmp_path / "objects.npz", x=np.array([{"a": 1}] * 40, dtype=object))
+    with error(f"{tmp_path / 'objects.npz'}: not a .npz or .npy file of arrays "
+               "(Object arrays cannot be loaded when allow_pickle=False)"):
+        load_given(tmp_path / "objects.npz", ONE, None)
