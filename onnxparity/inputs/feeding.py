@@ -53,13 +53,13 @@ def prepare(inputs: Inputs, spec: ModelSpec | None, folder: str | Path, *, signa
     row_bytes = (inputs.images[:1].nbytes if inputs.images is not None else
                  sum(np.asarray(a)[:1].nbytes for a in inputs.arrays.values()))
     sources = (inputs.images,) if inputs.images is not None else tuple(inputs.arrays.values())
-    for rows in row_blocks(len(inputs), 2 * row_bytes, release=sources):  # room for a cast or preprocessed copy
+    for rows in row_blocks(len(inputs), 2 * row_bytes):  # room for a cast or preprocessed copy
         for name, array in feeds(inputs.take(rows), spec, signature, pixels_only=pixels_only).items():
             if name not in files:
                 paths[name] = str(target / f"{len(files)}.npy")
                 files[name] = np.lib.format.open_memmap(paths[name], "w+", array.dtype, (len(inputs), *array.shape[1:]))
             files[name][rows] = array
-        release_pages(*files.values())
+        release_pages(*sources, *files.values())
     for array in files.values():
         array.flush()
     index.write_text(json.dumps(paths))

@@ -16,14 +16,7 @@ from typing import Mapping
 import numpy as np
 
 from onnxparity.errors import InputError, first_line
-from onnxparity.inputs.samples import (
-    GIVEN,
-    IMAGE,
-    Inputs,
-    row_blocks,
-    rows_array,
-    unlabelled,
-)
+from onnxparity.inputs.samples import GIVEN, IMAGE, Inputs, row_blocks, rows_array, take_rows, unlabelled
 from onnxparity.signature import Signature
 from onnxparity.spec import ModelSpec
 
@@ -104,15 +97,7 @@ def check_arrays(arrays: Mapping[str, np.ndarray], signature: Signature, what: s
             lo, hi = t.int_range
             raise InputError(f"{what}: {t.name} holds ids from {a.min()} to {a.max()}, outside the {hi - lo} rows "
                              f"[{lo}, {hi}) of the table the model indexes with them")
-        out[t.name] = a if a.dtype == t.dtype and a.flags.c_contiguous else _cast(a, t.dtype)
-    return out
-
-
-def _cast(a: np.ndarray, dtype) -> np.ndarray:
-    """``a`` as a C-ordered array of ``dtype``, copied a block of rows at a time (large ones on disk)."""
-    out = rows_array(a.shape, dtype)
-    for rows in row_blocks(len(a), out[:1].nbytes + a[:1].nbytes, release=(out, a)):
-        out[rows] = a[rows]
+        out[t.name] = a if a.dtype == t.dtype and a.flags.c_contiguous else take_rows(a, dtype=t.dtype)
     return out
 
 

@@ -109,11 +109,13 @@ def rows_array(shape: tuple[int, ...], dtype) -> np.ndarray:
     return scratch_array(shape, dtype)
 
 
-def take_rows(array: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """``array[index]`` along the first axis, copied a block at a time into a :func:`rows_array`."""
-    out = rows_array((len(index), *array.shape[1:]), array.dtype)
-    for rows in row_blocks(len(index), array[:1].nbytes, release=(array, out)):
-        out[rows] = array[index[rows]]
+def take_rows(array: np.ndarray, index: np.ndarray | None = None, dtype=None) -> np.ndarray:
+    """``array[index]`` along the first axis (every row by default), as a C-ordered array of ``dtype``
+    (``array``'s by default), copied a block at a time into a :func:`rows_array`."""
+    n = len(array) if index is None else len(index)
+    out = rows_array((n, *array.shape[1:]), array.dtype if dtype is None else dtype)
+    for rows in row_blocks(n, out[:1].nbytes + array[:1].nbytes, release=(array, out)):
+        out[rows] = array[rows if index is None else index[rows]]
     return out
 
 

@@ -100,8 +100,9 @@ def locate(original, onnx, *, data: str | None = None, n: int | None = None, inp
                              "tf2onnx's scopes, the torch.onnx exporters' names and metadata, and tensor names "
                              "shared by two ONNX files")
         run = _Run(g, records, rows, empty, framework, Path(tmp), atol, rtol, provider)
-        lowered = batch_size is None and fitting_batch(records) < BATCH_SIZE  # the layers' outputs are large
-        batch_size = batch_size or fitting_batch(records)
+        fitted = fitting_batch(records)
+        lowered = batch_size is None and fitted < BATCH_SIZE  # the layers' outputs are large
+        batch_size = batch_size or fitted
         for start in range(0, count, batch_size):
             xb = {k: v[start:start + batch_size] for k, v in x.items()}
             run.batch(xb, worker.call("run", xb, run.wanted()), start)
